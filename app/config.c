@@ -1,0 +1,179 @@
+/*
+ * The config key table: name, type, offset into struct config, default.
+ * Each key may come from the file and be overridden by PAY_<NAME> in the
+ * environment. Unknown keys and bad values are start-up errors.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum ktype { K_STR, K_INT, K_OCTAL };
+
+struct key {
+    const char *name;
+    enum ktype  type;
+    size_t      off;
+    const char *def;
+    long        min, max;
+};
+
+#define S(name, def)             {#name, K_STR, offsetof(struct config, name), def, 0, 0}
+#define I(name, def, lo, hi)     {#name, K_INT, offsetof(struct config, name), def, lo, hi}
+
+/*  key                        default                     range            */
+static const struct key keys[] = {
+    S(socket,                  "/run/pay-api/fcgi.sock"),
+    {"socket_mode", K_OCTAL, offsetof(struct config, socket_mode), "0660", 0, 0777},
+    I(workers,                 "0",                        0, 256),
+    I(max_requests,            "0",                        0, 1000000000),
+    I(shutdown_grace,          "10",                       1, 600),
+    S(db_host,                 "localhost"),
+    I(db_port,                 "3306",                     1, 65535),
+    S(db_socket,               ""),
+    S(db_user,                 "pay"),
+    S(db_password,             ""),
+    S(db_name,                 "pay"),
+    I(db_timeout,              "10",                       1, 3600),
+    I(db_lock_wait,            "5",                        1, 3600),
+    S(jwt_alg,                 "HS256"),
+    S(jwt_secret,              ""),
+    S(jwt_secret_file,         ""),
+    S(jwt_public_key_file,     ""),
+    S(jwt_private_key_file,    ""),
+    S(jwt_issuer,              ""),
+    S(jwt_audience,            ""),
+    S(public_base_url,         "http://127.0.0.1:8080"),
+    S(log_level,               "info"),
+    S(log_file,                ""),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int
+set(struct config *c, const struct key *k, const char *v, const char *where,
+    char *err, size_t errlen)
+{
+    char *slot = (char *)c + k->off;
+    if (k->type == K_STR) {
+        char *dup = strdup(v);
+        if (dup == NULL)
+            return -1;
+        *(const char **)slot = dup;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, k->type == K_OCTAL ? 8 : 10);
+    if (errno || end == v || *end != '\0' || n < k->min || n > k->max) {
+        snprintf(err, errlen, "%s: %s must be %s between %ld and %ld (got \"%.40s\")",
+                 where, k->name, k->type == K_OCTAL ? "an octal mode" : "an integer",
+                 k->min, k->max, v);
+        return -1;
+    }
+    *(int *)slot = (int)n;
+    return 0;
+}
+
+static const struct key *
+find(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static char *
+trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int
+load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1024], where[300];
+    int  lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s: expected key = value", where);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char            *name = trim(s), *value = trim(eq + 1);
+        const struct key *k = find(name);
+        if (k == NULL) {
+            snprintf(err, errlen, "%s: unknown key \"%.60s\"", where, name);
+            rc = -1;
+            break;
+        }
+        rc = set(c, k, value, where, err, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < NKEYS; i++)
+        if (set(c, &keys[i], keys[i].def, "default", err, errlen) != 0)
+            return -1;
+    if (path != NULL && *path != '\0' && load_file(c, path, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < NKEYS; i++) {
+        char env[64];
+        snprintf(env, sizeof(env), "PAY_%s", keys[i].name);
+        for (char *p = env; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        const char *v = getenv(env);
+        if (v != NULL && set(c, &keys[i], v, env, err, errlen) != 0)
+            return -1;
+    }
+    if (c->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = (int)(n > 0 ? 2 * n : 2);
+    }
+    if (strcmp(c->jwt_alg, "HS256") != 0 && strcmp(c->jwt_alg, "RS256") != 0) {
+        snprintf(err, errlen, "jwt_alg must be HS256 or RS256 (got \"%.20s\")", c->jwt_alg);
+        return -1;
+    }
+    if (strncmp(c->public_base_url, "http://", 7) != 0 &&
+        strncmp(c->public_base_url, "https://", 8) != 0) {
+        snprintf(err, errlen, "public_base_url must start with http:// or https://");
+        return -1;
+    }
+    size_t n = strlen(c->public_base_url);
+    if (n > 0 && c->public_base_url[n - 1] == '/')
+        ((char *)c->public_base_url)[n - 1] = '\0';
+    if (c->log_level[0] == '\0' || (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") &&
+        strcmp(c->log_level, "info") && strcmp(c->log_level, "debug"))) {
+        snprintf(err, errlen, "log_level must be error, warn, info or debug");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,40 @@
+/*
+ * Configuration: one `key = value` file plus PAY_<KEY> environment
+ * overrides, described by one table of keys (config.c). Process lifetime.
+ */
+#ifndef PAY_APP_CONFIG_H
+#define PAY_APP_CONFIG_H
+
+#include <stddef.h>
+
+struct config {
+    const char *socket;
+    int         socket_mode;
+    int         workers;
+    int         max_requests;      /* recycle a worker after this many (0 = never) */
+    int         shutdown_grace;    /* seconds in-flight requests get at stop */
+    const char *db_host;
+    int         db_port;
+    const char *db_socket;
+    const char *db_user;
+    const char *db_password;
+    const char *db_name;
+    int         db_timeout;        /* read/write timeout, seconds */
+    int         db_lock_wait;      /* innodb_lock_wait_timeout, seconds */
+    const char *jwt_alg;
+    const char *jwt_secret;
+    const char *jwt_secret_file;
+    const char *jwt_public_key_file;
+    const char *jwt_private_key_file;
+    const char *jwt_issuer;
+    const char *jwt_audience;
+    const char *public_base_url;
+    const char *log_level;
+    const char *log_file;
+};
+
+/* Fills c from defaults, then `path` (NULL: none), then the environment.
+ * Returns 0, or -1 with a message in err. */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * Prefork process model. The master owns the listening socket, forks the
+ * workers, respawns those that die (throttled; logging the route a dead
+ * worker was serving) and on SIGTERM/SIGINT stops them gracefully.
+ */
+#ifndef PAY_APP_MASTER_H
+#define PAY_APP_MASTER_H
+
+struct master_settings {
+    int  listen_fd;
+    int  workers;
+    long max_requests;    /* per worker before recycling; 0 = never */
+    int  shutdown_grace;  /* seconds before SIGKILL at stop */
+    void (*worker_init)(void); /* runs in each worker after fork (DB connect) */
+    void (*worker_fini)(void); /* runs in each worker before exit */
+};
+
+/* Runs until stopped; returns the process exit status (0 after a clean
+ * stop, 1 when workers keep dying at start-up). */
+int master_run(const struct master_settings *s);
+
+#endif

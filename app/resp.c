@@ -1,0 +1,237 @@
+/*
+ * Request accessors and response output. A response is either buffered
+ * (r->resp_body, sent with Content-Length by resp_finish) or, for GET
+ * JSON responses, streamed: the headers go out before the first body byte
+ * and the generator writes straight to the sink, so a 1000-row page is
+ * never held in memory. Only resp_error() renders error JSON.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "router.h"
+#include "text.h"
+
+const char *
+req_env(struct req *r, const char *name)
+{
+    return r->src.env ? r->src.env(r->src.ctx, name) : NULL;
+}
+
+int
+req_failf(struct req *r, enum pay_err e, const char *field, const char *fmt, ...)
+{
+    r->failed = 1;
+    r->err = e;
+    r->err_field = field ? arena_strdup(r->arena, field) : NULL;
+    r->err_message = NULL;
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        r->err_message = arena_vprintf(r->arena, fmt, ap);
+        va_end(ap);
+    }
+    return errors_get(e)->status;
+}
+
+int
+req_fail(struct req *r, enum pay_err e, const char *field)
+{
+    return req_failf(r, e, field, NULL);
+}
+
+const char *
+req_param(struct req *r, size_t i)
+{
+    return i < r->nparams ? r->params[i] : NULL;
+}
+
+int
+req_param_id_or_fail(struct req *r, size_t i, const char *name, int64_t *out)
+{
+    const char *s = req_param(r, i);
+    if (s == NULL || parse_id(s, out) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, name,
+                         "%s must be a positive integer", name);
+    return 0;
+}
+
+const char *
+req_query(struct req *r, const char *name)
+{
+    return query_get(&r->query, name);
+}
+
+int
+req_query_id_or_fail(struct req *r, const char *name, int required,
+                     int64_t *out, int *present)
+{
+    const char *s = req_query(r, name);
+    if (present != NULL)
+        *present = s != NULL;
+    if (s == NULL) {
+        if (required)
+            return req_failf(r, PAY_E_MISSING_PARAMETER, name, "%s is required",
+                             name);
+        return 0;
+    }
+    if (parse_id(s, out) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, name,
+                         "%s must be a positive integer", name);
+    return 0;
+}
+
+int
+req_query_all_known_or_fail(struct req *r)
+{
+    const char *name = query_first_unused(&r->query);
+    if (name != NULL)
+        return req_failf(r, PAY_E_UNKNOWN_PARAMETER, name,
+                         "unknown query parameter '%s'",
+                         text_echo(r->arena, name, 64));
+    return 0;
+}
+
+void
+resp_header(struct req *r, const char *name, const char *value)
+{
+    struct resp_header *h = arena_alloc(r->arena, sizeof(*h));
+    h->name = arena_strdup(r->arena, name);
+    h->value = arena_strdup(r->arena, value);
+    h->next = r->resp_headers;
+    r->resp_headers = h;
+}
+
+static int
+out_write(struct req *r, const char *p, size_t n)
+{
+    if (r->out_failed || n == 0)
+        return r->out_failed ? -1 : 0;
+    if (r->out.write(r->out.ctx, p, n) != 0) {
+        r->out_failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the CGI response head. content_length < 0: not sent. */
+static int
+send_headers(struct req *r, long content_length)
+{
+    struct abuf h;
+    abuf_init(&h, r->arena);
+    abuf_printf(&h, "Status: %d %s\r\n", r->status, errors_reason(r->status));
+    if (r->resp_type != NULL)
+        abuf_printf(&h, "Content-Type: %s\r\n", r->resp_type);
+    if (content_length >= 0)
+        abuf_printf(&h, "Content-Length: %ld\r\n", content_length);
+    abuf_printf(&h, "X-Request-Id: %s\r\n", r->request_id);
+    abuf_adds(&h, "X-Content-Type-Options: nosniff\r\n");
+    abuf_adds(&h, "Cache-Control: no-store\r\n");
+    for (struct resp_header *x = r->resp_headers; x != NULL; x = x->next)
+        abuf_printf(&h, "%s: %s\r\n", x->name, x->value);
+    abuf_adds(&h, "\r\n");
+    r->headers_sent = 1;
+    return out_write(r, h.p, h.len);
+}
+
+static void
+gen_print(void *ctx, const char *s, size_t n)
+{
+    struct req *r = ctx;
+    if (r->streaming)
+        out_write(r, s, n);
+    else
+        abuf_add(&r->resp_body, s, n);
+}
+
+yajl_gen
+resp_json(struct req *r, int status)
+{
+    r->status = status;
+    r->resp_type = "application/json; charset=utf-8";
+    r->resp_body.len = 0;
+    r->streaming = r->method == PAY_M_GET && r->out.write != NULL;
+    if (r->streaming)
+        send_headers(r, -1);
+    return json_gen_new(r->arena, gen_print, r);
+}
+
+int
+resp_body(struct req *r, int status, const char *type, const char *body,
+          size_t len)
+{
+    r->status = status;
+    r->resp_type = type;
+    r->streaming = 0;
+    r->resp_body.len = 0;
+    abuf_add(&r->resp_body, body, len);
+    return status;
+}
+
+void
+resp_discard(struct req *r)
+{
+    if (r->headers_sent)
+        return;
+    r->resp_headers = NULL;
+    r->resp_body.len = 0;
+    r->resp_type = NULL;
+    r->status = 0;
+}
+
+void
+resp_error(struct req *r)
+{
+    const struct pay_error *e = errors_get(r->err);
+    errors_counted(r->err);
+    /* Keep protocol headers (Allow, WWW-Authenticate), drop the rest. */
+    struct resp_header *keep = NULL;
+    for (struct resp_header *h = r->resp_headers, *next; h != NULL; h = next) {
+        next = h->next;
+        if (strcmp(h->name, "Allow") == 0 ||
+            strcmp(h->name, "WWW-Authenticate") == 0) {
+            h->next = keep;
+            keep = h;
+        }
+    }
+    r->resp_headers = keep;
+    r->streaming = 0;
+    r->status = e->status;
+    r->resp_type = "application/json; charset=utf-8";
+    r->resp_body.len = 0;
+    /* 5xx never carry details; those are logged. */
+    const char *msg = (e->status >= 500 || r->err_message == NULL)
+                          ? e->message : r->err_message;
+    if (e->status >= 500 && r->err_message != NULL)
+        log_error("error", "%s: %s", e->code, r->err_message);
+    yajl_gen g = json_gen_new(r->arena, gen_print, r);
+    yajl_gen_map_open(g);
+    json_key(g, "error");
+    json_str(g, errors_reason(e->status));
+    json_key(g, "message");
+    json_str(g, msg);
+    json_key(g, "status");
+    json_i64(g, e->status);
+    json_key(g, "code");
+    json_str(g, e->code);
+    if (r->err_field != NULL) {
+        json_key(g, "field");
+        json_str(g, r->err_field);
+    }
+    json_key(g, "requestId");
+    json_str(g, r->request_id);
+    yajl_gen_map_close(g);
+}
+
+int
+resp_finish(struct req *r)
+{
+    if (r->headers_sent)
+        return r->out_failed ? -1 : 0;
+    if (send_headers(r, (long)r->resp_body.len) != 0)
+        return -1;
+    if (r->method == PAY_M_HEAD)
+        return 0;
+    return out_write(r, r->resp_body.p, r->resp_body.len);
+}

@@ -1,0 +1,628 @@
+/*
+ * MariaDB connection, statement cache and typed binding (see db.h).
+ * Rules from DEPS.md: connect after fork; MYSQL_OPT_RECONNECT stays off
+ * (a silent reconnect invalidates every prepared statement), so on a lost
+ * connection we drop the statement cache and reconnect before the next
+ * request; CLIENT_FOUND_ROWS so affected rows means matched rows; session
+ * lock wait < read timeout < nginx fastcgi_read_timeout.
+ */
+#include "db.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <errmsg.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define CACHE_SIZE 256
+
+struct cached {
+    char       *sql;
+    uint64_t    hash;
+    MYSQL_STMT *st;
+};
+
+static MYSQL             *conn;
+static struct db_settings cfg;
+static struct cached      cache[CACHE_SIZE];
+
+static void
+cache_clear(void)
+{
+    for (size_t i = 0; i < CACHE_SIZE; i++) {
+        if (cache[i].st != NULL)
+            mysql_stmt_close(cache[i].st);
+        free(cache[i].sql);
+        memset(&cache[i], 0, sizeof(cache[i]));
+    }
+}
+
+static void
+drop_connection(void)
+{
+    cache_clear();
+    if (conn != NULL)
+        mysql_close(conn);
+    conn = NULL;
+}
+
+static int
+connect_now(void)
+{
+    unsigned int tmo = (unsigned)cfg.timeout, ctmo = 3;
+    my_bool      off = 0;
+    char         init[96];
+
+    conn = mysql_init(NULL);
+    if (conn == NULL)
+        return -1;
+    mysql_options(conn, MYSQL_OPT_CONNECT_TIMEOUT, &ctmo);
+    mysql_options(conn, MYSQL_OPT_READ_TIMEOUT, &tmo);
+    mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &tmo);
+    mysql_options(conn, MYSQL_OPT_RECONNECT, &off);
+    mysql_options(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    mysql_options(conn, MYSQL_INIT_COMMAND,
+                  "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,"
+                  "NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,"
+                  "NO_ENGINE_SUBSTITUTION', time_zone='+00:00'");
+    snprintf(init, sizeof(init), "SET SESSION innodb_lock_wait_timeout=%d",
+             cfg.lock_wait);
+    mysql_options(conn, MYSQL_INIT_COMMAND, init);
+    mysql_options(conn, MYSQL_INIT_COMMAND,
+                  "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    const char *host = (cfg.socket && *cfg.socket) ? NULL : cfg.host;
+    if (mysql_real_connect(conn, host, cfg.user, cfg.password, cfg.name,
+                           (unsigned)cfg.port,
+                           (cfg.socket && *cfg.socket) ? cfg.socket : NULL,
+                           CLIENT_FOUND_ROWS) == NULL) {
+        log_error("db", "connect failed: %s", mysql_error(conn));
+        mysql_close(conn);
+        conn = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int
+db_open(const struct db_settings *s)
+{
+    cfg = *s;
+    return connect_now();
+}
+
+void
+db_close(void)
+{
+    drop_connection();
+}
+
+static MYSQL *
+db_conn(void)
+{
+    if (conn == NULL)
+        connect_now();
+    return conn;
+}
+
+int
+db_ping(void)
+{
+    if (db_conn() == NULL)
+        return -1;
+    if (mysql_ping(conn) != 0) {
+        drop_connection();
+        return -1;
+    }
+    return 0;
+}
+
+/* Maps a MariaDB error number to db_rc; drops a dead connection. */
+static enum db_rc
+map_error(unsigned err, const char *what, const char *msg)
+{
+    switch (err) {
+    case ER_LOCK_DEADLOCK:
+    case ER_LOCK_WAIT_TIMEOUT:
+        log_warn("db", "%s: %s", what, msg);
+        return DB_RETRY;
+    case ER_DUP_ENTRY:
+        return DB_CONFLICT;
+    case CR_SERVER_GONE_ERROR:
+    case CR_SERVER_LOST:
+    case CR_CONNECTION_ERROR:
+    case CR_CONN_HOST_ERROR:
+    case CR_COMMANDS_OUT_OF_SYNC:
+    case 2055: /* CR_SERVER_LOST_EXTENDED */
+        log_error("db", "%s: connection lost: %s", what, msg);
+        drop_connection();
+        return DB_ERROR;
+    default:
+        log_error("db", "%s: error %u: %s", what, err, msg);
+        return DB_ERROR;
+    }
+}
+
+enum db_rc
+db_exec_fixed(const char *sql)
+{
+    if (db_conn() == NULL)
+        return DB_ERROR;
+    if (mysql_real_query(conn, sql, strlen(sql)) != 0)
+        return map_error(mysql_errno(conn), "query", mysql_error(conn));
+    MYSQL_RES *res = mysql_store_result(conn);
+    if (res != NULL)
+        mysql_free_result(res);
+    while (mysql_more_results(conn) && mysql_next_result(conn) == 0) {
+        res = mysql_store_result(conn);
+        if (res != NULL)
+            mysql_free_result(res);
+    }
+    if (mysql_errno(conn) != 0)
+        return map_error(mysql_errno(conn), "query", mysql_error(conn));
+    return DB_OK;
+}
+
+/* FNV-1a: statement cache key. */
+static uint64_t
+hash_sql(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static MYSQL_STMT *
+stmt_get(const char *sql)
+{
+    if (db_conn() == NULL)
+        return NULL;
+    uint64_t h = hash_sql(sql);
+    size_t   i = h % CACHE_SIZE;
+    for (size_t k = 0; k < CACHE_SIZE; k++, i = (i + 1) % CACHE_SIZE) {
+        if (cache[i].st == NULL)
+            break;
+        if (cache[i].hash == h && strcmp(cache[i].sql, sql) == 0)
+            return cache[i].st;
+    }
+    if (cache[i].st != NULL) { /* table full: start over */
+        cache_clear();
+        i = h % CACHE_SIZE;
+    }
+    MYSQL_STMT *st = mysql_stmt_init(conn);
+    if (st == NULL)
+        return NULL;
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+        unsigned err = mysql_stmt_errno(st);
+        log_error("db", "prepare failed (%u): %s", err, mysql_stmt_error(st));
+        mysql_stmt_close(st);
+        map_error(err, "prepare", "");
+        return NULL;
+    }
+    cache[i].sql = strdup(sql);
+    cache[i].hash = h;
+    cache[i].st = st;
+    if (cache[i].sql == NULL) {
+        log_error("db", "out of memory");
+        abort();
+    }
+    return st;
+}
+
+/* ---- typed statements ----------------------------------------------------- */
+
+struct dbq {
+    struct req   *r;
+    const char   *sql;
+    MYSQL_STMT   *st;
+    MYSQL_BIND   *params;
+    size_t        np, pcap;
+    MYSQL_BIND   *cols;
+    size_t        nc;
+    unsigned long *lens;
+    my_bool      *nulls;
+    my_bool      *errs;
+    int64_t      *ints;
+    int           executed, has_result;
+};
+
+struct dbq *
+dbq_new(struct req *r, const char *sql)
+{
+    struct dbq *q = arena_zalloc(r->arena, sizeof(*q));
+    q->r = r;
+    q->sql = sql;
+    return q;
+}
+
+static MYSQL_BIND *
+next_param(struct dbq *q)
+{
+    if (q->np == q->pcap) {
+        size_t ncap = q->pcap ? q->pcap * 2 : 8;
+        q->params = arena_realloc(q->r->arena, q->params,
+                                  q->pcap * sizeof(MYSQL_BIND),
+                                  ncap * sizeof(MYSQL_BIND));
+        q->pcap = ncap;
+    }
+    MYSQL_BIND *b = &q->params[q->np++];
+    memset(b, 0, sizeof(*b));
+    return b;
+}
+
+void
+dbq_i64(struct dbq *q, int64_t v)
+{
+    MYSQL_BIND *b = next_param(q);
+    int64_t    *p = arena_alloc(q->r->arena, sizeof(*p));
+    *p = v;
+    b->buffer_type = MYSQL_TYPE_LONGLONG;
+    b->buffer = p;
+}
+
+void
+dbq_strn(struct dbq *q, const char *s, size_t n)
+{
+    MYSQL_BIND *b = next_param(q);
+    if (s == NULL) {
+        b->buffer_type = MYSQL_TYPE_NULL;
+        return;
+    }
+    unsigned long *len = arena_alloc(q->r->arena, sizeof(*len));
+    *len = (unsigned long)n;
+    b->buffer_type = MYSQL_TYPE_STRING;
+    b->buffer = (void *)s;
+    b->buffer_length = *len;
+    b->length = len;
+}
+
+void
+dbq_str(struct dbq *q, const char *s)
+{
+    dbq_strn(q, s, s ? strlen(s) : 0);
+}
+
+void
+dbq_null(struct dbq *q)
+{
+    dbq_strn(q, NULL, 0);
+}
+
+static void
+release(void *arg)
+{
+    struct dbq *q = arg;
+    if (q->st != NULL && q->has_result) {
+        mysql_stmt_free_result(q->st);
+        q->has_result = 0;
+    }
+}
+
+static int
+is_int_type(enum enum_field_types t)
+{
+    return t == MYSQL_TYPE_TINY || t == MYSQL_TYPE_SHORT ||
+           t == MYSQL_TYPE_LONG || t == MYSQL_TYPE_LONGLONG ||
+           t == MYSQL_TYPE_INT24 || t == MYSQL_TYPE_YEAR;
+}
+
+/* Binds result columns: integers as LONGLONG, the rest as text. */
+static void
+bind_results(struct dbq *q, MYSQL_RES *meta)
+{
+    struct arena *a = q->r->arena;
+    q->nc = mysql_num_fields(meta);
+    MYSQL_FIELD *f = mysql_fetch_fields(meta);
+    q->cols = arena_zalloc(a, q->nc * sizeof(MYSQL_BIND));
+    q->lens = arena_zalloc(a, q->nc * sizeof(unsigned long));
+    q->nulls = arena_zalloc(a, q->nc * sizeof(my_bool));
+    q->errs = arena_zalloc(a, q->nc * sizeof(my_bool));
+    q->ints = arena_zalloc(a, q->nc * sizeof(int64_t));
+    for (size_t i = 0; i < q->nc; i++) {
+        MYSQL_BIND *b = &q->cols[i];
+        b->length = &q->lens[i];
+        b->is_null = &q->nulls[i];
+        b->error = &q->errs[i];
+        if (is_int_type(f[i].type)) {
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = &q->ints[i];
+        } else {
+            b->buffer_type = MYSQL_TYPE_STRING;
+            b->buffer_length = 288;
+            b->buffer = arena_alloc(a, b->buffer_length);
+        }
+    }
+    mysql_stmt_bind_result(q->st, q->cols);
+}
+
+enum db_rc
+dbq_exec(struct dbq *q)
+{
+    q->st = stmt_get(q->sql);
+    if (q->st == NULL)
+        return DB_ERROR;
+    if (mysql_stmt_param_count(q->st) != q->np) {
+        log_error("db", "parameter count mismatch (%lu vs %zu) for: %.200s",
+                  mysql_stmt_param_count(q->st), q->np, q->sql);
+        return DB_ERROR;
+    }
+    if (q->np > 0 && mysql_stmt_bind_param(q->st, q->params) != 0)
+        return map_error(mysql_stmt_errno(q->st), "bind", mysql_stmt_error(q->st));
+    if (mysql_stmt_execute(q->st) != 0) {
+        enum db_rc rc = map_error(mysql_stmt_errno(q->st), "execute",
+                                  mysql_stmt_error(q->st));
+        if (rc == DB_RETRY)
+            q->r->retry = 1;
+        return rc;
+    }
+    q->executed = 1;
+    MYSQL_RES *meta = mysql_stmt_result_metadata(q->st);
+    if (meta != NULL) {
+        bind_results(q, meta);
+        mysql_free_result(meta);
+        q->has_result = 1;
+        arena_defer(q->r->arena, release, q);
+    }
+    return DB_OK;
+}
+
+enum db_rc
+dbq_fetch(struct dbq *q)
+{
+    if (!q->has_result)
+        return DB_NOT_FOUND;
+    int rc = mysql_stmt_fetch(q->st);
+    if (rc == MYSQL_NO_DATA) {
+        release(q);
+        return DB_NOT_FOUND;
+    }
+    if (rc == 1) {
+        enum db_rc e = map_error(mysql_stmt_errno(q->st), "fetch",
+                                 mysql_stmt_error(q->st));
+        if (e == DB_RETRY)
+            q->r->retry = 1;
+        return e;
+    }
+    if (rc == MYSQL_DATA_TRUNCATED) {
+        /* Re-read long text columns into buffers of their real size. */
+        for (size_t i = 0; i < q->nc; i++) {
+            MYSQL_BIND *b = &q->cols[i];
+            if (!q->errs[i] || b->buffer_type != MYSQL_TYPE_STRING)
+                continue;
+            MYSQL_BIND one = *b;
+            one.buffer_length = q->lens[i] + 1;
+            one.buffer = arena_alloc(q->r->arena, one.buffer_length);
+            if (mysql_stmt_fetch_column(q->st, &one, (unsigned)i, 0) != 0)
+                return DB_ERROR;
+            b->buffer = one.buffer;
+            b->buffer_length = one.buffer_length;
+        }
+        /* The next fetch rebinds the original (short) buffers. */
+        mysql_stmt_bind_result(q->st, q->cols);
+    }
+    return DB_OK;
+}
+
+enum db_rc
+dbq_one(struct dbq *q)
+{
+    enum db_rc rc = dbq_exec(q);
+    if (rc != DB_OK)
+        return rc;
+    rc = dbq_fetch(q);
+    if (rc == DB_OK) {
+        /* Keep this row's values: copy text columns, then release. */
+        for (size_t i = 0; i < q->nc; i++) {
+            MYSQL_BIND *b = &q->cols[i];
+            if (b->buffer_type == MYSQL_TYPE_STRING && !q->nulls[i])
+                b->buffer = arena_strndup(q->r->arena, b->buffer, q->lens[i]);
+        }
+        release(q);
+    }
+    return rc;
+}
+
+size_t
+dbq_ncols(struct dbq *q)
+{
+    return q->nc;
+}
+
+int
+dbq_is_null(struct dbq *q, size_t col)
+{
+    return col >= q->nc || q->nulls[col];
+}
+
+int64_t
+dbq_col_i64(struct dbq *q, size_t col)
+{
+    if (col >= q->nc || q->nulls[col])
+        return 0;
+    if (q->cols[col].buffer_type == MYSQL_TYPE_LONGLONG)
+        return q->ints[col];
+    return strtoll(dbq_col_str(q, col), NULL, 10);
+}
+
+const char *
+dbq_col_str(struct dbq *q, size_t col)
+{
+    if (col >= q->nc || q->nulls[col])
+        return NULL;
+    MYSQL_BIND *b = &q->cols[col];
+    if (b->buffer_type == MYSQL_TYPE_LONGLONG)
+        return arena_printf(q->r->arena, "%lld", (long long)q->ints[col]);
+    char *s = b->buffer;
+    size_t n = q->lens[col] < b->buffer_length ? q->lens[col] : b->buffer_length - 1;
+    s[n] = '\0';
+    return s;
+}
+
+int64_t
+dbq_insert_id(struct dbq *q)
+{
+    return (int64_t)mysql_stmt_insert_id(q->st);
+}
+
+int64_t
+dbq_affected(struct dbq *q)
+{
+    return (int64_t)mysql_stmt_affected_rows(q->st);
+}
+
+void
+dbq_done(struct dbq *q)
+{
+    release(q);
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+static void
+tx_defer(void *arg)
+{
+    struct req *r = arg;
+    if (r->tx != NULL)
+        db_tx_rollback(r);
+}
+
+enum db_rc
+db_tx_begin(struct req *r)
+{
+    enum db_rc rc = db_exec_fixed("START TRANSACTION");
+    if (rc != DB_OK)
+        return rc;
+    r->tx = r;
+    arena_defer(r->arena, tx_defer, r);
+    return DB_OK;
+}
+
+enum db_rc
+db_tx_commit(struct req *r)
+{
+    if (r->tx == NULL)
+        return DB_OK;
+    r->tx = NULL;
+    enum db_rc rc = db_exec_fixed("COMMIT");
+    if (rc != DB_OK)
+        db_exec_fixed("ROLLBACK");
+    return rc;
+}
+
+void
+db_tx_rollback(struct req *r)
+{
+    if (r->tx == NULL)
+        return;
+    r->tx = NULL;
+    if (conn != NULL)
+        db_exec_fixed("ROLLBACK");
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n)
+        buf[n] = '\0';
+    else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+int
+db_migrate(const char *dir)
+{
+    if (db_conn() == NULL)
+        return -1;
+    if (db_exec_fixed("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                      " version VARCHAR(191) PRIMARY KEY,"
+                      " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
+                      ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4") != DB_OK)
+        return -1;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fprintf(stderr, "cannot open %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    char          *names[512];
+    size_t         n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 512) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0)
+            names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(names[0]), cmp_names);
+    int rc = 0;
+    mysql_set_server_option(conn, MYSQL_OPTION_MULTI_STATEMENTS_ON);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char check[512];
+        /* File names are ours ([0-9a-z_.]), never request data. */
+        if (strspn(names[i], "0123456789abcdefghijklmnopqrstuvwxyz_.") !=
+            strlen(names[i])) {
+            fprintf(stderr, "bad migration file name %s\n", names[i]);
+            rc = -1;
+            break;
+        }
+        snprintf(check, sizeof(check),
+                 "SELECT 1 FROM schema_migrations WHERE version='%s'", names[i]);
+        if (mysql_query(conn, check) != 0) {
+            rc = -1;
+            break;
+        }
+        MYSQL_RES *res = mysql_store_result(conn);
+        int        done = res != NULL && mysql_num_rows(res) > 0;
+        if (res != NULL)
+            mysql_free_result(res);
+        if (done)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        char *sql = slurp(path);
+        if (sql == NULL) {
+            fprintf(stderr, "cannot read %s\n", path);
+            rc = -1;
+            break;
+        }
+        printf("applying %s\n", names[i]);
+        if (db_exec_fixed(sql) != DB_OK) {
+            fprintf(stderr, "migration %s failed: %s\n", names[i], mysql_error(conn));
+            rc = -1;
+        } else {
+            snprintf(check, sizeof(check),
+                     "INSERT INTO schema_migrations (version) VALUES ('%s')",
+                     names[i]);
+            if (db_exec_fixed(check) != DB_OK)
+                rc = -1;
+        }
+        free(sql);
+    }
+    mysql_set_server_option(conn, MYSQL_OPTION_MULTI_STATEMENTS_OFF);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    return rc;
+}

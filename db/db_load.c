@@ -1,0 +1,383 @@
+/*
+ * `pay-api load FILE.json`: reference data in one transaction. Each entity
+ * is described by a table of fields (JSON name, type, column, required);
+ * one generic routine validates a record against it and inserts it with a
+ * prepared statement. Money fields are parsed from the JSON number text
+ * with the minor digits of the record's currency. Raising an invoice also
+ * appends its INVOICE_CREATED ledger row and moves the customer's balance.
+ * Any bad record aborts the whole load with a message naming it.
+ */
+#include "db_load.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "json.h"
+#include "money.h"
+#include "router.h"
+#include "text.h"
+
+enum ftype { F_ID, F_INT, F_STR, F_DATE, F_MONEY, F_BOOL, F_ENUM };
+
+struct fdesc {
+    const char        *name;     /* JSON field */
+    enum ftype         type;
+    const char        *column;
+    int                required;
+    const char *const *values;   /* F_ENUM */
+};
+
+struct entity {
+    const char         *key;      /* document key */
+    const char         *table;
+    const struct fdesc *fields;
+    int                 kind;     /* invoices: 1 normal, 2 adhoc */
+};
+
+static const char *const BILL_RUN_TYPE[] = {"NORMAL", "ADHOC", NULL};
+static const char *const BILL_RUN_STATUS[] = {"OPEN", "CLOSED", "FINALIZED", NULL};
+static const char *const METHODS[] = {
+    "CHEQUE", "DIRECT_DEBIT", "CANCELLED_DD", "CANCELLED_CARD", "CREDIT_CARD",
+    "PAYPAL", "BACS", "POST_OFFICE_PAYMENT_CARD", "EZYPAY", "GO_CARDLESS",
+    "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD", "STRIPE_DD",
+    "FINASTRA", "FAST_PAY", "OTHER", NULL};
+static const char *const TP_STATUS[] = {
+    "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
+    "SUBMITTED", "CONFIRMED", "PAID_OUT", "CANCELLED", "FAILED",
+    "FAILED_RETRYING", "CHARGED_BACK", "CUSTOMER_APPROVAL_GRANTED",
+    "CUSTOMER_APPROVAL_DENIED", "CHARGEBACK_CANCELLED", "LATE_FAILURE_SETTLED",
+    "CHARGEBACK_SETTLED", "SURCHARGE_FEE_DEBITED", "RESUBMISSION_REQUESTED",
+    "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE",
+    "CUSTOMER_APPROVAL_MISSING", "SURCHARGE_FEE_CREDITED", "MANUALLY_PAID",
+    "UNSENT", "REFUNDED", "PARTIALLY_REFUNDED", "REFUND_PENDING", NULL};
+
+/*   JSON field                        type     column                              required */
+static const struct fdesc owner_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"name",                          F_STR,   "name",                              1, NULL},
+    {NULL, 0, NULL, 0, NULL}};
+static const struct fdesc currency_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"code",                          F_STR,   "code",                              1, NULL},
+    {"name",                          F_STR,   "name",                              1, NULL},
+    {"minorDigits",                   F_INT,   "minor_digits",                      1, NULL},
+    {NULL, 0, NULL, 0, NULL}};
+static const struct fdesc customer_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"contractOwnerId",               F_ID,    "contract_owner_id",                 1, NULL},
+    {"customerName",                  F_STR,   "customer_name",                     1, NULL},
+    {"customerAccountNumber",         F_STR,   "customer_account_number",           1, NULL},
+    {"currencyId",                    F_ID,    "currency_id",                       1, NULL},
+    {"creditThreshold",               F_MONEY, "credit_threshold",                  0, NULL},
+    {NULL, 0, NULL, 0, NULL}};
+static const struct fdesc site_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"customerId",                    F_ID,    "customer_id",                       1, NULL},
+    {"siteName",                      F_STR,   "site_name",                         1, NULL},
+    {"startDate",                     F_DATE,  "start_date",                        1, NULL},
+    {"endDate",                       F_DATE,  "end_date",                          0, NULL},
+    {"paymentMethod",                 F_ENUM,  "payment_method",                    0, METHODS},
+    {"repaymentPlanAmount",           F_MONEY, "repayment_plan_amount",             0, NULL},
+    {"repaymentPlanRemainingPeriods", F_INT,   "repayment_plan_remaining_periods",  0, NULL},
+    {NULL, 0, NULL, 0, NULL}};
+static const struct fdesc bill_run_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"type",                          F_ENUM,  "type",                              1, BILL_RUN_TYPE},
+    {"status",                        F_ENUM,  "status",                            1, BILL_RUN_STATUS},
+    {NULL, 0, NULL, 0, NULL}};
+static const struct fdesc invoice_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"customerId",                    F_ID,    "customer_id",                       1, NULL},
+    {"siteId",                        F_ID,    "site_id",                           0, NULL},
+    {"billRunId",                     F_ID,    "bill_run_id",                       1, NULL},
+    {"invoiceNumber",                 F_STR,   "invoice_number",                    1, NULL},
+    {"invoiceDate",                   F_DATE,  "invoice_date",                      1, NULL},
+    {"dueDate",                       F_DATE,  "due_date",                          0, NULL},
+    {"amount",                        F_MONEY, "amount",                            1, NULL},
+    {"autoCollect",                   F_BOOL,  "auto_collect",                      0, NULL},
+    {"thirdPartyStatus",              F_ENUM,  "third_party_status",                0, TP_STATUS},
+    {NULL, 0, NULL, 0, NULL}};
+
+static const struct entity entities[] = {
+    {"contractOwners", "contract_owners", owner_f,    0},
+    {"currencies",     "currencies",      currency_f, 0},
+    {"customers",      "customers",       customer_f, 0},
+    {"sites",          "sites",           site_f,     0},
+    {"billRuns",       "bill_runs",       bill_run_f, 0},
+    {"invoices",       "invoices",        invoice_f,  1},
+    {"adhocInvoices",  "invoices",        invoice_f,  2},
+};
+#define NENTITIES (sizeof(entities) / sizeof(entities[0]))
+
+static struct req r;
+
+static int
+fail(const char *what, size_t i, const struct json_value *rec, const char *msg)
+{
+    const struct json_value *id = json_get(rec, "id");
+    fprintf(stderr, "load: %s[%zu]%s%s%s: %s\n", what, i,
+            id && id->type == JSON_NUMBER ? " (id " : "",
+            id && id->type == JSON_NUMBER ? id->str : "",
+            id && id->type == JSON_NUMBER ? ")" : "", msg);
+    return -1;
+}
+
+/* Minor digits of the currency of a customer already in the database. */
+static int
+customer_digits(int64_t customer, int *digits)
+{
+    struct dbq *q = dbq_new(&r, "SELECT cur.minor_digits FROM customers c"
+                                " JOIN currencies cur ON cur.id = c.currency_id"
+                                " WHERE c.id = ?");
+    dbq_i64(q, customer);
+    if (dbq_one(q) != DB_OK)
+        return -1;
+    *digits = (int)dbq_col_i64(q, 0);
+    return 0;
+}
+
+static int
+currency_digits(int64_t currency, int *digits)
+{
+    struct dbq *q = dbq_new(&r, "SELECT minor_digits FROM currencies WHERE id = ?");
+    dbq_i64(q, currency);
+    if (dbq_one(q) != DB_OK)
+        return -1;
+    *digits = (int)dbq_col_i64(q, 0);
+    return 0;
+}
+
+/* Appends the invoice's creation row to the ledger and moves the balance. */
+static int
+ledger_invoice(const struct entity *e, int64_t id, int64_t customer,
+               int64_t amount, const char *number, const char *date)
+{
+    struct dbq *q = dbq_new(&r, "SELECT balance, currency_id FROM customers"
+                                " WHERE id = ? FOR UPDATE");
+    dbq_i64(q, customer);
+    if (dbq_one(q) != DB_OK)
+        return -1;
+    int64_t balance = dbq_col_i64(q, 0) - amount;
+    int64_t currency = dbq_col_i64(q, 1);
+    q = dbq_new(&r,
+        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
+        " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
+        " invoice_number, bill_run_type) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    dbq_i64(q, customer);
+    dbq_str(q, e->kind == 1 ? "INVOICE_CREATED" : "ADHOC_INVOICE_CREATED");
+    dbq_str(q, e->kind == 1 ? "INVOICE" : "ADHOC_INVOICE");
+    dbq_i64(q, -amount);
+    dbq_i64(q, balance);
+    dbq_i64(q, currency);
+    dbq_str(q, date);
+    dbq_i64(q, e->kind);
+    dbq_i64(q, id);
+    dbq_str(q, number);
+    dbq_str(q, e->kind == 1 ? "NORMAL" : "ADHOC");
+    if (dbq_exec(q) != DB_OK)
+        return -1;
+    q = dbq_new(&r, "UPDATE customers SET balance = ? WHERE id = ?");
+    dbq_i64(q, balance);
+    dbq_i64(q, customer);
+    return dbq_exec(q) == DB_OK ? 0 : -1;
+}
+
+static int
+load_record(const struct entity *e, size_t i, const struct json_value *rec)
+{
+    char        msg[160];
+    struct abuf cols, marks;
+    int         digits = -1;
+
+    if (rec->type != JSON_OBJECT)
+        return fail(e->key, i, rec, "not an object");
+    for (size_t k = 0; k < rec->n; k++) {
+        size_t f = 0;
+        while (e->fields[f].name && strcmp(e->fields[f].name, rec->keys[k]) != 0)
+            f++;
+        if (e->fields[f].name == NULL) {
+            snprintf(msg, sizeof(msg), "unknown field \"%.60s\"", rec->keys[k]);
+            return fail(e->key, i, rec, msg);
+        }
+    }
+    /* Money needs the currency first. */
+    const struct json_value *cur = json_get(rec, "currencyId");
+    const struct json_value *cus = json_get(rec, "customerId");
+    int64_t ref;
+    if (cur && cur->type == JSON_NUMBER && parse_id(cur->str, &ref) == 0)
+        currency_digits(ref, &digits);
+    else if (cus && cus->type == JSON_NUMBER && parse_id(cus->str, &ref) == 0)
+        customer_digits(ref, &digits);
+
+    struct value {
+        int         is_str;
+        int64_t     n;
+        const char *s;
+    } vals[16];
+    size_t      nv = 0;
+    int64_t     id = 0, customer = 0, amount = 0;
+    const char *number = NULL, *date = NULL;
+
+    abuf_init(&cols, r.arena);
+    abuf_init(&marks, r.arena);
+    if (e->kind) {
+        abuf_adds(&cols, "kind, ");
+        abuf_adds(&marks, "?, ");
+        vals[nv++] = (struct value){0, e->kind, NULL};
+    }
+    for (const struct fdesc *f = e->fields; f->name; f++) {
+        const struct json_value *v = json_get(rec, f->name);
+        if (v == NULL || v->type == JSON_NULL) {
+            if (f->required) {
+                snprintf(msg, sizeof(msg), "%s is required", f->name);
+                return fail(e->key, i, rec, msg);
+            }
+            continue;
+        }
+        int64_t n = 0;
+        int     ok = 0, is_str = 0;
+        switch (f->type) {
+        case F_ID:
+            ok = v->type == JSON_NUMBER && parse_id(v->str, &n) == 0;
+            break;
+        case F_INT:
+            ok = v->type == JSON_NUMBER &&
+                 parse_int_range(v->str, 0, 1000000000, &n) == 0;
+            break;
+        case F_BOOL:
+            ok = v->type == JSON_BOOL;
+            n = v->boolean;
+            break;
+        case F_STR:
+            ok = v->type == JSON_STRING && v->len > 0 && text_valid(v->str, v->len, 255);
+            is_str = 1;
+            break;
+        case F_DATE:
+            ok = v->type == JSON_STRING && text_date_valid(v->str);
+            is_str = 1;
+            break;
+        case F_ENUM:
+            for (size_t k = 0; v->type == JSON_STRING && f->values[k]; k++)
+                ok |= strcmp(f->values[k], v->str) == 0;
+            is_str = 1;
+            break;
+        case F_MONEY:
+            if (digits < 0) {
+                snprintf(msg, sizeof(msg), "%s: unknown currency or customer", f->name);
+                return fail(e->key, i, rec, msg);
+            }
+            ok = v->type == JSON_NUMBER &&
+                 money_parse(v->str, v->len, digits, &n) == 0 && n >= 0;
+            break;
+        }
+        if (!ok) {
+            snprintf(msg, sizeof(msg), "%s has an invalid value", f->name);
+            return fail(e->key, i, rec, msg);
+        }
+        if (strcmp(f->name, "id") == 0)
+            id = n;
+        else if (strcmp(f->name, "customerId") == 0)
+            customer = n;
+        else if (strcmp(f->name, "amount") == 0)
+            amount = n;
+        else if (strcmp(f->name, "invoiceNumber") == 0)
+            number = v->str;
+        else if (strcmp(f->name, "invoiceDate") == 0)
+            date = v->str;
+        vals[nv++] = (struct value){is_str, n, v->str};
+        abuf_printf(&cols, "%s, ", f->column);
+        abuf_adds(&marks, "?, ");
+    }
+    cols.len -= 2;
+    marks.len -= 2;
+    struct dbq *ins = dbq_new(&r, arena_printf(r.arena, "INSERT INTO %s (%.*s) VALUES (%.*s)",
+                                               e->table, (int)cols.len, cols.p,
+                                               (int)marks.len, marks.p));
+    for (size_t k = 0; k < nv; k++) {
+        if (vals[k].is_str)
+            dbq_str(ins, vals[k].s);
+        else
+            dbq_i64(ins, vals[k].n);
+    }
+    enum db_rc rc = dbq_exec(ins);
+    if (rc == DB_CONFLICT)
+        return fail(e->key, i, rec, "duplicate id or code");
+    if (rc != DB_OK)
+        return fail(e->key, i, rec, "rejected by the database (unknown reference?)");
+    if (e->kind && ledger_invoice(e, id, customer, amount, number, date) != 0)
+        return fail(e->key, i, rec, "could not write the ledger row");
+    return 0;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    struct abuf b;
+    char        chunk[65536];
+    size_t      n;
+    abuf_init(&b, r.arena);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        abuf_add(&b, chunk, n);
+    fclose(f);
+    *len = b.len;
+    return (char *)abuf_str(&b);
+}
+
+int
+db_load_file(const char *path)
+{
+    struct arena *a = arena_create(1 << 20);
+    req_init(&r, a);
+    size_t             len;
+    const char        *err;
+    struct json_value *doc;
+    char              *buf = read_file(path, &len);
+    int                rc = -1;
+
+    if (buf == NULL) {
+        fprintf(stderr, "load: cannot read %s\n", path);
+    } else if (json_parse(a, buf, len, &doc, &err) != 0) {
+        fprintf(stderr, "load: %s: %s\n", path, err);
+    } else if (doc->type != JSON_OBJECT) {
+        fprintf(stderr, "load: %s: the document must be a JSON object\n", path);
+    } else if (db_tx_begin(&r) == DB_OK) {
+        rc = 0;
+        for (size_t k = 0; k < doc->n && rc == 0; k++) {
+            size_t e = 0;
+            while (e < NENTITIES && strcmp(entities[e].key, doc->keys[k]) != 0)
+                e++;
+            if (e == NENTITIES) {
+                fprintf(stderr, "load: unknown section \"%.60s\"\n", doc->keys[k]);
+                rc = -1;
+            }
+        }
+        size_t total = 0;
+        for (size_t e = 0; e < NENTITIES && rc == 0; e++) {
+            const struct json_value *list = json_get(doc, entities[e].key);
+            if (list == NULL)
+                continue;
+            if (list->type != JSON_ARRAY) {
+                fprintf(stderr, "load: %s must be an array\n", entities[e].key);
+                rc = -1;
+                break;
+            }
+            for (size_t i = 0; i < list->n && rc == 0; i++)
+                rc = load_record(&entities[e], i, list->items[i]);
+            total += list->n;
+        }
+        if (rc == 0 && db_tx_commit(&r) != DB_OK)
+            rc = -1;
+        if (rc == 0)
+            printf("loaded %zu records from %s\n", total, path);
+        else
+            fprintf(stderr, "load: nothing was written\n");
+    }
+    arena_destroy(a);
+    return rc;
+}

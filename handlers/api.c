@@ -1,0 +1,236 @@
+/*
+ * Shared handler helpers (see api.h). Body readers reject wrong JSON
+ * types rather than coercing: "12" is not a number and 12 is not a string.
+ */
+#include "api.h"
+
+#include <string.h>
+
+#include "money.h"
+#include "text.h"
+
+const char *const PAYMENT_METHODS[] = {
+    "CHEQUE", "DIRECT_DEBIT", "CANCELLED_DD", "CANCELLED_CARD", "CREDIT_CARD",
+    "PAYPAL", "BACS", "POST_OFFICE_PAYMENT_CARD", "EZYPAY", "GO_CARDLESS",
+    "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD", "STRIPE_DD",
+    "FINASTRA", "FAST_PAY", "OTHER", NULL};
+const char *const BILL_RUN_TYPES[] = {"NORMAL", "ADHOC", NULL};
+const char *const CUSTOMER_PAYMENT_TYPES[] = {
+    "CUSTOMER", "INVOICE", "ADHOC_INVOICE", "ADJUSTMENT", "REFUND", NULL};
+const char *const TXN_TYPES[] = {
+    "INVOICE_CREATED", "ADHOC_INVOICE_CREATED", "PAYMENT", "PAYMENT_REVERSED",
+    "REFUND", "ADJUSTMENT", NULL};
+
+static const char *const INTEGRATED[] = {
+    "GO_CARDLESS", "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD",
+    "STRIPE_DD", "FINASTRA", "EZYPAY", "PAYPAL", NULL};
+
+int
+enum_index(const char *const *vals, const char *s)
+{
+    if (s == NULL)
+        return -1;
+    for (int i = 0; vals[i] != NULL; i++)
+        if (strcmp(vals[i], s) == 0)
+            return i;
+    return -1;
+}
+
+int
+payment_method_integrated(const char *m)
+{
+    return enum_index(INTEGRATED, m) >= 0;
+}
+
+int
+body_object_or_fail(struct req *r, const char *const *allowed)
+{
+    const struct json_value *b = r->json;
+    if (b == NULL || b->type != JSON_OBJECT)
+        return req_failf(r, PAY_E_INVALID_JSON, NULL,
+                         "the request body must be a JSON object");
+    for (size_t i = 0; i < b->n; i++)
+        if (enum_index(allowed, b->keys[i]) < 0)
+            return req_failf(r, PAY_E_UNKNOWN_FIELD, b->keys[i],
+                             "unknown field '%.64s'", b->keys[i]);
+    return 0;
+}
+
+/* Fetches a field; NULL when absent or JSON null. */
+static const struct json_value *
+field(struct req *r, const char *name)
+{
+    const struct json_value *v = json_get(r->json, name);
+    return (v == NULL || v->type == JSON_NULL) ? NULL : v;
+}
+
+static int
+missing(struct req *r, const char *name)
+{
+    return req_failf(r, PAY_E_MISSING_FIELD, name, "%s is required", name);
+}
+
+int
+body_id_or_fail(struct req *r, const char *name, int required, int64_t *out,
+                int *present)
+{
+    const struct json_value *v = field(r, name);
+    if (present != NULL)
+        *present = v != NULL;
+    if (v == NULL)
+        return required ? missing(r, name) : 0;
+    if (v->type != JSON_NUMBER || parse_id(v->str, out) != 0)
+        return req_failf(r, PAY_E_INVALID_FIELD, name,
+                         "%s must be a positive integer", name);
+    return 0;
+}
+
+int
+body_str_or_fail(struct req *r, const char *name, int required,
+                 size_t max_chars, const char **out)
+{
+    const struct json_value *v = field(r, name);
+    *out = NULL;
+    if (v == NULL)
+        return required ? missing(r, name) : 0;
+    if (v->type != JSON_STRING)
+        return req_failf(r, PAY_E_INVALID_FIELD, name, "%s must be a string", name);
+    if (!text_valid(v->str, v->len, max_chars))
+        return req_failf(r, PAY_E_INVALID_FIELD, name,
+                         "%s must be at most %zu characters without control characters",
+                         name, max_chars);
+    if (required && v->len == 0)
+        return missing(r, name);
+    *out = v->str;
+    return 0;
+}
+
+int
+body_enum_or_fail(struct req *r, const char *name, int required,
+                  const char *const *vals, const char **out)
+{
+    const struct json_value *v = field(r, name);
+    *out = NULL;
+    if (v == NULL || (v->type == JSON_STRING && v->len == 0))
+        return required ? missing(r, name) : 0;
+    if (v->type != JSON_STRING || enum_index(vals, v->str) < 0)
+        return req_failf(r, PAY_E_INVALID_FIELD, name, "%s has an unknown value",
+                         name);
+    *out = vals[enum_index(vals, v->str)];
+    return 0;
+}
+
+int
+body_number_or_fail(struct req *r, const char *name, const char **text)
+{
+    const struct json_value *v = field(r, name);
+    if (v == NULL)
+        return missing(r, name);
+    if (v->type != JSON_NUMBER)
+        return req_failf(r, PAY_E_INVALID_FIELD, name, "%s must be a JSON number",
+                         name);
+    *text = v->str;
+    return 0;
+}
+
+int64_t
+minor_per_major(int digits)
+{
+    int64_t m = 1;
+    while (digits-- > 0)
+        m *= 10;
+    return m;
+}
+
+int
+body_money_or_fail(struct req *r, const char *name, const char *text,
+                   int digits, int64_t lo, int64_t hi, int allow_zero,
+                   int64_t *out)
+{
+    int rc = money_parse(text, strlen(text), digits, out);
+    if (rc == MONEY_EPRECISION)
+        return req_failf(r, PAY_E_INVALID_AMOUNT, name,
+                         "%s has more than %d decimals", name, digits);
+    if (rc != 0 || *out < lo || *out > hi || (!allow_zero && *out == 0)) {
+        char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
+        money_format(lo, digits, a, sizeof(a));
+        money_format(hi, digits, b, sizeof(b));
+        return req_failf(r, PAY_E_INVALID_AMOUNT, name,
+                         "%s must be between %s and %s%s", name, a, b,
+                         allow_zero ? "" : " and not 0");
+    }
+    return 0;
+}
+
+enum db_rc
+customer_load(struct req *r, int64_t id, int lock, struct customer *c)
+{
+    struct dbq *q = dbq_new(r, lock
+        ? "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits"
+          " FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
+          " WHERE c.id = ? FOR UPDATE"
+        : "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits"
+          " FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
+          " WHERE c.id = ?");
+    dbq_i64(q, id);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    c->id = id;
+    c->owner = dbq_col_i64(q, 0);
+    c->currency_id = dbq_col_i64(q, 1);
+    c->balance = dbq_col_i64(q, 2);
+    c->digits = (int)dbq_col_i64(q, 3);
+    if (!auth_owner_allowed(&r->principal, c->owner))
+        return DB_NOT_FOUND;
+    return DB_OK;
+}
+
+enum db_rc
+ledger_append(struct req *r, struct customer *c, const struct ledger_row *row,
+              int64_t *id)
+{
+    int64_t balance = c->balance + row->amount;
+    struct dbq *q = dbq_new(r,
+        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
+        " resulting_balance, currency_id, description, reference, payment_method,"
+        " payment_date, invoice_kind, invoice_id, invoice_number, bill_run_type)"
+        " VALUES (?,?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?,?)");
+    dbq_i64(q, c->id);
+    dbq_str(q, row->txn_type);
+    dbq_str(q, row->customer_payment_type);
+    dbq_i64(q, row->amount);
+    dbq_i64(q, balance);
+    dbq_i64(q, c->currency_id);
+    dbq_str(q, row->description);
+    dbq_str(q, row->reference);
+    dbq_str(q, row->payment_method);
+    if (row->invoice_kind) {
+        dbq_i64(q, row->invoice_kind);
+        dbq_i64(q, row->invoice_id);
+    } else {
+        dbq_null(q);
+        dbq_null(q);
+    }
+    dbq_str(q, row->invoice_number);
+    dbq_str(q, row->bill_run_type);
+    enum db_rc rc = dbq_exec(q);
+    if (rc != DB_OK)
+        return rc;
+    *id = dbq_insert_id(q);
+    q = dbq_new(r, "UPDATE customers SET balance = ? WHERE id = ?");
+    dbq_i64(q, balance);
+    dbq_i64(q, c->id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return rc;
+    c->balance = balance;
+    return DB_OK;
+}
+
+int
+db_fail(struct req *r, enum db_rc rc)
+{
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_NOT_FOUND, NULL, "no such object");
+    return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+}

@@ -1,0 +1,102 @@
+/*
+ * Shared vocabulary of the handlers: the enumerations of spec §2, typed
+ * body-field readers (*_or_fail: record a catalogue error and return its
+ * status), the customer lookup with tenancy, and the ledger append that
+ * every money movement goes through.
+ */
+#ifndef PAY_HANDLERS_API_H
+#define PAY_HANDLERS_API_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "req.h"
+
+/* NULL-terminated enumerations (spec §2). */
+extern const char *const PAYMENT_METHODS[];
+extern const char *const BILL_RUN_TYPES[];
+extern const char *const CUSTOMER_PAYMENT_TYPES[];
+extern const char *const TXN_TYPES[];
+
+/* Index of s in vals, or -1. */
+int enum_index(const char *const *vals, const char *s);
+/* 1 for methods collected through a provider (spec §2). */
+int payment_method_integrated(const char *m);
+
+/* The body must be a JSON object whose keys are all in allowed[]. */
+int body_object_or_fail(struct req *r, const char *const *allowed);
+/* Positive integer id field. *present (may be NULL) tells if it was there. */
+int body_id_or_fail(struct req *r, const char *name, int required, int64_t *out,
+                    int *present);
+/* String field: valid UTF-8, no control characters, <= max_chars. */
+int body_str_or_fail(struct req *r, const char *name, int required,
+                     size_t max_chars, const char **out);
+/* String field that must be one of vals[]. */
+int body_enum_or_fail(struct req *r, const char *name, int required,
+                      const char *const *vals, const char **out);
+/* Raw number text of a required money field (checked later, once the
+ * currency's digits are known, by body_money_or_fail). */
+int body_number_or_fail(struct req *r, const char *name, const char **text);
+/* Money: `text` from body_number_or_fail, parsed with the currency's digits
+ * and checked against [lo, hi] minor units (and != 0 unless allow_zero). */
+int body_money_or_fail(struct req *r, const char *name, const char *text,
+                       int digits, int64_t lo, int64_t hi, int allow_zero,
+                       int64_t *out);
+/* 10^digits (digits 0..4). */
+int64_t minor_per_major(int digits);
+
+struct customer {
+    int64_t id;
+    int64_t owner;
+    int64_t currency_id;
+    int64_t balance;
+    int     digits;
+};
+
+/* Loads a customer visible to the caller; with lock, SELECT ... FOR UPDATE
+ * (inside the request's transaction). DB_NOT_FOUND also for other
+ * tenants' customers. */
+enum db_rc customer_load(struct req *r, int64_t id, int lock,
+                         struct customer *c);
+
+struct ledger_row {
+    const char *txn_type;
+    const char *customer_payment_type;
+    int64_t     amount;
+    const char *description;
+    const char *reference;
+    const char *payment_method;
+    int         invoice_kind;    /* 0 = none */
+    int64_t     invoice_id;
+    const char *invoice_number;
+    const char *bill_run_type;
+};
+
+/* Appends a row to a locked customer's ledger and moves the balance.
+ * Returns the new row id in *id. */
+enum db_rc ledger_append(struct req *r, struct customer *c,
+                         const struct ledger_row *row, int64_t *id);
+
+/* Maps a failed db_rc to the catalogue (503; 404 for DB_NOT_FOUND). */
+int db_fail(struct req *r, enum db_rc rc);
+
+#endif
+
+/* SQL assignment that re-derives invoices.payment_status from paid,
+ * refunded, refund_pending and third_party_status (spec §3). Use it last
+ * in an UPDATE's SET list (MariaDB evaluates assignments left to right). */
+#define INVOICE_STATUS_SQL                                                    \
+    "payment_status = CASE"                                                   \
+    " WHEN refund_pending > 0 THEN 'REFUND_PENDING'"                          \
+    " WHEN refunded > 0 AND refunded >= paid THEN 'REFUNDED'"                 \
+    " WHEN refunded > 0 THEN 'PART_REFUNDED'"                                 \
+    " WHEN paid >= amount AND paid > 0 THEN 'PAID'"                           \
+    " WHEN paid > 0 THEN 'PARTIALLY_PAID'"                                    \
+    " WHEN third_party_status IN ('NEW','CREATED','PENDING_CUSTOMER_APPROVAL',"\
+    "'PENDING_SUBMISSION','SUBMITTED','CUSTOMER_APPROVAL_GRANTED','UNSENT',"  \
+    "'RESUBMISSION_REQUESTED','FAILED_RETRYING') THEN 'PENDING'"              \
+    " ELSE 'UNPAID' END"
+
+/* Invoice kinds (invoices.kind). */
+#define INVOICE_NORMAL 1
+#define INVOICE_ADHOC  2

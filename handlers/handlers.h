@@ -1,0 +1,25 @@
+/*
+ * Every handler, the vocabulary of the route table (routes.c). A handler
+ * takes the request and returns the HTTP status (or what req_fail
+ * returned).
+ */
+#ifndef PAY_HANDLERS_HANDLERS_H
+#define PAY_HANDLERS_HANDLERS_H
+
+#include <stddef.h>
+
+#include "router.h"
+
+int health_live(struct req *r);
+int health_ready(struct req *r);
+int customer_payments_list(struct req *r);
+int customer_payments_create(struct req *r);
+int customer_payments_get(struct req *r);
+int customer_balances_get(struct req *r);
+int customer_balance_adjustments_create(struct req *r);
+
+/* THE route table and its length. */
+extern const struct route routes_table[];
+extern const size_t routes_count;
+
+#endif

@@ -1,0 +1,353 @@
+/*
+ * The generic list and get-by-id operations over a struct resource (see
+ * list.h). SQL text is assembled only from the resource's whitelisted
+ * expressions and fixed fragments; every value is a bound parameter. The
+ * statement cache keys on the SQL text, so each filter combination is
+ * prepared once per worker.
+ */
+#include "list.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "router.h"
+
+struct bind {
+    struct bind *next;
+    int          is_str;
+    int64_t      i;
+    const char  *s;
+};
+
+static void
+add_bind(struct list *l, int is_str, int64_t i, const char *s)
+{
+    struct bind *b = arena_zalloc(l->r->arena, sizeof(*b));
+    b->is_str = is_str;
+    b->i = i;
+    b->s = s;
+    if (l->last)
+        l->last->next = b;
+    else
+        l->binds = b;
+    l->last = b;
+}
+
+void
+list_where(struct list *l, const char *cond)
+{
+    abuf_adds(&l->where, " AND ");
+    abuf_adds(&l->where, cond);
+}
+
+void
+list_where_i64(struct list *l, const char *cond, int64_t v)
+{
+    list_where(l, cond);
+    add_bind(l, 0, v, NULL);
+}
+
+void
+list_where_str(struct list *l, const char *cond, const char *s)
+{
+    list_where(l, cond);
+    add_bind(l, 1, 0, s);
+}
+
+static const char **
+col_names(struct arena *a, const struct resource *res)
+{
+    const char **names = ARENA_NEW(a, const char *, res->ncols);
+    for (size_t i = 0; i < res->ncols; i++)
+        names[i] = res->cols[i].name;
+    return names;
+}
+
+static int
+fields_or_fail(struct req *r, const struct resource *res, unsigned char **sel)
+{
+    const char *text = req_query(r, "fields");
+    const char *bad = NULL;
+    *sel = NULL;
+    if (text == NULL)
+        return 0;
+    *sel = arena_zalloc(r->arena, res->ncols);
+    if (fields_parse(r->arena, text, col_names(r->arena, res), res->ncols,
+                     *sel, &bad) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "fields", "%s", bad);
+    return 0;
+}
+
+static void
+add_tenancy(struct list *l)
+{
+    const struct principal *p = &l->r->principal;
+    if (l->res->owner_sql == NULL || p->all_owners)
+        return;
+    abuf_printf(&l->where, " AND %s IN (", l->res->owner_sql);
+    for (size_t i = 0; i < p->nowners; i++) {
+        abuf_adds(&l->where, i ? ",?" : "?");
+        add_bind(l, 0, p->owners[i], NULL);
+    }
+    if (p->nowners == 0)
+        abuf_adds(&l->where, "NULL");
+    abuf_adds(&l->where, ")");
+}
+
+int
+list_begin_or_fail(struct req *r, const struct resource *res, struct list *l)
+{
+    const char *bad = NULL;
+    memset(l, 0, sizeof(*l));
+    l->r = r;
+    l->res = res;
+    abuf_init(&l->where, r->arena);
+    if (page_parse(req_query(r, "page"), req_query(r, "pageSize"), &l->page,
+                   &l->page_size, &bad) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER,
+                         strstr(bad, "pageSize") ? "pageSize" : "page", "%s", bad);
+    const char *sort = req_query(r, "sort");
+    if (sort != NULL &&
+        sort_parse(r->arena, sort, col_names(r->arena, res), res->ncols,
+                   &l->sort, &l->nsort, &bad) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "sort", "%s", bad);
+    int rc = fields_or_fail(r, res, &l->selected);
+    if (rc != 0)
+        return rc;
+    add_tenancy(l);
+    return 0;
+}
+
+int
+list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
+                    const char *const *exprs)
+{
+    struct req   *r = l->r;
+    const char   *text = req_query(r, param);
+    struct filter f;
+    if (text == NULL)
+        return 0;
+    if (filter_parse(r->arena, k, text, &f) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, param,
+                         "%s has an invalid value", param);
+    abuf_adds(&l->where, " AND (");
+    for (size_t e = 0; exprs[e] != NULL; e++) {
+        if (e > 0)
+            abuf_adds(&l->where, " OR ");
+        switch (f.op) {
+        case FOP_EQ:
+            abuf_printf(&l->where, "%s = ?", exprs[e]);
+            if (k == FK_ID)
+                add_bind(l, 0, f.id, NULL);
+            else if (k == FK_BOOL)
+                add_bind(l, 0, f.boolean, NULL);
+            else
+                add_bind(l, 1, 0, f.vals[0]);
+            break;
+        case FOP_IN:
+            abuf_printf(&l->where, "%s IN (", exprs[e]);
+            for (size_t i = 0; i < f.n; i++) {
+                abuf_adds(&l->where, i ? ",?" : "?");
+                add_bind(l, 1, 0, f.vals[i]);
+            }
+            abuf_adds(&l->where, ")");
+            break;
+        case FOP_LIKE:
+            abuf_printf(&l->where, "%s LIKE ? ESCAPE '\\\\'", exprs[e]);
+            add_bind(l, 1, 0, filter_like_pattern(r->arena, f.vals[0]));
+            break;
+        case FOP_LT:
+        case FOP_GT:
+            abuf_printf(&l->where, "%s %s ?", exprs[e], f.op == FOP_LT ? "<" : ">");
+            add_bind(l, 1, 0, f.vals[0]);
+            break;
+        }
+    }
+    abuf_adds(&l->where, ")");
+    return 0;
+}
+
+static void
+bind_all(struct dbq *q, const struct bind *b)
+{
+    for (; b != NULL; b = b->next) {
+        if (b->is_str)
+            dbq_str(q, b->s);
+        else
+            dbq_i64(q, b->i);
+    }
+}
+
+static void
+select_list(struct abuf *sql, const struct resource *res)
+{
+    abuf_adds(sql, "SELECT ");
+    for (size_t i = 0; i < res->ncols; i++)
+        abuf_printf(sql, "%s, ", res->cols[i].sql);
+    abuf_printf(sql, "%s %s WHERE 1=1", res->digits_sql ? res->digits_sql : "0",
+                res->from);
+}
+
+/* Writes the current row as one JSON object. */
+static void
+emit_row(yajl_gen g, struct dbq *q, const struct resource *res,
+         const unsigned char *selected)
+{
+    int digits = (int)dbq_col_i64(q, res->ncols);
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < res->ncols; i++) {
+        if (selected != NULL && !selected[i])
+            continue;
+        json_key(g, res->cols[i].name);
+        if (dbq_is_null(q, i)) {
+            json_null(g);
+            continue;
+        }
+        switch (res->cols[i].type) {
+        case COL_ID:
+        case COL_INT:   json_i64(g, dbq_col_i64(q, i)); break;
+        case COL_MONEY: json_money(g, dbq_col_i64(q, i), digits); break;
+        case COL_BOOL:  json_bool(g, dbq_col_i64(q, i) != 0); break;
+        case COL_STR:
+        case COL_DATE:  json_str(g, dbq_col_str(q, i)); break;
+        }
+    }
+    yajl_gen_map_close(g);
+}
+
+/* Percent-encodes a query component. */
+static void
+add_encoded(struct abuf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~,:", *p) != NULL)
+            abuf_add(b, p, 1);
+        else
+            abuf_printf(b, "%%%02X", *p);
+    }
+}
+
+static const char *
+page_url(struct req *r, int64_t page)
+{
+    struct abuf b;
+    abuf_init(&b, r->arena);
+    abuf_adds(&b, r->path);
+    for (size_t i = 0; i < r->query.n; i++) {
+        abuf_adds(&b, i ? "&" : "?");
+        add_encoded(&b, r->query.v[i].name);
+        abuf_adds(&b, "=");
+        if (strcmp(r->query.v[i].name, "page") == 0)
+            abuf_printf(&b, "%" PRId64, page);
+        else
+            add_encoded(&b, r->query.v[i].value);
+    }
+    return abuf_str(&b);
+}
+
+static void
+set_link(struct req *r, int64_t page, int64_t size, int64_t total)
+{
+    int64_t     last = total == 0 ? 1 : (total + size - 1) / size;
+    struct abuf b;
+    abuf_init(&b, r->arena);
+    abuf_printf(&b, "<%s>; rel=\"first\"", page_url(r, 1));
+    if (page > 1)
+        abuf_printf(&b, ", <%s>; rel=\"prev\"",
+                    page_url(r, page - 1 < last ? page - 1 : last));
+    if (page < last)
+        abuf_printf(&b, ", <%s>; rel=\"next\"", page_url(r, page + 1));
+    abuf_printf(&b, ", <%s>; rel=\"last\"", page_url(r, last));
+    resp_header(r, "Link", abuf_str(&b));
+}
+
+int
+list_run(struct list *l)
+{
+    struct req            *r = l->r;
+    const struct resource *res = l->res;
+    int                    rc;
+
+    if ((rc = req_query_all_known_or_fail(r)) != 0)
+        return rc;
+
+    struct abuf sql;
+    abuf_init(&sql, r->arena);
+    abuf_printf(&sql, "SELECT COUNT(*) %s WHERE 1=1%s", res->from,
+                l->where.len ? abuf_str(&l->where) : "");
+    struct dbq *q = dbq_new(r, abuf_str(&sql));
+    bind_all(q, l->binds);
+    if (dbq_one(q) != DB_OK)
+        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    int64_t total = dbq_col_i64(q, 0);
+
+    abuf_init(&sql, r->arena);
+    select_list(&sql, res);
+    if (l->where.len)
+        abuf_adds(&sql, abuf_str(&l->where));
+    abuf_adds(&sql, " ORDER BY ");
+    int id_sorted = 0;
+    for (size_t i = 0; i < l->nsort; i++) {
+        const struct col *c = &res->cols[l->sort[i].field];
+        abuf_printf(&sql, "%s%s, ", c->sql, l->sort[i].desc ? " DESC" : "");
+        id_sorted |= strcmp(c->sql, res->id_sql) == 0;
+    }
+    if (!id_sorted)
+        abuf_printf(&sql, "%s, ", res->id_sql);
+    sql.len -= 2;
+    abuf_adds(&sql, " LIMIT ? OFFSET ?");
+    q = dbq_new(r, abuf_str(&sql));
+    bind_all(q, l->binds);
+    dbq_i64(q, l->page_size);
+    dbq_i64(q, (l->page - 1) * l->page_size);
+    if (dbq_exec(q) != DB_OK)
+        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+
+    resp_header(r, "X-Total-Count", arena_printf(r->arena, "%" PRId64, total));
+    set_link(r, l->page, l->page_size, total);
+    yajl_gen g = resp_json(r, 200);
+    yajl_gen_array_open(g);
+    enum db_rc frc;
+    while ((frc = dbq_fetch(q)) == DB_OK)
+        emit_row(g, q, res, l->selected);
+    yajl_gen_array_close(g);
+    if (frc != DB_NOT_FOUND)
+        return req_fail(r, PAY_E_UNAVAILABLE, NULL); /* mid-stream: logged */
+    return 200;
+}
+
+int
+resource_get(struct req *r, const struct resource *res, int64_t id)
+{
+    struct list l;
+    int         rc;
+
+    memset(&l, 0, sizeof(l));
+    l.r = r;
+    l.res = res;
+    abuf_init(&l.where, r->arena);
+    if ((rc = fields_or_fail(r, res, &l.selected)) != 0)
+        return rc;
+    if ((rc = req_query_all_known_or_fail(r)) != 0)
+        return rc;
+    add_bind(&l, 0, id, NULL);
+    add_tenancy(&l);
+
+    struct abuf sql;
+    abuf_init(&sql, r->arena);
+    select_list(&sql, res);
+    abuf_printf(&sql, " AND %s = ?%s", res->id_sql,
+                l.where.len ? abuf_str(&l.where) : "");
+    struct dbq *q = dbq_new(r, abuf_str(&sql));
+    bind_all(q, l.binds);
+    switch (dbq_one(q)) {
+    case DB_OK:        break;
+    case DB_NOT_FOUND: return req_failf(r, PAY_E_NOT_FOUND, NULL, "no such object");
+    default:           return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    }
+    yajl_gen g = resp_json(r, 200);
+    emit_row(g, q, res, l.selected);
+    return 200;
+}

@@ -1,0 +1,66 @@
+/*
+ * Resources as data: a resource is a table of response fields, each with
+ * the SQL expression it comes from and its type. From that one
+ * description come the list operation (page/pageSize, sort and fields
+ * whitelists, filters, tenancy, X-Total-Count and Link, rows streamed as
+ * they are fetched) and the get-by-id operation. Column names only ever
+ * come from these tables; values are always bound parameters.
+ */
+#ifndef PAY_HANDLERS_LIST_H
+#define PAY_HANDLERS_LIST_H
+
+#include "db.h"
+#include "query.h"
+#include "req.h"
+
+enum col_type { COL_ID, COL_INT, COL_MONEY, COL_STR, COL_DATE, COL_BOOL };
+
+struct col {
+    const char   *name;  /* response field */
+    const char   *sql;   /* SQL expression (from the whitelist only) */
+    enum col_type type;
+};
+
+struct resource {
+    const char       *from;       /* "FROM ... JOIN ..." */
+    const char       *owner_sql;  /* contract owner of a row, for tenancy */
+    const char       *digits_sql; /* currency minor digits, for COL_MONEY */
+    const char       *id_sql;     /* unique id: final sort key, get-by-id */
+    const struct col *cols;
+    size_t            ncols;
+};
+
+struct bind;
+
+struct list {
+    struct req            *r;
+    const struct resource *res;
+    struct abuf            where;     /* " AND ..." conditions */
+    struct bind           *binds, *last;
+    int64_t                page, page_size;
+    struct sort_key       *sort;
+    size_t                 nsort;
+    unsigned char         *selected;  /* NULL: every field */
+};
+
+/* Parses page, pageSize, sort and fields, and adds the tenancy
+ * condition. 0, or records a 400 and returns it. */
+int list_begin_or_fail(struct req *r, const struct resource *res, struct list *l);
+/* Adds " AND <cond>" where cond has exactly one '?' bound to v / s. */
+void list_where_i64(struct list *l, const char *cond, int64_t v);
+void list_where_str(struct list *l, const char *cond, const char *s);
+void list_where(struct list *l, const char *cond);
+/* Reads query parameter `param`; if present parses it as a filter of this
+ * kind and adds a condition over the SQL expressions exprs[] (several
+ * expressions are OR'ed: any of them matches). */
+int list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
+                        const char *const *exprs);
+/* Rejects unknown parameters, counts, sets X-Total-Count and Link, and
+ * streams the page as a JSON array. Returns the HTTP status. */
+int list_run(struct list *l);
+
+/* GET by id with tenancy: 200 with the object, 404 otherwise. Query
+ * parameters other than `fields` are rejected. */
+int resource_get(struct req *r, const struct resource *res, int64_t id);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * THE route table: every endpoint of the service, one row each.
+ * Columns: method, path pattern (:name captures), handler, flags
+ * (R_AUTH bearer token, R_JSON JSON body, R_IDEMPOTENT Idempotency-Key),
+ * required scope.
+ */
+#include "handlers.h"
+
+#define RW (R_AUTH | R_JSON | R_IDEMPOTENT)
+
+const struct route routes_table[] = {
+/*  method       pattern                                            handler                              flags   scope            */
+  { PAY_M_GET,   "/healthz",                                        health_live,                         0,      0                },
+  { PAY_M_GET,   "/readyz",                                         health_ready,                        0,      0                },
+  { PAY_M_GET,   "/v1/customer-payments",                           customer_payments_list,              R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/customer-payments",                           customer_payments_create,            RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/customer-payments/:customer_payment_id",      customer_payments_get,               R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_GET,   "/v1/customer-balances",                           customer_balances_get,               R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/customer-balance-adjustments",                customer_balance_adjustments_create, RW,     PAY_SCOPE_WRITE  },
+};
+
+const size_t routes_count = sizeof(routes_table) / sizeof(routes_table[0]);

@@ -1,0 +1,149 @@
+"""Shared helpers for the end-to-end tests: they talk HTTP to the real stack
+(nginx -> pay-api workers -> MariaDB) started by tests/stack.sh, whose
+settings arrive in the file named by $PAY_STACK_ENV.
+
+Money in responses is parsed with Decimal (never float) so that checks are
+exact. Each test file is a script: checks are counted and the run ends with
+the line "N passed, N failed" and exit status 1 if anything failed.
+"""
+import json
+import os
+import shlex
+import subprocess
+import sys
+import traceback
+import urllib.error
+import urllib.request
+from decimal import Decimal
+
+ENV = {}
+
+
+def _load_env():
+    path = os.environ.get("PAY_STACK_ENV")
+    if not path or not os.path.exists(path):
+        print("PAY_STACK_ENV is not set or missing: the stack is not running")
+        sys.exit(1)
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, v = line.split("=", 1)
+            ENV[k] = shlex.split(v)[0] if v else ""
+
+
+_load_env()
+BASE = ENV["PAY_BASE_URL"]
+
+
+def token(sub="e2e", scope="payments:read payments:write", owners="1,2", ttl=3600):
+    cmd = [ENV["PAY_BIN"], "--config", ENV["PAY_CONFIG"], "token", "--sub", sub,
+           "--scope", scope, "--ttl", str(ttl)]
+    if owners:
+        cmd += ["--contract-owners", owners]
+    return subprocess.check_output(cmd, text=True).strip()
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        try:
+            self.json = json.loads(body, parse_float=Decimal) if body else None
+        except ValueError:
+            self.json = None
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.raw[:300])
+
+
+def request(method, path, body=None, tok=None, headers=None, raw=None,
+            content_type="application/json"):
+    url = path if path.startswith("http") else BASE + path
+    data = None
+    if raw is not None:
+        data = raw if isinstance(raw, bytes) else raw.encode()
+    elif body is not None:
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None and content_type:
+        req.add_header("Content-Type", content_type)
+    if tok:
+        req.add_header("Authorization", "Bearer " + tok)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return Resp(r.status, r.headers, r.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as e:
+        return Resp(e.code, e.headers, e.read().decode("utf-8", "replace"))
+
+
+def get(path, tok=None, **kw):
+    return request("GET", path, tok=tok, **kw)
+
+
+def post(path, body=None, tok=None, **kw):
+    return request("POST", path, body=body, tok=tok, **kw)
+
+
+def sql(query):
+    """Runs SQL directly against the test database; returns rows of strings."""
+    out = subprocess.check_output(shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "-e", query],
+                                  text=True)
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def sql_one(query):
+    rows = sql(query)
+    return rows[0][0] if rows else None
+
+
+class Suite:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what, detail=None):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL: %s%s" % (what, (" -- %r" % (detail,)) if detail is not None else ""))
+        return cond
+
+    def eq(self, got, want, what):
+        return self.check(got == want, what, "got %r, want %r" % (got, want))
+
+    def status(self, resp, want, what):
+        return self.check(resp.status == want, what,
+                          "status %d, want %d: %s" % (resp.status, want, resp.raw[:300]))
+
+    def error(self, resp, status, code, what, field=None):
+        ok = self.status(resp, status, what)
+        if ok and resp.json is not None:
+            self.eq(resp.json.get("code"), code, what + " (code)")
+            self.eq(resp.json.get("status"), status, what + " (status field)")
+            self.check(bool(resp.json.get("requestId")), what + " (requestId)")
+            self.eq(resp.header("Content-Type"), "application/json; charset=utf-8",
+                    what + " (content type)")
+            if field is not None:
+                self.eq(resp.json.get("field"), field, what + " (field)")
+        elif ok:
+            self.check(False, what + " (JSON body)", resp.raw[:200])
+
+    def run(self, tests):
+        for t in tests:
+            try:
+                t(self)
+            except Exception:
+                self.failed += 1
+                print("FAIL: %s raised:" % t.__name__)
+                traceback.print_exc(file=sys.stdout)
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(0 if self.failed == 0 and self.passed > 0 else 1)
