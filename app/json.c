@@ -190,8 +190,8 @@ cb_map_key(void *ctx, const unsigned char *s, size_t n)
         return 0;
     for (size_t i = 0; i < obj->n; i++) {
         if (strlen(obj->keys[i]) == n && memcmp(obj->keys[i], s, n) == 0) {
-            c->err = arena_printf(c->a, "duplicate key \"%.*s\"",
-                                  (int)(n > 64 ? 64 : n), (const char *)s);
+            c->err = arena_printf(c->a, "duplicate key \"%s\"",
+                                  text_echo(c->a, arena_strndup(c->a, (const char *)s, n > 64 ? 64 : n), 64));
             return 0;
         }
     }

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "text.h"
 
 #define MAX_SEGS 8
 
@@ -328,8 +329,8 @@ prepare(struct req *r)
         /* Body routes take no query parameters. */
         if (r->query.n > 0)
             return req_failf(r, PAY_E_UNKNOWN_PARAMETER, r->query.v[0].name,
-                             "unknown query parameter '%.64s'",
-                             r->query.v[0].name);
+                             "unknown query parameter '%s'",
+                             text_echo(r->arena, r->query.v[0].name, 64));
         if ((rc = read_body(r)) != 0)
             return rc;
     }

@@ -52,7 +52,8 @@ body_object_or_fail(struct req *r, const char *const *allowed)
     for (size_t i = 0; i < b->n; i++)
         if (enum_index(allowed, b->keys[i]) < 0)
             return req_failf(r, PAY_E_UNKNOWN_FIELD, b->keys[i],
-                             "unknown field '%.64s'", b->keys[i]);
+                             "unknown field '%s'",
+                             text_echo(r->arena, b->keys[i], 64));
     return 0;
 }
 

@@ -191,8 +191,8 @@ mysql_admin() { mariadb-admin --no-defaults --socket="$MYSQL_SOCK" -u"$DBA" --co
 # ---------------------------------------------------------------------------
 
 do_stop() {
-    if [ ! -d "$DIR" ]; then
-        say "nothing to stop in $DIR"
+    if [ ! -e "$MARKER" ]; then
+        say "nothing to stop: $DIR is not a stack directory"
         return 0
     fi
     rm -f "$DIR/env"
@@ -335,7 +335,7 @@ do_start() {
     [ "$(id -u)" -ne 0 ] || rootopt=(--user=root)
     say "initialising MariaDB datadir"
     mariadb-install-db --no-defaults "${rootopt[@]}" --datadir="$DIR/mysql" \
-        --auth-root-authentication-method=socket --skip-test-db \
+        --auth-root-authentication-method=socket --auth-root-socket-user="$DBA" --skip-test-db \
         >"$LOGS/mariadb-install.log" 2>&1 || die "mariadb-install-db failed"
 
     start_daemon mariadbd "$LOGS/mariadb.out" \
@@ -419,18 +419,17 @@ CONF
     local base=http://127.0.0.1:$port path ppid npid
     ppid=$(recorded_pid pay-api) || die "pay-api serve exited during start-up"
     npid=$(recorded_pid nginx) || die "nginx exited during start-up"
+    local deadline=$((SECONDS + wait_s))
     for path in /healthz /readyz; do
-        ok=0
-        for ((i = 0; i < wait_s * 5; i++)); do
-            if curl -fsS -o /dev/null --max-time 2 "$base$path" 2>/dev/null; then ok=1; break; fi
+        until curl -fsS -o /dev/null --max-time 2 "$base$path" 2>/dev/null; do
             is_running "$ppid" || die "pay-api serve exited during start-up"
             is_running "$npid" || die "nginx exited during start-up"
+            if [ $SECONDS -ge $deadline ]; then
+                curl -sS -i --max-time 2 "$base$path" >&2 || true
+                die "GET $path did not answer 200 within ${wait_s} s"
+            fi
             sleep 0.2
         done
-        if [ $ok != 1 ]; then
-            curl -sS -i --max-time 2 "$base$path" >&2 || true
-            die "GET $path did not answer 200 within ${wait_s} s"
-        fi
     done
     say "GET /healthz and /readyz answer 200"
 
