@@ -385,6 +385,9 @@ router_dispatch(struct req *r)
     }
     if (r->failed && !r->headers_sent)
         resp_error(r);
+    else if (r->failed)
+        log_error("router", "response cut short after streaming began: %s",
+                  r->err_message ? r->err_message : errors_get(r->err)->code);
     else if (status >= 100)
         r->status = status;
     if (r->status == 0)

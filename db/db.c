@@ -303,6 +303,16 @@ release(void *arg)
     }
 }
 
+/* A deadlock rolls the whole transaction back, a lock wait timeout only
+ * the statement: roll back explicitly either way before the pipeline runs
+ * the handler again (a new START TRANSACTION would commit the rest). */
+static void
+retry_later(struct req *r)
+{
+    db_tx_rollback(r);
+    r->retry = 1;
+}
+
 static int
 is_int_type(enum enum_field_types t)
 {
@@ -357,7 +367,7 @@ dbq_exec(struct dbq *q)
         enum db_rc rc = map_error(mysql_stmt_errno(q->st), "execute",
                                   mysql_stmt_error(q->st));
         if (rc == DB_RETRY)
-            q->r->retry = 1;
+            retry_later(q->r);
         return rc;
     }
     q->executed = 1;
@@ -385,7 +395,7 @@ dbq_fetch(struct dbq *q)
         enum db_rc e = map_error(mysql_stmt_errno(q->st), "fetch",
                                  mysql_stmt_error(q->st));
         if (e == DB_RETRY)
-            q->r->retry = 1;
+            retry_later(q->r);
         return e;
     }
     if (rc == MYSQL_DATA_TRUNCATED) {

@@ -21,6 +21,42 @@ const char *const TXN_TYPES[] = {
     "INVOICE_CREATED", "ADHOC_INVOICE_CREATED", "PAYMENT", "PAYMENT_REVERSED",
     "REFUND", "ADJUSTMENT", NULL};
 
+const char *const THIRD_PARTY_STATUSES[] = {
+    "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
+    "SUBMITTED", "CONFIRMED", "PAID_OUT", "CANCELLED", "FAILED",
+    "FAILED_RETRYING", "CHARGED_BACK", "CUSTOMER_APPROVAL_GRANTED",
+    "CUSTOMER_APPROVAL_DENIED", "CHARGEBACK_CANCELLED", "LATE_FAILURE_SETTLED",
+    "CHARGEBACK_SETTLED", "SURCHARGE_FEE_DEBITED", "RESUBMISSION_REQUESTED",
+    "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE",
+    "CUSTOMER_APPROVAL_MISSING", "SURCHARGE_FEE_CREDITED", "MANUALLY_PAID",
+    "UNSENT", "REFUNDED", "PARTIALLY_REFUNDED", "REFUND_PENDING", NULL};
+
+static const char *const TP_COLLECTED_SET[] = {
+    "CONFIRMED", "PAID_OUT", "MANUALLY_PAID", "CHARGEBACK_CANCELLED", NULL};
+static const char *const TP_REVERSED_SET[] = {
+    "CHARGED_BACK", "LATE_FAILURE_SETTLED", "CHARGEBACK_SETTLED", NULL};
+static const char *const TP_PENDING_SET[] = {
+    "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
+    "SUBMITTED", "CUSTOMER_APPROVAL_GRANTED", "UNSENT", "RESUBMISSION_REQUESTED",
+    "FAILED_RETRYING", NULL};
+static const char *const TP_FAILED_SET[] = {
+    "FAILED", "CANCELLED", "CUSTOMER_APPROVAL_DENIED", "CUSTOMER_APPROVAL_MISSING",
+    "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE", NULL};
+
+enum tp_group
+tp_group_of(const char *status)
+{
+    if (status == NULL || enum_index(TP_COLLECTED_SET, status) >= 0)
+        return TP_COLLECTED;
+    if (enum_index(TP_REVERSED_SET, status) >= 0)
+        return TP_REVERSED;
+    if (enum_index(TP_PENDING_SET, status) >= 0)
+        return TP_PENDING;
+    if (enum_index(TP_FAILED_SET, status) >= 0)
+        return TP_FAILED;
+    return TP_INFO;
+}
+
 static const char *const INTEGRATED[] = {
     "GO_CARDLESS", "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD",
     "STRIPE_DD", "FINASTRA", "EZYPAY", "PAYPAL", NULL};
@@ -226,6 +262,90 @@ ledger_append(struct req *r, struct customer *c, const struct ledger_row *row,
         return rc;
     c->balance = balance;
     return DB_OK;
+}
+
+enum db_rc
+invoice_lock(struct req *r, int kind, int64_t id, struct customer *c,
+             struct invoice *inv)
+{
+    struct dbq *q = dbq_new(r, "SELECT customer_id FROM invoices WHERE kind = ? AND id = ?");
+    dbq_i64(q, kind);
+    dbq_i64(q, id);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    if ((rc = customer_load(r, dbq_col_i64(q, 0), 1, c)) != DB_OK)
+        return rc;
+    q = dbq_new(r, "SELECT customer_id, amount, paid, refunded, refund_pending,"
+                   " auto_collect, invoice_number, third_party_status"
+                   " FROM invoices WHERE kind = ? AND id = ? FOR UPDATE");
+    dbq_i64(q, kind);
+    dbq_i64(q, id);
+    if ((rc = dbq_one(q)) != DB_OK)
+        return rc;
+    inv->kind = kind;
+    inv->id = id;
+    inv->customer_id = dbq_col_i64(q, 0);
+    inv->amount = dbq_col_i64(q, 1);
+    inv->paid = dbq_col_i64(q, 2);
+    inv->refunded = dbq_col_i64(q, 3);
+    inv->refund_pending = dbq_col_i64(q, 4);
+    inv->auto_collect = (int)dbq_col_i64(q, 5);
+    inv->number = dbq_col_str(q, 6);
+    inv->tp_status = dbq_col_str(q, 7);
+    /* Invoices never change customer; this guards the lock order. */
+    return inv->customer_id == c->id ? DB_OK : DB_ERROR;
+}
+
+enum db_rc
+invoice_update(struct req *r, const struct invoice *inv, int64_t paid_delta,
+               int64_t refunded_delta, int64_t pending_delta, const char *tp_status)
+{
+    struct dbq *q = dbq_new(r,
+        "UPDATE invoices SET paid = paid + ?, refunded = refunded + ?,"
+        " refund_pending = refund_pending + ?,"
+        " third_party_status = COALESCE(?, third_party_status), " INVOICE_STATUS_SQL
+        " WHERE kind = ? AND id = ?");
+    dbq_i64(q, paid_delta);
+    dbq_i64(q, refunded_delta);
+    dbq_i64(q, pending_delta);
+    dbq_str(q, tp_status);
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    return dbq_exec(q);
+}
+
+enum db_rc
+invoice_event_insert(struct req *r, const struct invoice *inv,
+                     const struct customer *c, const struct invoice_event *e,
+                     int64_t *id)
+{
+    struct dbq *q = dbq_new(r,
+        "INSERT INTO invoice_payments (invoice_kind, invoice_id, customer_id,"
+        " third_party_status, amount, currency_id, description, payment_method,"
+        " payment_date, customer_payment_type, customer_payment_id, ledger_id)"
+        " VALUES (?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?)");
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    dbq_i64(q, c->id);
+    dbq_str(q, e->tp_status);
+    dbq_i64(q, e->amount);
+    dbq_i64(q, c->currency_id);
+    dbq_str(q, e->description);
+    dbq_str(q, e->payment_method);
+    dbq_str(q, e->customer_payment_type);
+    if (e->customer_payment_id)
+        dbq_i64(q, e->customer_payment_id);
+    else
+        dbq_null(q);
+    if (e->ledger_id)
+        dbq_i64(q, e->ledger_id);
+    else
+        dbq_null(q);
+    enum db_rc rc = dbq_exec(q);
+    if (rc == DB_OK && id != NULL)
+        *id = dbq_insert_id(q);
+    return rc;
 }
 
 int

@@ -100,3 +100,46 @@ int db_fail(struct req *r, enum db_rc rc);
 /* Invoice kinds (invoices.kind). */
 #define INVOICE_NORMAL 1
 #define INVOICE_ADHOC  2
+
+/* ThirdPartyPaymentStatus and its groups (spec §2). */
+extern const char *const THIRD_PARTY_STATUSES[];
+enum tp_group { TP_COLLECTED, TP_REVERSED, TP_PENDING, TP_FAILED, TP_INFO };
+enum tp_group tp_group_of(const char *status);
+
+struct invoice {
+    int         kind;
+    int64_t     id;
+    int64_t     customer_id;
+    int64_t     amount;
+    int64_t     paid;
+    int64_t     refunded;
+    int64_t     refund_pending;
+    int         auto_collect;
+    const char *number;
+    const char *tp_status;   /* latest third-party status, may be NULL */
+};
+
+/* Inside the request's transaction: locks the invoice's customer, then the
+ * invoice (always in that order, so concurrent writers never deadlock).
+ * DB_NOT_FOUND for an unknown invoice or another tenant's. */
+enum db_rc invoice_lock(struct req *r, int kind, int64_t id, struct customer *c,
+                        struct invoice *inv);
+/* Moves the invoice's totals, optionally sets its third-party status, and
+ * re-derives its payment status. */
+enum db_rc invoice_update(struct req *r, const struct invoice *inv,
+                          int64_t paid_delta, int64_t refunded_delta,
+                          int64_t pending_delta, const char *tp_status);
+
+/* One payment event on an invoice (table invoice_payments). */
+struct invoice_event {
+    const char *tp_status;            /* NULL: none given */
+    int64_t     amount;
+    const char *description;
+    const char *payment_method;
+    const char *customer_payment_type;
+    int64_t     customer_payment_id;  /* 0: none */
+    int64_t     ledger_id;            /* 0: none */
+};
+enum db_rc invoice_event_insert(struct req *r, const struct invoice *inv,
+                                const struct customer *c,
+                                const struct invoice_event *e, int64_t *id);

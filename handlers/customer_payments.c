@@ -119,27 +119,13 @@ allocate(struct req *r, struct customer *c, int kind, int64_t amount,
         int64_t apply = inv[i].outstanding < amount ? inv[i].outstanding : amount;
         if (apply <= 0)
             continue;
-        q = dbq_new(r,
-            "INSERT INTO invoice_payments (invoice_kind, invoice_id, customer_id,"
-            " amount, currency_id, description, payment_method, payment_date,"
-            " customer_payment_type, customer_payment_id)"
-            " VALUES (?,?,?,?,?,?,?,UTC_DATE(),'CUSTOMER',?)");
-        dbq_i64(q, kind);
-        dbq_i64(q, inv[i].id);
-        dbq_i64(q, c->id);
-        dbq_i64(q, apply);
-        dbq_i64(q, c->currency_id);
-        dbq_str(q, description);
-        dbq_str(q, method);
-        dbq_i64(q, payment_id);
-        if ((rc = dbq_exec(q)) != DB_OK)
-            return rc;
-        q = dbq_new(r, "UPDATE invoices SET paid = paid + ?, " INVOICE_STATUS_SQL
-                       " WHERE kind = ? AND id = ?");
-        dbq_i64(q, apply);
-        dbq_i64(q, kind);
-        dbq_i64(q, inv[i].id);
-        if ((rc = dbq_exec(q)) != DB_OK)
+        struct invoice       target = {.kind = kind, .id = inv[i].id};
+        struct invoice_event e = {
+            .amount = apply, .description = description, .payment_method = method,
+            .customer_payment_type = "CUSTOMER", .customer_payment_id = payment_id,
+        };
+        if ((rc = invoice_event_insert(r, &target, c, &e, NULL)) != DB_OK ||
+            (rc = invoice_update(r, &target, apply, 0, 0, NULL)) != DB_OK)
             return rc;
         amount -= apply;
     }

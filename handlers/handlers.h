@@ -17,6 +17,17 @@ int customer_payments_create(struct req *r);
 int customer_payments_get(struct req *r);
 int customer_balances_get(struct req *r);
 int customer_balance_adjustments_create(struct req *r);
+int invoice_payments_list(struct req *r);
+int invoice_payments_create(struct req *r);
+int invoice_payments_get(struct req *r);
+int adhoc_invoice_payments_list(struct req *r);
+int adhoc_invoice_payments_create(struct req *r);
+int adhoc_invoice_payments_get(struct req *r);
+int invoice_payment_reprocess_create(struct req *r);
+int invoice_payment_cancel_create(struct req *r);
+int refunds_list(struct req *r);
+int refunds_create(struct req *r);
+int refunds_get(struct req *r);
 
 /* THE route table and its length. */
 extern const struct route routes_table[];

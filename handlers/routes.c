@@ -17,6 +17,17 @@ const struct route routes_table[] = {
   { PAY_M_GET,   "/v1/customer-payments/:customer_payment_id",      customer_payments_get,               R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_GET,   "/v1/customer-balances",                           customer_balances_get,               R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/customer-balance-adjustments",                customer_balance_adjustments_create, RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/invoice-payments",                            invoice_payments_list,               R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/invoice-payments",                            invoice_payments_create,             RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/invoice-payments/:invoice_payment_id",        invoice_payments_get,                R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_GET,   "/v1/adhoc-invoice-payments",                      adhoc_invoice_payments_list,         R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/adhoc-invoice-payments",                      adhoc_invoice_payments_create,       RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/adhoc-invoice-payments/:adhoc_invoice_payment_id", adhoc_invoice_payments_get,     R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/invoice-payment-reprocess",                   invoice_payment_reprocess_create,    RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_POST,  "/v1/invoice-payment-cancel",                      invoice_payment_cancel_create,       RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/refunds",                                     refunds_list,                        R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/refunds",                                     refunds_create,                      RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/refunds/:refund_id",                          refunds_get,                         R_AUTH, PAY_SCOPE_READ   },
 };
 
 const size_t routes_count = sizeof(routes_table) / sizeof(routes_table[0]);

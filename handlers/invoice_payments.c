@@ -1,0 +1,281 @@
+/*
+ * /v1/invoice-payments and /v1/adhoc-invoice-payments: payment events on
+ * one invoice, and /v1/invoice-payment-reprocess / -cancel. The two
+ * invoice kinds differ only in names, so each operation is one generic
+ * function over a struct kind.
+ * Effect of a new event (spec §4.5): no status or a collected status
+ * applies the amount (PAYMENT ledger row; a negative amount is a
+ * correction); a reversed status takes it back (PAYMENT_REVERSED); any
+ * other status is recorded and becomes the invoice's third-party status.
+ * Money moves only with a ledger row, inside one transaction that locks
+ * the customer and then the invoice.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "api.h"
+#include "handlers.h"
+#include "list.h"
+
+#define EVENT_COLS(id_name)                                                   \
+    {"id",                      "p.id",                    COL_ID},           \
+    {id_name,                   "p.invoice_id",            COL_ID},           \
+    {"thirdPartyPaymentStatus", "p.third_party_status",    COL_STR},          \
+    {"amountInMajorCurrency",   "p.amount",                COL_MONEY},        \
+    {"currencyId",              "p.currency_id",           COL_ID},           \
+    {"description",             "p.description",           COL_STR},          \
+    {"metaData",                "p.meta_data",             COL_STR},          \
+    {"errorInfo",               "p.error_info",            COL_STR},          \
+    {"paymentMethod",           "p.payment_method",        COL_STR},          \
+    {"paymentDate",             "p.payment_date",          COL_DATE},         \
+    {"customerPaymentType",     "p.customer_payment_type", COL_STR},          \
+    {"customerPaymentId",       "p.customer_payment_id",   COL_ID}
+
+static const struct col normal_cols[] = {EVENT_COLS("generatedInvoiceId")};
+static const struct col adhoc_cols[] = {EVENT_COLS("generatedAdhocInvoiceId")};
+
+#define EVENT_FROM                                                            \
+    "FROM invoice_payments p JOIN invoices i ON i.kind = p.invoice_kind"      \
+    " AND i.id = p.invoice_id JOIN customers c ON c.id = p.customer_id"       \
+    " JOIN currencies cur ON cur.id = p.currency_id"
+
+static const struct resource normal_events = {
+    EVENT_FROM, "c.contract_owner_id", "cur.minor_digits", "p.id",
+    normal_cols, sizeof(normal_cols) / sizeof(normal_cols[0]),
+};
+static const struct resource adhoc_events = {
+    EVENT_FROM, "c.contract_owner_id", "cur.minor_digits", "p.id",
+    adhoc_cols, sizeof(adhoc_cols) / sizeof(adhoc_cols[0]),
+};
+
+struct kind {
+    int                    kind;
+    const char            *id_field;       /* body field / filter */
+    const char            *bill_run_param; /* list filter */
+    const char            *path;
+    const char            *payment_type;   /* customerPaymentType of direct events */
+    const char            *bill_run_type;
+    const struct resource *res;
+};
+
+static const struct kind normal = {
+    INVOICE_NORMAL, "generatedInvoiceId", "billRunId", "/v1/invoice-payments",
+    "INVOICE", "NORMAL", &normal_events,
+};
+static const struct kind adhoc = {
+    INVOICE_ADHOC, "generatedAdhocInvoiceId", "adhocBillRunId",
+    "/v1/adhoc-invoice-payments", "ADHOC_INVOICE", "ADHOC", &adhoc_events,
+};
+
+static int
+events_list_generic(struct req *r, const struct kind *k)
+{
+    static const char *const bill_run[] = {"i.bill_run_id", NULL};
+    static const char *const cpt[] = {"p.customer_payment_type", NULL};
+    static const char *const cp_id[] = {"p.customer_payment_id", NULL};
+    static const char *const inv_id[] = {"p.invoice_id", NULL};
+    struct list l;
+    int         rc;
+
+    if ((rc = list_begin_or_fail(r, k->res, &l)) != 0 ||
+        (rc = list_filter_or_fail(&l, k->bill_run_param, FK_STRING, bill_run)) != 0 ||
+        (rc = list_filter_or_fail(&l, "customerPaymentType", FK_STRING, cpt)) != 0 ||
+        (rc = list_filter_or_fail(&l, "customerPaymentId", FK_ID, cp_id)) != 0 ||
+        (rc = list_filter_or_fail(&l, k->id_field, FK_ID, inv_id)) != 0)
+        return rc;
+    list_where_i64(&l, "p.invoice_kind = ?", k->kind);
+    return list_run(&l);
+}
+
+static int
+events_get_generic(struct req *r, const struct kind *k, const char *param)
+{
+    int64_t id;
+    int     rc;
+    if ((rc = req_param_id_or_fail(r, 0, param, &id)) != 0)
+        return rc;
+    /* The id space is shared; an event of the other kind is not found. */
+    struct dbq *q = dbq_new(r, "SELECT invoice_kind FROM invoice_payments WHERE id = ?");
+    dbq_i64(q, id);
+    enum db_rc dr = dbq_one(q);
+    if (dr == DB_OK && dbq_col_i64(q, 0) != k->kind)
+        dr = DB_NOT_FOUND;
+    if (dr != DB_OK)
+        return db_fail(r, dr);
+    return resource_get(r, k->res, id);
+}
+
+static int
+events_create_generic(struct req *r, const struct kind *k)
+{
+    const char *const fields[] = {
+        k->id_field, "amountInMajorCurrency", "description", "paymentMethod",
+        "thirdPartyPaymentStatus", NULL};
+    const char     *amount_text, *description, *method, *status;
+    int64_t         invoice_id, amount, ledger_id = 0, id;
+    struct customer c;
+    struct invoice  inv;
+    enum db_rc      rc;
+    int             st;
+
+    if ((st = body_object_or_fail(r, fields)) != 0 ||
+        (st = body_id_or_fail(r, k->id_field, 1, &invoice_id, NULL)) != 0 ||
+        (st = body_number_or_fail(r, "amountInMajorCurrency", &amount_text)) != 0 ||
+        (st = body_str_or_fail(r, "description", 1, 255, &description)) != 0 ||
+        (st = body_enum_or_fail(r, "paymentMethod", 1, PAYMENT_METHODS, &method)) != 0 ||
+        (st = body_enum_or_fail(r, "thirdPartyPaymentStatus", 0,
+                                THIRD_PARTY_STATUSES, &status)) != 0)
+        return st;
+    /* Manual payments are recorded after the fact: a provider's status
+     * makes no sense for them. */
+    if (!payment_method_integrated(method) && status != NULL &&
+        strcmp(status, "MANUALLY_PAID") != 0)
+        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyPaymentStatus",
+                         "thirdPartyPaymentStatus %s does not apply to the manual"
+                         " payment method %s", status, method);
+
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return db_fail(r, rc);
+    rc = invoice_lock(r, k->kind, invoice_id, &c, &inv);
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, k->id_field, "unknown %s",
+                         k->id_field);
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    int64_t limit = 100000 * minor_per_major(c.digits);
+    if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits,
+                                 -limit, limit, 0, &amount)) != 0)
+        return st;
+
+    enum tp_group g = tp_group_of(status);
+    int64_t       moved = 0;  /* change of invoices.paid */
+    if (g == TP_COLLECTED)
+        moved = amount;
+    else if (g == TP_REVERSED)
+        moved = amount < 0 ? amount : -amount;
+    if (moved < 0 && (inv.paid + moved < inv.refunded || inv.paid + moved < 0))
+        return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
+                         "this would leave the invoice with less paid than"
+                         " refunded (paid %" PRId64 ", refunded %" PRId64 " minor units)",
+                         inv.paid, inv.refunded);
+    if (moved != 0) {
+        struct ledger_row row = {
+            .txn_type = g == TP_REVERSED ? "PAYMENT_REVERSED" : "PAYMENT",
+            .customer_payment_type = k->payment_type, .amount = moved,
+            .description = description, .payment_method = method,
+            .invoice_kind = k->kind, .invoice_id = inv.id,
+            .invoice_number = inv.number, .bill_run_type = k->bill_run_type,
+        };
+        if ((rc = ledger_append(r, &c, &row, &ledger_id)) != DB_OK)
+            return db_fail(r, rc);
+    }
+    struct invoice_event e = {
+        .tp_status = status, .amount = amount,
+        .description = description, .payment_method = method,
+        .customer_payment_type = k->payment_type, .ledger_id = ledger_id,
+    };
+    if ((rc = invoice_event_insert(r, &inv, &c, &e, &id)) != DB_OK ||
+        (rc = invoice_update(r, &inv, moved, 0, 0, status)) != DB_OK)
+        return db_fail(r, rc);
+    resp_header(r, "Location", arena_printf(r->arena, "%s/%" PRId64, k->path, id));
+    int status_code = resource_get(r, k->res, id);
+    return status_code == 200 ? 201 : status_code;
+}
+
+int
+invoice_payments_list(struct req *r)
+{
+    return events_list_generic(r, &normal);
+}
+
+int
+invoice_payments_get(struct req *r)
+{
+    return events_get_generic(r, &normal, "invoice_payment_id");
+}
+
+int
+invoice_payments_create(struct req *r)
+{
+    return events_create_generic(r, &normal);
+}
+
+int
+adhoc_invoice_payments_list(struct req *r)
+{
+    return events_list_generic(r, &adhoc);
+}
+
+int
+adhoc_invoice_payments_get(struct req *r)
+{
+    return events_get_generic(r, &adhoc, "adhoc_invoice_payment_id");
+}
+
+int
+adhoc_invoice_payments_create(struct req *r)
+{
+    return events_create_generic(r, &adhoc);
+}
+
+/* Reprocess and cancel: a status transition guarded by a precondition on
+ * the invoice's latest third-party status, recorded as an event without
+ * money. */
+static int
+transition_generic(struct req *r, int cancel)
+{
+    static const char *const fields[] = {"invoiceId", "billRunType", "notes", NULL};
+    const char     *brt, *notes;
+    int64_t         invoice_id, id;
+    struct customer c;
+    struct invoice  inv;
+    enum db_rc      rc;
+    int             st;
+
+    if ((st = body_object_or_fail(r, fields)) != 0 ||
+        (st = body_id_or_fail(r, "invoiceId", 1, &invoice_id, NULL)) != 0 ||
+        (st = body_enum_or_fail(r, "billRunType", 1, BILL_RUN_TYPES, &brt)) != 0 ||
+        (st = body_str_or_fail(r, "notes", 0, 255, &notes)) != 0)
+        return st;
+    const struct kind *k = strcmp(brt, "ADHOC") == 0 ? &adhoc : &normal;
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return db_fail(r, rc);
+    rc = invoice_lock(r, k->kind, invoice_id, &c, &inv);
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "invoiceId", "unknown invoiceId");
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+
+    enum tp_group g = inv.tp_status ? tp_group_of(inv.tp_status) : TP_INFO;
+    int allowed = cancel ? g == TP_PENDING && strcmp(inv.tp_status, "SUBMITTED") != 0
+                         : g == TP_FAILED && inv.paid < inv.amount;
+    if (!allowed)
+        return req_failf(r, PAY_E_CONFLICT, "invoiceId",
+                         "invoice %" PRId64 " cannot be %s: its third-party status is %s%s",
+                         invoice_id, cancel ? "cancelled" : "reprocessed",
+                         inv.tp_status ? inv.tp_status : "none",
+                         !cancel && g == TP_FAILED ? " and it is fully paid" : "");
+
+    const char          *to = cancel ? "CANCELLED" : "RESUBMISSION_REQUESTED";
+    struct invoice_event e = {
+        .tp_status = to, .amount = inv.amount - inv.paid, .description = notes,
+        .customer_payment_type = k->payment_type,
+    };
+    if ((rc = invoice_event_insert(r, &inv, &c, &e, &id)) != DB_OK ||
+        (rc = invoice_update(r, &inv, 0, 0, 0, to)) != DB_OK)
+        return db_fail(r, rc);
+    st = resource_get(r, k->res, id);
+    return st == 200 && cancel ? 202 : st;
+}
+
+int
+invoice_payment_reprocess_create(struct req *r)
+{
+    return transition_generic(r, 0);
+}
+
+int
+invoice_payment_cancel_create(struct req *r)
+{
+    return transition_generic(r, 1);
+}

@@ -1,0 +1,159 @@
+/*
+ * /v1/refunds: money given back on one invoice (spec §4.7). The refundable
+ * amount is paid - refunded, checked with the customer and the invoice
+ * locked, so concurrent refunds can never exceed it. A manual method
+ * refunds at once (MANUALLY_REFUNDED + REFUND ledger row); an integrated
+ * one reserves the amount (PENDING_SUBMISSION, counted in refunded and
+ * refund_pending) until the provider confirms it.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "api.h"
+#include "handlers.h"
+#include "list.h"
+
+/*   field                      SQL                              type      */
+static const struct col refund_cols[] = {
+    {"id",                     "f.id",                          COL_ID},
+    {"invoiceId",              "f.invoice_id",                  COL_ID},
+    {"customerId",             "f.customer_id",                 COL_ID},
+    {"billRunType",            "IF(f.invoice_kind = 2, 'ADHOC', 'NORMAL')", COL_STR},
+    {"thirdPartyRefundStatus", "f.third_party_refund_status",   COL_STR},
+    {"description",            "f.description",                 COL_STR},
+    {"errorInfo",              "f.error_info",                  COL_STR},
+    {"paymentMethod",          "f.payment_method",              COL_STR},
+    {"amountInMajorCurrency",  "f.amount",                      COL_MONEY},
+};
+
+static const struct resource refunds = {
+    "FROM refunds f JOIN customers c ON c.id = f.customer_id"
+    " JOIN currencies cur ON cur.id = f.currency_id",
+    "c.contract_owner_id", "cur.minor_digits", "f.id",
+    refund_cols, sizeof(refund_cols) / sizeof(refund_cols[0]),
+};
+
+int
+refunds_list(struct req *r)
+{
+    static const char *const customer[] = {"f.customer_id", NULL};
+    static const char *const invoice[] = {"f.invoice_id", NULL};
+    static const char *const brt[] = {"IF(f.invoice_kind = 2, 'ADHOC', 'NORMAL')", NULL};
+    struct list l;
+    int         rc;
+
+    if ((rc = list_begin_or_fail(r, &refunds, &l)) != 0 ||
+        (rc = list_filter_or_fail(&l, "customerId", FK_ID, customer)) != 0 ||
+        (rc = list_filter_or_fail(&l, "invoiceId", FK_ID, invoice)) != 0 ||
+        (rc = list_filter_or_fail(&l, "billRunType", FK_STRING, brt)) != 0)
+        return rc;
+    return list_run(&l);
+}
+
+int
+refunds_get(struct req *r)
+{
+    int64_t id;
+    int     rc;
+    if ((rc = req_param_id_or_fail(r, 0, "refund_id", &id)) != 0)
+        return rc;
+    return resource_get(r, &refunds, id);
+}
+
+/* The method of the invoice's last successful (collected, positive)
+ * payment, or NULL. */
+static const char *
+last_payment_method(struct req *r, const struct invoice *inv)
+{
+    struct dbq *q = dbq_new(r,
+        "SELECT payment_method FROM invoice_payments"
+        " WHERE invoice_kind = ? AND invoice_id = ? AND amount > 0"
+        " AND payment_method IS NOT NULL"
+        " AND (third_party_status IS NULL OR third_party_status IN"
+        " ('CONFIRMED','PAID_OUT','MANUALLY_PAID','CHARGEBACK_CANCELLED'))"
+        " ORDER BY id DESC LIMIT 1");
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    return dbq_one(q) == DB_OK ? dbq_col_str(q, 0) : NULL;
+}
+
+int
+refunds_create(struct req *r)
+{
+    static const char *const fields[] = {"invoiceId", "billRunType",
+        "amountInMajorCurrency", "description", "paymentMethod", NULL};
+    const char     *brt, *amount_text, *description, *method;
+    int64_t         invoice_id, amount, id, ledger_id = 0;
+    struct customer c;
+    struct invoice  inv;
+    enum db_rc      rc;
+    int             st;
+
+    if ((st = body_object_or_fail(r, fields)) != 0 ||
+        (st = body_id_or_fail(r, "invoiceId", 1, &invoice_id, NULL)) != 0 ||
+        (st = body_enum_or_fail(r, "billRunType", 1, BILL_RUN_TYPES, &brt)) != 0 ||
+        (st = body_number_or_fail(r, "amountInMajorCurrency", &amount_text)) != 0 ||
+        (st = body_str_or_fail(r, "description", 0, 255, &description)) != 0 ||
+        (st = body_enum_or_fail(r, "paymentMethod", 0, PAYMENT_METHODS, &method)) != 0)
+        return st;
+    int kind = strcmp(brt, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL;
+
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return db_fail(r, rc);
+    rc = invoice_lock(r, kind, invoice_id, &c, &inv);
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "invoiceId", "unknown invoiceId");
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits, 1,
+                                 100000 * minor_per_major(c.digits), 0, &amount)) != 0)
+        return st;
+    if (amount > inv.paid - inv.refunded)
+        return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
+                         "the amount exceeds what is refundable on this invoice"
+                         " (%" PRId64 " minor units)", inv.paid - inv.refunded);
+    if (method == NULL || inv.auto_collect) {
+        method = last_payment_method(r, &inv);
+        if (method == NULL)
+            return req_failf(r, PAY_E_INVALID_FIELD, "paymentMethod",
+                             "paymentMethod is required: the invoice has no"
+                             " successful payment to take it from");
+    }
+
+    int         integrated = payment_method_integrated(method);
+    const char *status = integrated ? "PENDING_SUBMISSION" : "MANUALLY_REFUNDED";
+    if (!integrated) {
+        struct ledger_row row = {
+            .txn_type = "REFUND", .customer_payment_type = "REFUND",
+            .amount = -amount, .description = description,
+            .payment_method = method, .invoice_kind = kind, .invoice_id = inv.id,
+            .invoice_number = inv.number, .bill_run_type = brt,
+        };
+        if ((rc = ledger_append(r, &c, &row, &ledger_id)) != DB_OK)
+            return db_fail(r, rc);
+    }
+    struct dbq *q = dbq_new(r,
+        "INSERT INTO refunds (invoice_kind, invoice_id, customer_id,"
+        " third_party_refund_status, amount, currency_id, description,"
+        " payment_method, ledger_id) VALUES (?,?,?,?,?,?,?,?,?)");
+    dbq_i64(q, kind);
+    dbq_i64(q, inv.id);
+    dbq_i64(q, c.id);
+    dbq_str(q, status);
+    dbq_i64(q, amount);
+    dbq_i64(q, c.currency_id);
+    dbq_str(q, description);
+    dbq_str(q, method);
+    if (ledger_id)
+        dbq_i64(q, ledger_id);
+    else
+        dbq_null(q);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return db_fail(r, rc);
+    id = dbq_insert_id(q);
+    if ((rc = invoice_update(r, &inv, 0, amount, integrated ? amount : 0, NULL)) != DB_OK)
+        return db_fail(r, rc);
+    resp_header(r, "Location", arena_printf(r->arena, "/v1/refunds/%" PRId64, id));
+    st = resource_get(r, &refunds, id);
+    return st == 200 ? 201 : st;
+}
