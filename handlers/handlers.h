@@ -28,6 +28,7 @@ int invoice_payment_cancel_create(struct req *r);
 int refunds_list(struct req *r);
 int refunds_create(struct req *r);
 int refunds_get(struct req *r);
+int customer_credit_status_list(struct req *r);
 
 /* THE route table and its length. */
 extern const struct route routes_table[];

@@ -42,6 +42,12 @@ list_where(struct list *l, const char *cond)
 }
 
 void
+list_bind_i64(struct list *l, int64_t v)
+{
+    add_bind(l, 0, v, NULL);
+}
+
+void
 list_where_i64(struct list *l, const char *cond, int64_t v)
 {
     list_where(l, cond);
@@ -208,6 +214,7 @@ emit_row(yajl_gen g, struct dbq *q, const struct resource *res,
         case COL_ID:
         case COL_INT:   json_i64(g, dbq_col_i64(q, i)); break;
         case COL_MONEY: json_money(g, dbq_col_i64(q, i), digits); break;
+        case COL_HUNDREDTHS: json_money(g, dbq_col_i64(q, i), 2); break;
         case COL_BOOL:  json_bool(g, dbq_col_i64(q, i) != 0); break;
         case COL_STR:
         case COL_DATE:  json_str(g, dbq_col_str(q, i)); break;

@@ -13,7 +13,9 @@
 #include "query.h"
 #include "req.h"
 
-enum col_type { COL_ID, COL_INT, COL_MONEY, COL_STR, COL_DATE, COL_BOOL };
+/* COL_MONEY uses the row's currency digits; COL_HUNDREDTHS is an integer
+ * count of hundredths written with two decimals (percentages). */
+enum col_type { COL_ID, COL_INT, COL_MONEY, COL_HUNDREDTHS, COL_STR, COL_DATE, COL_BOOL };
 
 struct col {
     const char   *name;  /* response field */
@@ -50,6 +52,8 @@ int list_begin_or_fail(struct req *r, const struct resource *res, struct list *l
 void list_where_i64(struct list *l, const char *cond, int64_t v);
 void list_where_str(struct list *l, const char *cond, const char *s);
 void list_where(struct list *l, const char *cond);
+/* Binds the next '?' of conditions added with list_where. */
+void list_bind_i64(struct list *l, int64_t v);
 /* Reads query parameter `param`; if present parses it as a filter of this
  * kind and adds a condition over the SQL expressions exprs[] (several
  * expressions are OR'ed: any of them matches). */
