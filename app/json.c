@@ -219,6 +219,51 @@ static const yajl_callbacks callbacks = {
     cb_start_map, cb_map_key, cb_end, cb_start_array, cb_end,
 };
 
+static int
+hex4(const char *p, const char *end, unsigned *v)
+{
+    *v = 0;
+    if (end - p < 4)
+        return 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = (c >= '0' && c <= '9') ? (unsigned)(c - '0')
+                   : (c >= 'a' && c <= 'f') ? (unsigned)(c - 'a' + 10)
+                   : (c >= 'A' && c <= 'F') ? (unsigned)(c - 'A' + 10) : 16u;
+        if (d > 15)
+            return 0;
+        *v = *v << 4 | d;
+    }
+    return 1;
+}
+
+/* yajl turns a lone high surrogate escape into '?' and pairs it with any
+ * following \u escape, silently changing the text; refuse both. */
+static int
+surrogates_paired(const char *p, size_t len)
+{
+    const char *end = p + len;
+    unsigned    v, w;
+    for (; p < end; p++) {
+        if (*p != '\\')
+            continue;
+        if (++p >= end)
+            break;
+        if (*p != 'u' || !hex4(p + 1, end, &v))
+            continue;
+        p += 4;
+        if (v >= 0xDC00 && v <= 0xDFFF)
+            return 0;
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || !hex4(p + 3, end, &w) ||
+                w < 0xDC00 || w > 0xDFFF)
+                return 0;
+            p += 6;
+        }
+    }
+    return 1;
+}
+
 int
 json_parse(struct arena *a, const char *buf, size_t len,
            struct json_value **out, const char **err)
@@ -226,6 +271,10 @@ json_parse(struct arena *a, const char *buf, size_t len,
     yajl_alloc_funcs afs;
     struct pctx      c;
 
+    if (!surrogates_paired(buf, len)) {
+        *err = "invalid \\u escape: unpaired UTF-16 surrogate";
+        return -1;
+    }
     memset(&c, 0, sizeof(c));
     c.a = a;
     afs_init(&afs, a);

@@ -24,6 +24,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "master.h"
+#include "provider.h"
 #include "router.h"
 
 static struct config cfg;
@@ -91,6 +92,7 @@ cmd_serve(void)
 {
     init_auth();
     router_init(routes_table, routes_count, &db_pipeline_hooks);
+    provider_set_public_base_url(cfg.public_base_url);
     mysql_library_init(0, NULL, NULL);
     fcgi_init();
     int  fd = fcgi_inherited_socket();

@@ -10,12 +10,12 @@
  */
 #include "db_pipeline.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "db.h"
 #include "log.h"
+#include "token.h"
 
 #define LEASE_SECONDS 60
 
@@ -27,17 +27,11 @@ struct claim {
 static const char *
 request_hash(struct req *r)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int  n = 0;
-    struct abuf   b;
+    struct abuf b;
     abuf_init(&b, r->arena);
     abuf_printf(&b, "%s\n%s\n", r->method_name, r->path ? r->path : "");
     abuf_add(&b, r->body ? r->body : "", r->body_len);
-    EVP_Digest(b.p, b.len, md, &n, EVP_sha256(), NULL);
-    char *hex = arena_alloc(r->arena, 2 * n + 1);
-    for (unsigned i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return hex;
+    return token_sha256_hex(r->arena, b.p, b.len);
 }
 
 static int

@@ -315,6 +315,40 @@ invoice_update(struct req *r, const struct invoice *inv, int64_t paid_delta,
     return dbq_exec(q);
 }
 
+int64_t
+invoice_event_effect(const char *tp_status, int64_t amount)
+{
+    switch (tp_group_of(tp_status)) {
+    case TP_COLLECTED: return amount;
+    case TP_REVERSED:  return amount < 0 ? amount : -amount;
+    default:           return 0;
+    }
+}
+
+enum db_rc
+invoice_event_record(struct req *r, struct customer *c, const struct invoice *inv,
+                     struct invoice_event *e, int64_t *id)
+{
+    int64_t    moved = invoice_event_effect(e->tp_status, e->amount);
+    enum db_rc rc;
+    if (moved != 0) {
+        struct ledger_row row = {
+            .txn_type = moved < 0 && tp_group_of(e->tp_status) == TP_REVERSED
+                            ? "PAYMENT_REVERSED" : "PAYMENT",
+            .customer_payment_type = e->customer_payment_type, .amount = moved,
+            .description = e->description, .payment_method = e->payment_method,
+            .invoice_kind = inv->kind, .invoice_id = inv->id,
+            .invoice_number = inv->number,
+            .bill_run_type = inv->kind == INVOICE_ADHOC ? "ADHOC" : "NORMAL",
+        };
+        if ((rc = ledger_append(r, c, &row, &e->ledger_id)) != DB_OK)
+            return rc;
+    }
+    if ((rc = invoice_event_insert(r, inv, c, e, id)) != DB_OK)
+        return rc;
+    return invoice_update(r, inv, moved, 0, 0, e->tp_status);
+}
+
 enum db_rc
 invoice_event_insert(struct req *r, const struct invoice *inv,
                      const struct customer *c, const struct invoice_event *e,
@@ -346,6 +380,18 @@ invoice_event_insert(struct req *r, const struct invoice *inv,
     if (rc == DB_OK && id != NULL)
         *id = dbq_insert_id(q);
     return rc;
+}
+
+int64_t
+provider_find(struct req *r, int64_t owner, const char *type)
+{
+    struct dbq *q = dbq_new(r,
+        "SELECT p.id FROM payment_providers p JOIN payment_provider_owners o"
+        " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type = ?"
+        " AND p.status = 'ACTIVE' ORDER BY p.id LIMIT 1");
+    dbq_i64(q, owner);
+    dbq_str(q, type);
+    return dbq_one(q) == DB_OK ? dbq_col_i64(q, 0) : 0;
 }
 
 int

@@ -77,6 +77,15 @@ struct ledger_row {
 enum db_rc ledger_append(struct req *r, struct customer *c,
                          const struct ledger_row *row, int64_t *id);
 
+/* The ACTIVE payment provider of this type serving the contract owner
+ * (lowest id), or 0 when there is none. */
+int64_t provider_find(struct req *r, int64_t owner, const char *type);
+
+/* After a mandate is set up with a provider that syncs instant bank
+ * payments: collects what the customer owes through it (mandates.c). */
+enum db_rc mandate_instant_payment(struct req *r, int64_t customer_id,
+                                   const char *method, const char *mandate_reference);
+
 /* Maps a failed db_rc to the catalogue (503; 404 for DB_NOT_FOUND). */
 int db_fail(struct req *r, enum db_rc rc);
 
@@ -143,3 +152,22 @@ struct invoice_event {
 enum db_rc invoice_event_insert(struct req *r, const struct invoice *inv,
                                 const struct customer *c,
                                 const struct invoice_event *e, int64_t *id);
+/* Change of invoices.paid caused by an event (spec §4.5): the amount for
+ * no status or a collected one, minus its magnitude for a reversed one,
+ * 0 otherwise. */
+int64_t invoice_event_effect(const char *tp_status, int64_t amount);
+/* Records event e on a locked invoice of a locked customer: the PAYMENT /
+ * PAYMENT_REVERSED ledger row when money moves (e->ledger_id is set), the
+ * event itself, and the invoice's totals and statuses. The caller has
+ * checked that paid stays >= refunded. */
+enum db_rc invoice_event_record(struct req *r, struct customer *c,
+                                const struct invoice *inv, struct invoice_event *e,
+                                int64_t *id);
+
+/* A payment against the customer account (customer_payments.c): the
+ * PAYMENT ledger row, then allocation over open invoices of the bill run
+ * type, oldest first. *ledger_id gets the PAYMENT row. */
+enum db_rc customer_payment_record(struct req *r, struct customer *c,
+                                   int64_t amount, const char *method,
+                                   const char *description, const char *reference,
+                                   const char *bill_run_type, int64_t *ledger_id);

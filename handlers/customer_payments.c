@@ -132,6 +132,25 @@ allocate(struct req *r, struct customer *c, int kind, int64_t amount,
     return DB_OK;
 }
 
+enum db_rc
+customer_payment_record(struct req *r, struct customer *c, int64_t amount,
+                        const char *method, const char *description,
+                        const char *reference, const char *bill_run_type,
+                        int64_t *ledger_id)
+{
+    struct ledger_row row = {
+        .txn_type = "PAYMENT", .customer_payment_type = "CUSTOMER",
+        .amount = amount, .description = description, .reference = reference,
+        .payment_method = method, .bill_run_type = bill_run_type,
+    };
+    enum db_rc rc = ledger_append(r, c, &row, ledger_id);
+    if (rc != DB_OK)
+        return rc;
+    return allocate(r, c,
+                    strcmp(bill_run_type, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL,
+                    amount, *ledger_id, method, description);
+}
+
 int
 customer_payments_create(struct req *r)
 {
@@ -167,14 +186,8 @@ customer_payments_create(struct req *r)
                                  1, 10000000 * unit - 1, 0, &amount)) != 0)
         return st;
 
-    struct ledger_row row = {
-        .txn_type = "PAYMENT", .customer_payment_type = "CUSTOMER",
-        .amount = amount, .description = description, .reference = reference,
-        .payment_method = type, .bill_run_type = brt,
-    };
-    if ((rc = ledger_append(r, &c, &row, &id)) != DB_OK ||
-        (rc = allocate(r, &c, strcmp(brt, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL,
-                       amount, id, type, description)) != DB_OK)
+    if ((rc = customer_payment_record(r, &c, amount, type, description, reference,
+                                      brt, &id)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location",
                 arena_printf(r->arena, "/v1/customer-payments/%" PRId64, id));

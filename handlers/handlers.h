@@ -29,6 +29,15 @@ int refunds_list(struct req *r);
 int refunds_create(struct req *r);
 int refunds_get(struct req *r);
 int customer_credit_status_list(struct req *r);
+int payment_links_create(struct req *r);
+int site_payment_mandates_list(struct req *r);
+int site_payment_mandates_create(struct req *r);
+int provider_mandates_get(struct req *r);
+int instant_bank_payments_list(struct req *r);
+int pages_pay_get(struct req *r);
+int pages_pay_post(struct req *r);
+int pages_mandate_get(struct req *r);
+int pages_mandate_post(struct req *r);
 
 /* THE route table and its length. */
 extern const struct route routes_table[];

@@ -54,17 +54,16 @@ struct kind {
     const char            *bill_run_param; /* list filter */
     const char            *path;
     const char            *payment_type;   /* customerPaymentType of direct events */
-    const char            *bill_run_type;
     const struct resource *res;
 };
 
 static const struct kind normal = {
     INVOICE_NORMAL, "generatedInvoiceId", "billRunId", "/v1/invoice-payments",
-    "INVOICE", "NORMAL", &normal_events,
+    "INVOICE", &normal_events,
 };
 static const struct kind adhoc = {
     INVOICE_ADHOC, "generatedAdhocInvoiceId", "adhocBillRunId",
-    "/v1/adhoc-invoice-payments", "ADHOC_INVOICE", "ADHOC", &adhoc_events,
+    "/v1/adhoc-invoice-payments", "ADHOC_INVOICE", &adhoc_events,
 };
 
 static int
@@ -112,7 +111,7 @@ events_create_generic(struct req *r, const struct kind *k)
         k->id_field, "amountInMajorCurrency", "description", "paymentMethod",
         "thirdPartyPaymentStatus", NULL};
     const char     *amount_text, *description, *method, *status;
-    int64_t         invoice_id, amount, ledger_id = 0, id;
+    int64_t         invoice_id, amount, id;
     struct customer c;
     struct invoice  inv;
     enum db_rc      rc;
@@ -147,35 +146,17 @@ events_create_generic(struct req *r, const struct kind *k)
                                  -limit, limit, 0, &amount)) != 0)
         return st;
 
-    enum tp_group g = tp_group_of(status);
-    int64_t       moved = 0;  /* change of invoices.paid */
-    if (g == TP_COLLECTED)
-        moved = amount;
-    else if (g == TP_REVERSED)
-        moved = amount < 0 ? amount : -amount;
+    int64_t moved = invoice_event_effect(status, amount);
     if (moved < 0 && (inv.paid + moved < inv.refunded || inv.paid + moved < 0))
         return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
                          "this would leave the invoice with less paid than"
                          " refunded (paid %" PRId64 ", refunded %" PRId64 " minor units)",
                          inv.paid, inv.refunded);
-    if (moved != 0) {
-        struct ledger_row row = {
-            .txn_type = g == TP_REVERSED ? "PAYMENT_REVERSED" : "PAYMENT",
-            .customer_payment_type = k->payment_type, .amount = moved,
-            .description = description, .payment_method = method,
-            .invoice_kind = k->kind, .invoice_id = inv.id,
-            .invoice_number = inv.number, .bill_run_type = k->bill_run_type,
-        };
-        if ((rc = ledger_append(r, &c, &row, &ledger_id)) != DB_OK)
-            return db_fail(r, rc);
-    }
     struct invoice_event e = {
-        .tp_status = status, .amount = amount,
-        .description = description, .payment_method = method,
-        .customer_payment_type = k->payment_type, .ledger_id = ledger_id,
+        .tp_status = status, .amount = amount, .description = description,
+        .payment_method = method, .customer_payment_type = k->payment_type,
     };
-    if ((rc = invoice_event_insert(r, &inv, &c, &e, &id)) != DB_OK ||
-        (rc = invoice_update(r, &inv, moved, 0, 0, status)) != DB_OK)
+    if ((rc = invoice_event_record(r, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location", arena_printf(r->arena, "%s/%" PRId64, k->path, id));
     int status_code = resource_get(r, k->res, id);

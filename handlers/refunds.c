@@ -4,7 +4,10 @@
  * locked, so concurrent refunds can never exceed it. A manual method
  * refunds at once (MANUALLY_REFUNDED + REFUND ledger row); an integrated
  * one reserves the amount (PENDING_SUBMISSION, counted in refunded and
- * refund_pending) until the provider confirms it.
+ * refund_pending) and submits it to the contract owner's provider for
+ * that method through the adapter; when the provider confirms
+ * (REFUND_SETTLED; the sandbox does so at once) the REFUND ledger row is
+ * written and the reservation released.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include "api.h"
 #include "handlers.h"
 #include "list.h"
+#include "provider.h"
 
 /*   field                      SQL                              type      */
 static const struct col refund_cols[] = {
@@ -120,9 +124,23 @@ refunds_create(struct req *r)
                              " successful payment to take it from");
     }
 
-    int         integrated = payment_method_integrated(method);
-    const char *status = integrated ? "PENDING_SUBMISSION" : "MANUALLY_REFUNDED";
-    if (!integrated) {
+    /* Manual: refunded at once. Integrated: submitted to the provider of
+     * the contract owner for that method; reserved until it settles. */
+    const char *status = "MANUALLY_REFUNDED";
+    int         settled = 1;
+    if (payment_method_integrated(method)) {
+        status = "PENDING_SUBMISSION";
+        settled = 0;
+        if (provider_find(r, c.owner, method) > 0) {
+            struct provider_money  m = {amount, NULL, description};
+            struct provider_result res = {NULL, NULL};
+            if (provider_adapter(method)->refund_submit(r, &m, &res) == 0 && res.status) {
+                status = res.status;
+                settled = strcmp(res.status, "REFUND_SETTLED") == 0;
+            }
+        }
+    }
+    if (settled) {
         struct ledger_row row = {
             .txn_type = "REFUND", .customer_payment_type = "REFUND",
             .amount = -amount, .description = description,
@@ -151,7 +169,7 @@ refunds_create(struct req *r)
     if ((rc = dbq_exec(q)) != DB_OK)
         return db_fail(r, rc);
     id = dbq_insert_id(q);
-    if ((rc = invoice_update(r, &inv, 0, amount, integrated ? amount : 0, NULL)) != DB_OK)
+    if ((rc = invoice_update(r, &inv, 0, amount, settled ? 0 : amount, NULL)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location", arena_printf(r->arena, "/v1/refunds/%" PRId64, id));
     st = resource_get(r, &refunds, id);

@@ -28,6 +28,15 @@ const struct route routes_table[] = {
   { PAY_M_GET,   "/v1/refunds",                                     refunds_list,                        R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/refunds",                                     refunds_create,                      RW,     PAY_SCOPE_WRITE  },
   { PAY_M_GET,   "/v1/customer-credit-status",                      customer_credit_status_list,         R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/payment-provider-payment-link",               payment_links_create,                RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/site-payment-mandates",                       site_payment_mandates_list,          R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/site-payment-mandates",                       site_payment_mandates_create,        RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/payment-provider-mandates/:paymentMethod/:mandateReference", provider_mandates_get, R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_GET,   "/v1/instant-bank-payment-for-mandate",            instant_bank_payments_list,          R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_GET,   "/pay/:token",                                     pages_pay_get,                       0,      0                },
+  { PAY_M_POST,  "/pay/:token",                                     pages_pay_post,                      R_FORM, 0                },
+  { PAY_M_GET,   "/mandate/:token",                                 pages_mandate_get,                   0,      0                },
+  { PAY_M_POST,  "/mandate/:token",                                 pages_mandate_post,                  R_FORM, 0                },
   { PAY_M_GET,   "/v1/refunds/:refund_id",                          refunds_get,                         R_AUTH, PAY_SCOPE_READ   },
 };
 

@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import socket
+import threading
 import urllib.parse
 from decimal import Decimal
 
@@ -263,8 +264,8 @@ def test_sort(s):
         s.status(r, 200, "sort=%s" % sort)
         s.eq(ids(r), sorted_ids(key), "sort=%s order" % sort)
 
-    for bad in ["foo", "id:up", "id:DESC", "amount", "id,foo", "id:desc:asc", "", ",id",
-                "id,,amountInMajorCurrency", "id,id", "l.id", "id desc", "-id"]:
+    for bad in ["foo", "id:up", "amount", "id,foo", "id:desc:asc", "", ",id", "ID",
+                "id,,amountInMajorCurrency", "l.id", "id desc", "-id", "id:"]:
         r = get(LIST10 + "&sort=" + urllib.parse.quote(bad), tok=W)
         s.error(r, 400, "INVALID_PARAMETER", "sort=%r" % bad, field="sort")
 
@@ -617,6 +618,33 @@ def test_idempotency(s):
     s.eq((p2.status, p2.raw), (p1.status, p1.raw), "payment replay: same status and body")
     s.eq(p2.header("Idempotent-Replayed"), "true", "payment replay header")
     s.eq(balance(3) - b0, Decimal(202), "payment replay moved money once")
+
+    # concurrent requests with one key: the work is done exactly once; the
+    # others replay it or get 409 IDEMPOTENCY_IN_PROGRESS
+    ckey = "conv-%s-conc" % RUN
+    cb = {"customerId": 3, "amountInMajorCurrency": 0.05, "description": RUN + " conc"}
+    b2, n2 = balance(3), ledger_count(3)
+    results = [None] * 8
+
+    def fire(i):
+        results[i] = post("/v1/customer-balance-adjustments", cb, tok=W,
+                          headers={"Idempotency-Key": ckey})
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(len(results))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    done = [x for x in results if x is not None and x.status == 200]
+    busy = [x for x in results if x is not None and x.status == 409]
+    s.check(len(done) + len(busy) == len(results), "concurrent same key: every answer is 200 or 409",
+            [x and x.status for x in results])
+    s.check(all((x.json or {}).get("code") == "IDEMPOTENCY_IN_PROGRESS" for x in busy),
+            "concurrent same key: 409s are IDEMPOTENCY_IN_PROGRESS")
+    s.check(len({x.raw for x in done}) == 1, "concurrent same key: every 200 has the same body")
+    s.eq(sum(1 for x in done if x.header("Idempotent-Replayed") is None), 1,
+         "concurrent same key: exactly one original response")
+    s.eq(balance(3) - b2, Decimal(5), "concurrent same key: money moved once")
+    s.eq(ledger_count(3) - n2, 1, "concurrent same key: one ledger row")
 
     # key syntax: 1..255 printable ASCII
     ok_key = "k" * 200 + RUN + "~!@#$%^&*()"

@@ -241,6 +241,13 @@ test_rejects(void)
         {"\"\xf4\x90\x80\x80\"", 0, NULL, "code point above U+10FFFF"},
         {"\"\x80\"", 0, NULL, "stray continuation byte"},
         {"{\"\xff\":1}", 0, NULL, "invalid UTF-8 in a key"},
+        /* Escaped surrogates that do not form a pair encode no character:
+         * they must be refused like their raw UTF-8 form above, not turned
+         * into '?' or combined with an unrelated escape. */
+        {"\"\\udc00\"", 0, NULL, "lone low surrogate escape"},
+        {"\"\\ud800\"", 0, NULL, "lone high surrogate escape"},
+        {"\"\\ud800x\"", 0, NULL, "high surrogate escape followed by a letter"},
+        {"\"\\ud800\\u0041\"", 0, NULL, "high surrogate escape followed by \\u0041"},
         /* comments */
         {"/* c */ {}", 0, NULL, "block comment before"},
         {"{} // c", 0, NULL, "line comment after"},

@@ -324,8 +324,8 @@ check_error(const struct res *res, int status, const char *reason,
     char line[96];
     snprintf(line, sizeof(line), "Status: %d %s\r\n", status, reason);
     CHECK(strncmp(res->raw, line, strlen(line)) == 0,
-          "%s: output starts with \"Status: %d %s\" (got %.40s)", what, status,
-          reason, res->raw);
+          "%s: output starts with \"Status: %d %s\" (got %.*s)", what, status,
+          reason, (int)strcspn(res->raw, "\r\n"), res->raw);
     CHECK(res->ret == status, "%s: router_dispatch returns %d (got %d)", what,
           status, res->ret);
     CHECK(seen.ran[0] == '\0', "%s: no handler ran (ran %s)", what, seen.ran);
@@ -481,6 +481,10 @@ test_not_found(void)
     /* No DOCUMENT_URI at all. */
     struct res res = run(ENV("REQUEST_METHOD", "GET"));
     check_error(&res, 404, "Not Found", "NOT_FOUND", NULL, "GET without DOCUMENT_URI");
+    /* An unrecognised method on an unknown path is still "unknown path"
+     * (spec 1.3: unknown path -> 404), not a 405. */
+    res = run(ENV("REQUEST_METHOD", "BREW", "DOCUMENT_URI", "/nothing"));
+    check_error(&res, 404, "Not Found", "NOT_FOUND", NULL, "BREW /nothing");
     /* A 404 for POST to an unknown path does not read the body. */
     res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/nope",
                        "CONTENT_TYPE", "application/json", "CONTENT_LENGTH", "2"),

@@ -1,0 +1,281 @@
+/*
+ * Mandates (spec §4.2–§4.4):
+ *   /v1/site-payment-mandates          start a mandate set-up flow for a site
+ *   /v1/payment-provider-mandates/…    a mandate as its provider holds it
+ *   /v1/instant-bank-payment-for-mandate  instant payments taken on one
+ * The flow itself completes on the provider's hosted page (pages.c for the
+ * sandbox), which stores the provider mandate and the site's reference.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "api.h"
+#include "handlers.h"
+#include "list.h"
+#include "provider.h"
+#include "text.h"
+#include "token.h"
+
+/*   field                           SQL                                   type    */
+static const struct col mandate_cols[] = {
+    {"id",                           "m.id",                               COL_ID},
+    {"siteId",                       "m.site_id",                          COL_ID},
+    {"returnURL",                    "m.return_url",                       COL_STR},
+    {"redirectURL",                  "m.redirect_url",                     COL_STR},
+    {"exitURL",                      "m.exit_url",                         COL_STR},
+    {"flowToken",                    "m.flow_token",                       COL_STR},
+    {"mandateReference",             "m.mandate_reference",                COL_STR},
+    {"thirdPartyCustomerReference",  "m.third_party_customer_reference",   COL_STR},
+};
+
+static const struct resource mandates = {
+    "FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
+    " JOIN customers c ON c.id = s.customer_id",
+    "c.contract_owner_id", NULL, "m.id",
+    mandate_cols, sizeof(mandate_cols) / sizeof(mandate_cols[0]),
+};
+
+int
+site_payment_mandates_list(struct req *r)
+{
+    static const char *const site[] = {"m.site_id", NULL};
+    struct list l;
+    int         rc;
+    if ((rc = list_begin_or_fail(r, &mandates, &l)) != 0 ||
+        (rc = list_filter_or_fail(&l, "siteId", FK_ID, site)) != 0)
+        return rc;
+    return list_run(&l);
+}
+
+static int
+url_or_fail(struct req *r, const char *name, int required, const char **out)
+{
+    int st = body_str_or_fail(r, name, required, 255, out);
+    if (st == 0 && *out != NULL && !text_url_valid(*out, strlen(*out)))
+        st = req_failf(r, PAY_E_INVALID_FIELD, name,
+                       "%s must be an absolute http:// or https:// URL", name);
+    return st;
+}
+
+int
+site_payment_mandates_create(struct req *r)
+{
+    static const char *const fields[] = {"siteId", "returnURL", "redirectURL",
+                                         "exitURL", NULL};
+    const char     *return_url, *redirect_url, *exit_url;
+    int64_t         site_id;
+    struct customer c;
+    enum db_rc      rc;
+    int             st;
+
+    if ((st = body_object_or_fail(r, fields)) != 0 ||
+        (st = body_id_or_fail(r, "siteId", 1, &site_id, NULL)) != 0 ||
+        (st = url_or_fail(r, "returnURL", 1, &return_url)) != 0 ||
+        (st = url_or_fail(r, "redirectURL", 0, &redirect_url)) != 0 ||
+        (st = url_or_fail(r, "exitURL", 0, &exit_url)) != 0)
+        return st;
+    struct dbq *q = dbq_new(r, "SELECT customer_id FROM sites WHERE id = ?");
+    dbq_i64(q, site_id);
+    rc = dbq_one(q);
+    if (rc == DB_OK)
+        rc = customer_load(r, dbq_col_i64(q, 0), 0, &c);
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "siteId", "unknown siteId");
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+
+    /* The provider collecting Direct Debits for the contract owner: an
+     * integrated provider serving it, ACTIVE ones first. An INACTIVE one
+     * still gets a flow: its page sends the customer to exitURL. */
+    q = dbq_new(r,
+        "SELECT p.id, p.type FROM payment_providers p JOIN payment_provider_owners o"
+        " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type IN"
+        " ('GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD','STRIPE_DD',"
+        "'FINASTRA','EZYPAY','PAYPAL') ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1");
+    dbq_i64(q, c.owner);
+    rc = dbq_one(q);
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_CONFLICT, "siteId",
+                         "no payment provider collects Direct Debits for this"
+                         " site's contract owner");
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    int64_t     provider_id = dbq_col_i64(q, 0);
+    const char *type = dbq_col_str(q, 1);
+
+    const char *tok = token_random(r->arena, 32);
+    const char *hosted = provider_adapter(type)->mandate_flow_start(r, tok);
+    q = dbq_new(r,
+        "INSERT INTO site_payment_mandates (site_id, provider_id, return_url,"
+        " redirect_url, exit_url, flow_token, flow_expires_at)"
+        " VALUES (?,?,?,?,?,?, UTC_TIMESTAMP() + INTERVAL 1 HOUR)");
+    dbq_i64(q, site_id);
+    dbq_i64(q, provider_id);
+    dbq_str(q, return_url);
+    dbq_str(q, hosted);
+    dbq_str(q, exit_url);
+    dbq_str(q, tok);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return db_fail(r, rc);
+    int64_t id = dbq_insert_id(q);
+    st = resource_get(r, &mandates, id);
+    return st == 200 ? 201 : st;
+}
+
+static int
+is_stripe(const char *m)
+{
+    return strncmp(m, "STRIPE", 6) == 0;
+}
+
+int
+provider_mandates_get(struct req *r)
+{
+    const char *method = req_param(r, 0), *ref = req_param(r, 1);
+    const char *tpcr = req_query(r, "thirdPartyCustomerReference");
+    int64_t     owner = 0;
+    int         has_owner, st;
+
+    if (enum_index(PAYMENT_METHODS, method) < 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "paymentMethod",
+                         "paymentMethod is not a PaymentMethod");
+    if (!text_valid(ref, strlen(ref), 64))
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "mandateReference",
+                         "mandateReference is invalid");
+    if ((st = req_query_id_or_fail(r, "contractOwnerId", 0, &owner, &has_owner)) != 0)
+        return st;
+    if (tpcr != NULL && (*tpcr == '\0' || !text_valid(tpcr, strlen(tpcr), 100)))
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference must be 1..100 characters");
+    if (tpcr == NULL && is_stripe(method))
+        return req_failf(r, PAY_E_MISSING_PARAMETER, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference is required for %s mandates",
+                         method);
+    if ((st = req_query_all_known_or_fail(r)) != 0)
+        return st;
+
+    struct dbq *q = dbq_new(r,
+        "SELECT mandate_reference, third_party_customer_reference,"
+        " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), email_address, first_name,"
+        " last_name, company_name, address_line1, address_line2, address_line3, city,"
+        " region, postcode, country_code, telephone_number, status, contract_owner_id"
+        " FROM provider_mandates WHERE payment_method = ? AND mandate_reference = ?"
+        " AND (? = 0 OR contract_owner_id = ?)"
+        " AND (? IS NULL OR third_party_customer_reference = ?)");
+    dbq_str(q, method);
+    dbq_str(q, ref);
+    dbq_i64(q, owner);
+    dbq_i64(q, owner);
+    dbq_str(q, tpcr);
+    dbq_str(q, tpcr);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK && !auth_owner_allowed(&r->principal, dbq_col_i64(q, 16)))
+        rc = DB_NOT_FOUND;
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    static const char *const names[] = {
+        "mandateReference", "thirdPartyCustomerReference", "createdAt", "emailAddress",
+        "firstName", "lastName", "companyName", "addressLine1", "addressLine2",
+        "addressLine3", "city", "region", "postcode", "countryCode",
+        "telephoneNumber", "status"};
+    yajl_gen g = resp_json(r, 200);
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        json_key(g, names[i]);
+        json_str(g, dbq_col_str(q, i));
+    }
+    yajl_gen_map_close(g);
+    return 200;
+}
+
+int
+instant_bank_payments_list(struct req *r)
+{
+    const char *ref = req_query(r, "mandateReference");
+    const char *method = req_query(r, "paymentMethod");
+    int         st;
+    if (ref == NULL)
+        return req_failf(r, PAY_E_MISSING_PARAMETER, "mandateReference",
+                         "mandateReference is required");
+    if (method == NULL)
+        return req_failf(r, PAY_E_MISSING_PARAMETER, "paymentMethod",
+                         "paymentMethod is required");
+    if (enum_index(PAYMENT_METHODS, method) < 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "paymentMethod",
+                         "paymentMethod is not a PaymentMethod");
+    if ((st = req_query_all_known_or_fail(r)) != 0)
+        return st;
+
+    struct dbq *q = dbq_new(r,
+        "SELECT m.contract_owner_id FROM provider_mandates m"
+        " WHERE m.payment_method = ? AND m.mandate_reference = ?");
+    dbq_str(q, method);
+    dbq_str(q, ref);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK && !auth_owner_allowed(&r->principal, dbq_col_i64(q, 0)))
+        rc = DB_NOT_FOUND;
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    q = dbq_new(r,
+        "SELECT b.mandate_reference, b.amount, cur.minor_digits, b.description,"
+        " b.payment_method, b.reference, b.creation_date"
+        " FROM instant_bank_payments b JOIN currencies cur ON cur.id = b.currency_id"
+        " WHERE b.payment_method = ? AND b.mandate_reference = ? ORDER BY b.id LIMIT 1000");
+    dbq_str(q, method);
+    dbq_str(q, ref);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return db_fail(r, rc);
+    yajl_gen g = resp_json(r, 200);
+    yajl_gen_array_open(g);
+    while ((rc = dbq_fetch(q)) == DB_OK) {
+        yajl_gen_map_open(g);
+        json_key(g, "mandateReference");
+        json_str(g, dbq_col_str(q, 0));
+        json_key(g, "amountInMajorCurrency");
+        json_money(g, dbq_col_i64(q, 1), (int)dbq_col_i64(q, 2));
+        json_key(g, "description");
+        json_str(g, dbq_col_str(q, 3));
+        json_key(g, "paymentMethod");
+        json_str(g, dbq_col_str(q, 4));
+        json_key(g, "reference");
+        json_str(g, dbq_col_str(q, 5));
+        json_key(g, "creationDate");
+        json_str(g, dbq_col_str(q, 6));
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    return rc == DB_NOT_FOUND ? 200 : req_fail(r, PAY_E_UNAVAILABLE, NULL);
+}
+
+enum db_rc
+mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
+                        const char *mandate_reference)
+{
+    struct customer c;
+    enum db_rc      rc = customer_load(r, customer_id, 1, &c);
+    if (rc != DB_OK)
+        return rc;
+    if (c.balance >= 0)
+        return DB_OK; /* nothing owed */
+    int64_t                owed = -c.balance, ledger_id;
+    struct provider_money  m = {owed, NULL, "Instant bank payment"};
+    struct provider_result res = {NULL, NULL};
+    if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 ||
+        tp_group_of(res.status) != TP_COLLECTED)
+        return DB_OK; /* not collected: the mandate still stands */
+    if ((rc = customer_payment_record(r, &c, owed, method,
+                                      "Instant bank payment on mandate creation",
+                                      res.reference, "NORMAL", &ledger_id)) != DB_OK)
+        return rc;
+    struct dbq *q = dbq_new(r,
+        "INSERT INTO instant_bank_payments (payment_method, mandate_reference, amount,"
+        " currency_id, description, reference, creation_date)"
+        " VALUES (?,?,?,?,?,?,UTC_DATE())");
+    dbq_str(q, method);
+    dbq_str(q, mandate_reference);
+    dbq_i64(q, owed);
+    dbq_i64(q, c.currency_id);
+    dbq_str(q, "Instant bank payment on mandate creation");
+    dbq_str(q, res.reference);
+    return dbq_exec(q);
+}

@@ -1,0 +1,570 @@
+/*
+ * The two customer-facing HTML pages, served without a bearer token: the
+ * token in the URL is the capability.
+ *   /pay/{token}      payment link landing page and receipt (spec §4.11)
+ *   /mandate/{token}  the sandbox provider's hosted mandate page (§4.2)
+ * Cross-site form posts are refused twice over: a SameSite=Strict cookie
+ * must match the form's hidden field (double submit), and an Origin
+ * header, when sent, must be this service's. A link or flow is used inside
+ * a transaction that locks its row, so a double click or a replayed POST
+ * finds it used and shows the receipt instead of paying twice.
+ */
+#include <inttypes.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "handlers.h"
+#include "html.h"
+#include "money.h"
+#include "provider.h"
+#include "text.h"
+#include "token.h"
+
+#define CSRF_COOKIE "pay_csrf"
+
+/* ---- shared bits ----------------------------------------------------------- */
+
+/* The token in the URL is the capability: the page acts for whichever
+ * contract owner the link or flow belongs to. */
+static void
+act_for_token_owner(struct req *r)
+{
+    r->principal.all_owners = 1;
+}
+
+static int
+token_shape_ok(const char *t)
+{
+    return t != NULL && strlen(t) == 43 &&
+           strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789-_") == 43;
+}
+
+/* A simple page with a heading and one paragraph. */
+static int
+message_page(struct req *r, int status, const char *title, const char *text)
+{
+    struct html_page p;
+    html_begin(r, &p, title);
+    abuf_adds(&p.b, "<h1>");
+    html_esc(&p.b, title);
+    abuf_adds(&p.b, "</h1><p>");
+    html_esc(&p.b, text);
+    abuf_adds(&p.b, "</p>");
+    return html_end(r, &p, status, NULL);
+}
+
+/* Issues a fresh CSRF value as a cookie and returns it for the form. */
+static const char *
+csrf_issue(struct req *r)
+{
+    const char *v = token_random(r->arena, 24);
+    int secure = strncmp(provider_public_base_url(), "https://", 8) == 0;
+    resp_header(r, "Set-Cookie",
+                arena_printf(r->arena, CSRF_COOKIE "=%s; Path=/; HttpOnly;"
+                             " SameSite=Strict%s", v, secure ? "; Secure" : ""));
+    return v;
+}
+
+static const char *
+cookie_value(struct req *r, const char *name)
+{
+    const char *c = req_env(r, "HTTP_COOKIE");
+    size_t      n = strlen(name);
+    while (c != NULL && *c) {
+        while (*c == ' ' || *c == ';')
+            c++;
+        if (strncmp(c, name, n) == 0 && c[n] == '=') {
+            const char *v = c + n + 1;
+            return arena_strndup(r->arena, v, strcspn(v, ";"));
+        }
+        c += strcspn(c, ";");
+    }
+    return NULL;
+}
+
+/* 0 when the post comes from our own page; else a 403 page. */
+static int
+csrf_check_or_page(struct req *r, struct query *form)
+{
+    const char *origin = req_env(r, "HTTP_ORIGIN");
+    const char *ours = html_origin(r->arena, provider_public_base_url());
+    const char *site = req_env(r, "HTTP_SEC_FETCH_SITE");
+    const char *field = query_get(form, "csrf");
+    const char *cookie = cookie_value(r, CSRF_COOKIE);
+    int ok = field != NULL && cookie != NULL && token_equal(field, cookie) &&
+             (origin == NULL || strcmp(origin, "null") == 0 ||
+              (ours != NULL && strcasecmp(origin, ours) == 0)) &&
+             (site == NULL || strcmp(site, "same-origin") == 0 ||
+              strcmp(site, "none") == 0);
+    if (ok && origin != NULL && strcmp(origin, "null") == 0)
+        ok = 0; /* opaque origins are never ours */
+    if (ok)
+        return 0;
+    return message_page(r, 403, "This form has expired",
+                        "For your security this form can only be sent from this"
+                        " page. Please go back, reload the page and try again.");
+}
+
+static int
+parse_form_or_page(struct req *r, struct query *form)
+{
+    const char *bad;
+    if (query_parse(r->arena, r->body, form, &bad) != 0)
+        return message_page(r, 400, "Something went wrong",
+                            "The form could not be read. Please reload the page"
+                            " and try again.");
+    return 0;
+}
+
+static void
+format_amount(struct abuf *b, int64_t minor, int digits, const char *code)
+{
+    char num[MONEY_FMT_MAX];
+    money_format(minor, digits, num, sizeof(num));
+    html_esc(b, code);
+    abuf_adds(b, " ");
+    abuf_adds(b, num);
+}
+
+/* ---- /pay/{token} ------------------------------------------------------------ */
+
+struct link {
+    int64_t     id, amount, customer_id, invoice_id, provider_id;
+    int         digits, kind, expired, paid;
+    const char *description, *owner_name, *currency, *receipt, *invoice_number,
+               *paid_at;
+};
+
+static enum db_rc
+link_load(struct req *r, const char *tok, int lock, struct link *l)
+{
+    struct dbq *q = dbq_new(r, lock
+        ? "SELECT l.id, l.amount, l.customer_id, COALESCE(l.invoice_kind, 0),"
+          " COALESCE(l.invoice_id, 0), l.provider_id, l.description,"
+          " l.expires_at < UTC_TIMESTAMP(), l.paid_at IS NOT NULL, l.receipt_reference,"
+          " DATE_FORMAT(l.paid_at, '%Y-%m-%d %H:%i UTC'), co.name, cur.code,"
+          " cur.minor_digits, i.invoice_number"
+          " FROM payment_links l JOIN contract_owners co ON co.id = l.contract_owner_id"
+          " JOIN currencies cur ON cur.id = l.currency_id LEFT JOIN invoices i"
+          " ON i.kind = l.invoice_kind AND i.id = l.invoice_id"
+          " WHERE l.token_hash = ? FOR UPDATE"
+        : "SELECT l.id, l.amount, l.customer_id, COALESCE(l.invoice_kind, 0),"
+          " COALESCE(l.invoice_id, 0), l.provider_id, l.description,"
+          " l.expires_at < UTC_TIMESTAMP(), l.paid_at IS NOT NULL, l.receipt_reference,"
+          " DATE_FORMAT(l.paid_at, '%Y-%m-%d %H:%i UTC'), co.name, cur.code,"
+          " cur.minor_digits, i.invoice_number"
+          " FROM payment_links l JOIN contract_owners co ON co.id = l.contract_owner_id"
+          " JOIN currencies cur ON cur.id = l.currency_id LEFT JOIN invoices i"
+          " ON i.kind = l.invoice_kind AND i.id = l.invoice_id"
+          " WHERE l.token_hash = ?");
+    dbq_str(q, token_sha256_hex(r->arena, tok, strlen(tok)));
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    l->id = dbq_col_i64(q, 0);
+    l->amount = dbq_col_i64(q, 1);
+    l->customer_id = dbq_col_i64(q, 2);
+    l->kind = (int)dbq_col_i64(q, 3);
+    l->invoice_id = dbq_col_i64(q, 4);
+    l->provider_id = dbq_col_i64(q, 5);
+    l->description = dbq_col_str(q, 6);
+    l->expired = dbq_col_i64(q, 7) != 0;
+    l->paid = dbq_col_i64(q, 8) != 0;
+    l->receipt = dbq_col_str(q, 9);
+    l->paid_at = dbq_col_str(q, 10);
+    l->owner_name = dbq_col_str(q, 11);
+    l->currency = dbq_col_str(q, 12);
+    l->digits = (int)dbq_col_i64(q, 13);
+    l->invoice_number = dbq_col_str(q, 14);
+    return DB_OK;
+}
+
+static void
+link_details(struct abuf *b, const struct link *l)
+{
+    abuf_adds(b, "<dl><dt>Payment to</dt><dd>");
+    html_esc(b, l->owner_name);
+    abuf_adds(b, "</dd><dt>For</dt><dd>");
+    html_esc(b, l->description);
+    abuf_adds(b, "</dd>");
+    if (l->invoice_number != NULL) {
+        abuf_adds(b, "<dt>Invoice</dt><dd>");
+        html_esc(b, l->invoice_number);
+        abuf_adds(b, "</dd>");
+    }
+    abuf_adds(b, "<dt>Amount</dt><dd class=\"amount\">");
+    format_amount(b, l->amount, l->digits, l->currency);
+    abuf_adds(b, "</dd></dl>");
+}
+
+static int
+receipt_page(struct req *r, const struct link *l)
+{
+    struct html_page p;
+    html_begin(r, &p, "Payment received");
+    abuf_adds(&p.b, "<h1 class=\"ok\">Payment received</h1><p>Thank you. Your payment"
+                    " has been received.</p>");
+    link_details(&p.b, l);
+    abuf_adds(&p.b, "<dl><dt>Receipt reference</dt><dd id=\"receipt-reference\">");
+    html_esc(&p.b, l->receipt);
+    abuf_adds(&p.b, "</dd><dt>Paid</dt><dd>");
+    html_esc(&p.b, l->paid_at);
+    abuf_adds(&p.b, "</dd></dl><footer>Keep this reference for your records.</footer>");
+    return html_end(r, &p, 200, NULL);
+}
+
+static int
+link_state_page(struct req *r, enum db_rc rc, const struct link *l)
+{
+    if (rc == DB_NOT_FOUND)
+        return message_page(r, 404, "Payment link not found",
+                            "This payment link is not valid. Please check the link"
+                            " you were sent.");
+    if (rc != DB_OK)
+        return message_page(r, 503, "Please try again",
+                            "We cannot take payments at the moment. Please try"
+                            " again in a few minutes.");
+    if (l->paid)
+        return receipt_page(r, l);
+    if (l->expired)
+        return message_page(r, 410, "Payment link expired",
+                            "This payment link has expired. Please ask for a new one.");
+    return 0;
+}
+
+int
+pages_pay_get(struct req *r)
+{
+    const char *tok = req_param(r, 0);
+    struct link l;
+    int         st;
+    if (!token_shape_ok(tok))
+        return link_state_page(r, DB_NOT_FOUND, &l);
+    if ((st = link_state_page(r, link_load(r, tok, 0, &l), &l)) != 0)
+        return st;
+
+    struct html_page p;
+    html_begin(r, &p, "Make a payment");
+    abuf_adds(&p.b, "<h1>Make a payment</h1>");
+    link_details(&p.b, &l);
+    abuf_printf(&p.b, "<form method=\"post\" action=\"/pay/%s\">"
+                      "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+                      "<button type=\"submit\">Pay ", tok, csrf_issue(r));
+    format_amount(&p.b, l.amount, l.digits, l.currency);
+    abuf_adds(&p.b, "</button></form><footer>Payments are processed securely by"
+                    " our payment provider.</footer>");
+    return html_end(r, &p, 200, NULL);
+}
+
+int
+pages_pay_post(struct req *r)
+{
+    const char     *tok = req_param(r, 0);
+    struct query    form;
+    struct link     l;
+    struct customer c;
+    struct invoice  inv;
+    enum db_rc      rc;
+    int             st;
+
+    if (!token_shape_ok(tok))
+        return link_state_page(r, DB_NOT_FOUND, &l);
+    if ((st = parse_form_or_page(r, &form)) != 0 ||
+        (st = csrf_check_or_page(r, &form)) != 0)
+        return st;
+    act_for_token_owner(r);
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return link_state_page(r, rc, &l);
+    if ((st = link_state_page(r, link_load(r, tok, 1, &l), &l)) != 0)
+        return st; /* unknown, expired, or already paid: the receipt again */
+
+    struct dbq *q = dbq_new(r, "SELECT type, status FROM payment_providers WHERE id = ?");
+    dbq_i64(q, l.provider_id);
+    if ((rc = dbq_one(q)) != DB_OK)
+        return link_state_page(r, rc, &l);
+    const char *method = dbq_col_str(q, 0);
+    if (strcmp(dbq_col_str(q, 1), "ACTIVE") != 0)
+        return message_page(r, 503, "Payments are unavailable",
+                            "Payments cannot be taken at the moment. Please try"
+                            " again later.");
+    rc = l.kind ? invoice_lock(r, l.kind, l.invoice_id, &c, &inv)
+                : customer_load(r, l.customer_id, 1, &c);
+    if (rc != DB_OK)
+        return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
+
+    struct provider_money  m = {l.amount, l.currency, l.description};
+    struct provider_result res = {NULL, NULL};
+    if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 || res.status == NULL)
+        return message_page(r, 502, "Payment not taken",
+                            "Your payment provider did not accept the payment."
+                            " No money has been taken.");
+    int64_t id;
+    if (l.kind) {
+        struct invoice_event e = {
+            .tp_status = res.status, .amount = l.amount, .description = l.description,
+            .payment_method = method,
+            .customer_payment_type = l.kind == INVOICE_ADHOC ? "ADHOC_INVOICE" : "INVOICE",
+        };
+        rc = invoice_event_record(r, &c, &inv, &e, &id);
+    } else {
+        rc = customer_payment_record(r, &c, l.amount, method, l.description,
+                                     res.reference, "NORMAL", &id);
+    }
+    if (rc != DB_OK)
+        return link_state_page(r, rc, &l);
+    q = dbq_new(r, "UPDATE payment_links SET paid_at = UTC_TIMESTAMP(),"
+                   " receipt_reference = ? WHERE id = ?");
+    dbq_str(q, res.reference);
+    dbq_i64(q, l.id);
+    if ((rc = dbq_exec(q)) != DB_OK || (rc = link_load(r, tok, 0, &l)) != DB_OK)
+        return link_state_page(r, rc, &l);
+    return receipt_page(r, &l);
+}
+
+/* ---- /mandate/{token} ---------------------------------------------------------- */
+
+struct flow {
+    int64_t     id, site_id, provider_id, customer_id, owner;
+    int         expired, completed, provider_active;
+    const char *return_url, *exit_url, *owner_name, *site_name, *type, *customer_name;
+    int         instant, sync;
+};
+
+static enum db_rc
+flow_load(struct req *r, const char *tok, int lock, struct flow *f)
+{
+    struct dbq *q = dbq_new(r, lock
+        ? "SELECT m.id, m.site_id, m.provider_id, s.customer_id, c.contract_owner_id,"
+          " m.flow_expires_at < UTC_TIMESTAMP(), m.flow_completed_at IS NOT NULL,"
+          " p.status = 'ACTIVE', m.return_url, m.exit_url, co.name, s.site_name, p.type,"
+          " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation"
+          " FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
+          " JOIN customers c ON c.id = s.customer_id"
+          " JOIN contract_owners co ON co.id = c.contract_owner_id"
+          " JOIN payment_providers p ON p.id = m.provider_id"
+          " WHERE m.flow_token = ? FOR UPDATE"
+        : "SELECT m.id, m.site_id, m.provider_id, s.customer_id, c.contract_owner_id,"
+          " m.flow_expires_at < UTC_TIMESTAMP(), m.flow_completed_at IS NOT NULL,"
+          " p.status = 'ACTIVE', m.return_url, m.exit_url, co.name, s.site_name, p.type,"
+          " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation"
+          " FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
+          " JOIN customers c ON c.id = s.customer_id"
+          " JOIN contract_owners co ON co.id = c.contract_owner_id"
+          " JOIN payment_providers p ON p.id = m.provider_id"
+          " WHERE m.flow_token = ?");
+    dbq_str(q, tok);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    f->id = dbq_col_i64(q, 0);
+    f->site_id = dbq_col_i64(q, 1);
+    f->provider_id = dbq_col_i64(q, 2);
+    f->customer_id = dbq_col_i64(q, 3);
+    f->owner = dbq_col_i64(q, 4);
+    f->expired = dbq_col_i64(q, 5) != 0;
+    f->completed = dbq_col_i64(q, 6) != 0;
+    f->provider_active = dbq_col_i64(q, 7) != 0;
+    f->return_url = dbq_col_str(q, 8);
+    f->exit_url = dbq_col_str(q, 9);
+    f->owner_name = dbq_col_str(q, 10);
+    f->site_name = dbq_col_str(q, 11);
+    f->type = dbq_col_str(q, 12);
+    f->customer_name = dbq_col_str(q, 13);
+    f->instant = dbq_col_i64(q, 14) != 0;
+    f->sync = dbq_col_i64(q, 15) != 0;
+    return DB_OK;
+}
+
+static int
+redirect(struct req *r, const char *url)
+{
+    resp_header(r, "Location", url);
+    return message_page(r, 303, "Redirecting", "You are being sent back.");
+}
+
+/* Unknown, used, expired or provider unavailable: the page to show. */
+static int
+flow_state_page(struct req *r, enum db_rc rc, const struct flow *f)
+{
+    if (rc == DB_NOT_FOUND)
+        return message_page(r, 404, "Link not found",
+                            "This bank details link is not valid.");
+    if (rc != DB_OK)
+        return message_page(r, 503, "Please try again",
+                            "We cannot set up a Direct Debit at the moment.");
+    if (f->completed)
+        return message_page(r, 410, "Already completed",
+                            "Your Direct Debit has already been set up with this link.");
+    if (f->expired)
+        return message_page(r, 410, "Link expired",
+                            "This link has expired. Please start again from the"
+                            " website that sent you here.");
+    if (!f->provider_active) {
+        if (f->exit_url != NULL)
+            return redirect(r, f->exit_url);
+        return message_page(r, 503, "Direct Debit unavailable",
+                            "Direct Debit set-up is not available at the moment.");
+    }
+    return 0;
+}
+
+static const char *
+form_targets(struct req *r, const struct flow *f)
+{
+    const char *a = html_origin(r->arena, f->return_url);
+    const char *b = html_origin(r->arena, f->exit_url);
+    return arena_printf(r->arena, "%s%s%s", a ? a : "", b ? " " : "", b ? b : "");
+}
+
+static int
+mandate_form(struct req *r, const char *tok, const struct flow *f, int status,
+             const char *error, const char *name)
+{
+    struct html_page p;
+    html_begin(r, &p, "Set up a Direct Debit");
+    abuf_adds(&p.b, "<h1>Set up a Direct Debit</h1><dl><dt>Collected by</dt><dd>");
+    html_esc(&p.b, f->owner_name);
+    abuf_adds(&p.b, "</dd><dt>For</dt><dd>");
+    html_esc(&p.b, f->site_name);
+    abuf_adds(&p.b, "</dd></dl>");
+    if (error != NULL) {
+        abuf_adds(&p.b, "<p class=\"error\" role=\"alert\">");
+        html_esc(&p.b, error);
+        abuf_adds(&p.b, "</p>");
+    }
+    abuf_printf(&p.b, "<form method=\"post\" action=\"/mandate/%s\" novalidate>"
+                      "<input type=\"hidden\" name=\"csrf\" value=\"%s\">",
+                tok, csrf_issue(r));
+    abuf_adds(&p.b, "<label for=\"name\">Account holder name</label>"
+                    "<input id=\"name\" name=\"accountHolderName\" autocomplete=\"name\""
+                    " maxlength=\"255\" required value=\"");
+    html_esc(&p.b, name);
+    abuf_adds(&p.b, "\"><label for=\"sort\">Sort code</label>"
+                    "<input id=\"sort\" name=\"sortCode\" inputmode=\"numeric\""
+                    " autocomplete=\"off\" placeholder=\"12-34-56\" required>"
+                    "<span class=\"hint\">6 digits</span>"
+                    "<label for=\"acct\">Account number</label>"
+                    "<input id=\"acct\" name=\"accountNumber\" inputmode=\"numeric\""
+                    " autocomplete=\"off\" required>"
+                    "<span class=\"hint\">8 digits</span>"
+                    "<button type=\"submit\">Set up Direct Debit</button></form>");
+    return html_end(r, &p, status, form_targets(r, f));
+}
+
+int
+pages_mandate_get(struct req *r)
+{
+    const char *tok = req_param(r, 0);
+    struct flow f;
+    int         st;
+    if (!token_shape_ok(tok))
+        return flow_state_page(r, DB_NOT_FOUND, &f);
+    if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
+        return st;
+    return mandate_form(r, tok, &f, 200, NULL, NULL);
+}
+
+/* Keeps the digits of s; NULL unless exactly n digits (spaces and dashes
+ * are allowed between them). */
+static const char *
+digits_only(struct req *r, const char *s, size_t n)
+{
+    if (s == NULL)
+        return NULL;
+    char  *out = arena_alloc(r->arena, n + 1);
+    size_t k = 0;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9') {
+            if (k == n)
+                return NULL;
+            out[k++] = *s;
+        } else if (*s != ' ' && *s != '-') {
+            return NULL;
+        }
+    }
+    out[k] = '\0';
+    return k == n ? out : NULL;
+}
+
+int
+pages_mandate_post(struct req *r)
+{
+    const char  *tok = req_param(r, 0);
+    struct query form;
+    struct flow  f;
+    enum db_rc   rc;
+    int          st;
+
+    if (!token_shape_ok(tok))
+        return flow_state_page(r, DB_NOT_FOUND, &f);
+    if ((st = parse_form_or_page(r, &form)) != 0 ||
+        (st = csrf_check_or_page(r, &form)) != 0)
+        return st;
+    act_for_token_owner(r);
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
+        return st;
+
+    const char *name = query_get(&form, "accountHolderName");
+    const char *sort = digits_only(r, query_get(&form, "sortCode"), 6);
+    const char *acct = digits_only(r, query_get(&form, "accountNumber"), 8);
+    const char *error = NULL;
+    if (name == NULL || *name == '\0' || !text_valid(name, strlen(name), 255))
+        error = "Enter the name of the account holder.";
+    else if (sort == NULL)
+        error = "Enter a valid sort code: 6 digits, like 12-34-56.";
+    else if (acct == NULL)
+        error = "Enter a valid account number: 8 digits.";
+    if (error != NULL)
+        return mandate_form(r, tok, &f, 422, error,
+                            name && text_valid(name, strlen(name), 255) ? name : NULL);
+
+    struct mandate_details d = {name, sort, acct};
+    struct provider_result res = {NULL, NULL};
+    if (provider_adapter(f.type)->mandate_complete(r, &d, &res) != 0 || res.reference == NULL) {
+        if (f.exit_url != NULL)
+            return redirect(r, f.exit_url);
+        return message_page(r, 502, "Direct Debit not set up",
+                            "Your bank details could not be confirmed.");
+    }
+    const char *space = strrchr(name, ' ');
+    struct dbq *q = dbq_new(r,
+        "INSERT INTO provider_mandates (payment_method, mandate_reference,"
+        " contract_owner_id, provider_id, status, account_holder_name, sort_code,"
+        " account_number_last4, first_name, last_name, company_name)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+    dbq_str(q, f.type);
+    dbq_str(q, res.reference);
+    dbq_i64(q, f.owner);
+    dbq_i64(q, f.provider_id);
+    dbq_str(q, res.status);
+    dbq_str(q, name);
+    dbq_str(q, sort);
+    dbq_str(q, acct + 4);
+    if (space != NULL)
+        dbq_strn(q, name, (size_t)(space - name));
+    else
+        dbq_null(q);
+    dbq_str(q, space != NULL ? space + 1 : name);
+    dbq_str(q, f.customer_name);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    q = dbq_new(r, "UPDATE site_payment_mandates SET mandate_reference = ?,"
+                   " flow_completed_at = UTC_TIMESTAMP() WHERE id = ?");
+    dbq_str(q, res.reference);
+    dbq_i64(q, f.id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
+    dbq_str(q, f.type);
+    dbq_i64(q, f.site_id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    if (f.instant && f.sync && (rc = mandate_instant_payment(r, f.customer_id, f.type,
+                                                             res.reference)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    return redirect(r, f.return_url);
+}

@@ -1,0 +1,67 @@
+/*
+ * Payment provider adapters: the one interface through which handlers
+ * talk to GoCardless, Stripe, Finastra… Handlers never know which
+ * provider they talk to. The built-in sandbox adapter (provider_sandbox.c)
+ * implements every operation locally, so mandate set-up, payments and
+ * refunds work end to end without any outside service; it serves every
+ * provider type until an integrated adapter for that type is registered
+ * in provider_adapter().
+ *
+ * An integrated adapter must implement all five operations:
+ *   mandate_flow_start  where to send the customer to enter bank details
+ *                       (the provider's hosted page) for a flow token;
+ *   mandate_complete    turn the collected (or provider-reported) details
+ *                       into a mandate reference and status;
+ *   mandate_fetch       current status of a mandate at the provider;
+ *   payment_submit      collect an amount (synchronous confirmation or a
+ *                       pending status, later updated through events);
+ *   refund_submit       pay an amount back.
+ * Every call runs inside the request's database transaction; an adapter
+ * making network calls must use idempotency keys of its provider so a
+ * retried request does not act twice.
+ */
+#ifndef PAY_HANDLERS_PROVIDER_H
+#define PAY_HANDLERS_PROVIDER_H
+
+#include <stdint.h>
+
+#include "req.h"
+
+struct mandate_details {
+    const char *account_holder_name;
+    const char *sort_code;       /* 6 digits */
+    const char *account_number;  /* 8 digits */
+};
+
+struct provider_money {
+    int64_t     amount;          /* minor units */
+    const char *currency_code;
+    const char *description;
+};
+
+struct provider_result {
+    const char *status;          /* ThirdPartyPaymentStatus / RefundStatus / MandateStatus */
+    const char *reference;       /* provider's reference of the payment, refund or mandate */
+};
+
+struct provider_adapter {
+    const char *name;
+    const char *(*mandate_flow_start)(struct req *r, const char *flow_token);
+    int (*mandate_complete)(struct req *r, const struct mandate_details *d,
+                            struct provider_result *out);
+    int (*mandate_fetch)(struct req *r, const char *reference,
+                         struct provider_result *out);
+    int (*payment_submit)(struct req *r, const struct provider_money *m,
+                          struct provider_result *out);
+    int (*refund_submit)(struct req *r, const struct provider_money *m,
+                         struct provider_result *out);
+};
+
+/* The adapter serving providers of this PaymentMethod type. */
+const struct provider_adapter *provider_adapter(const char *type);
+
+/* Configured public base URL (no trailing slash), for links and pages. */
+void provider_set_public_base_url(const char *url);
+const char *provider_public_base_url(void);
+
+#endif
