@@ -25,6 +25,7 @@ int adhoc_invoice_payments_create(struct req *r);
 int adhoc_invoice_payments_get(struct req *r);
 int invoice_payment_reprocess_create(struct req *r);
 int invoice_payment_cancel_create(struct req *r);
+int payment_provider_reprocess_create(struct req *r);
 int refunds_list(struct req *r);
 int refunds_create(struct req *r);
 int refunds_get(struct req *r);

@@ -242,8 +242,7 @@ transition_generic(struct req *r, int cancel)
         .tp_status = to, .amount = inv.amount - inv.paid, .description = notes,
         .customer_payment_type = k->payment_type,
     };
-    if ((rc = invoice_event_insert(r, &inv, &c, &e, &id)) != DB_OK ||
-        (rc = invoice_update(r, &inv, 0, 0, 0, to)) != DB_OK)
+    if ((rc = invoice_event_record(r, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);
     st = resource_get(r, k->res, id);
     return st == 200 && cancel ? 202 : st;
@@ -259,4 +258,99 @@ int
 invoice_payment_cancel_create(struct req *r)
 {
     return transition_generic(r, 1);
+}
+
+/* POST /v1/payment-provider-reprocess: every invoice of the provider's
+ * contract owners (those the caller may see) whose latest third-party
+ * status is failed and which is not fully paid is queued again, as the
+ * single-invoice reprocess does. Invoices are locked in (customer, kind,
+ * id) order so two runs cannot deadlock each other. */
+int
+payment_provider_reprocess_create(struct req *r)
+{
+    static const char *const fields[] = {"paymentProviderId", "notes", NULL};
+    const char *notes;
+    int64_t     provider_id;
+    enum db_rc  rc;
+    int         st;
+
+    if ((st = body_object_or_fail(r, fields)) != 0 ||
+        (st = body_id_or_fail(r, "paymentProviderId", 1, &provider_id, NULL)) != 0 ||
+        (st = body_str_or_fail(r, "notes", 0, 255, &notes)) != 0)
+        return st;
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return db_fail(r, rc);
+    struct dbq *q = dbq_new(r, "SELECT retry_if_possible, status FROM payment_providers"
+                               " WHERE id = ? FOR UPDATE");
+    dbq_i64(q, provider_id);
+    rc = dbq_one(q);
+    int visible = 0;
+    if (rc == DB_OK) {
+        struct dbq *o = dbq_new(r, "SELECT contract_owner_id FROM payment_provider_owners"
+                                   " WHERE provider_id = ?");
+        dbq_i64(o, provider_id);
+        if (dbq_exec(o) != DB_OK)
+            return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+        while (dbq_fetch(o) == DB_OK)
+            visible |= auth_owner_allowed(&r->principal, dbq_col_i64(o, 0));
+    }
+    if (rc == DB_NOT_FOUND || (rc == DB_OK && !visible))
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "paymentProviderId",
+                         "unknown paymentProviderId");
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    if (dbq_col_i64(q, 0) == 0)
+        return req_failf(r, PAY_E_CONFLICT, "paymentProviderId",
+                         "payment provider %" PRId64 " cannot reprocess: its"
+                         " retryIfPossible is false (status %s)",
+                         provider_id, dbq_col_str(q, 1));
+
+    struct abuf list;
+    abuf_init(&list, r->arena);
+    q = dbq_new(r,
+        "SELECT i.kind, i.id, c.contract_owner_id FROM invoices i"
+        " JOIN customers c ON c.id = i.customer_id"
+        " JOIN payment_provider_owners o ON o.contract_owner_id = c.contract_owner_id"
+        " WHERE o.provider_id = ? AND i.paid < i.amount AND i.third_party_status IN"
+        " ('FAILED','CANCELLED','CUSTOMER_APPROVAL_DENIED','CUSTOMER_APPROVAL_MISSING',"
+        "'UNSUPPORTED_PAYMENT_TYPE','UNAUTHORISED_PAYMENT_TYPE')"
+        " ORDER BY i.customer_id, i.kind, i.id");
+    dbq_i64(q, provider_id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return db_fail(r, rc);
+    while ((rc = dbq_fetch(q)) == DB_OK) {
+        if (!auth_owner_allowed(&r->principal, dbq_col_i64(q, 2)))
+            continue;
+        int64_t pair[2] = {dbq_col_i64(q, 0), dbq_col_i64(q, 1)};
+        abuf_add(&list, pair, sizeof(pair));
+    }
+    if (rc != DB_NOT_FOUND)
+        return db_fail(r, rc);
+
+    int64_t        count = 0;
+    const int64_t *pairs = (const int64_t *)list.p;
+    for (size_t i = 0; i < list.len / sizeof(int64_t[2]); i++) {
+        struct customer    c;
+        struct invoice     inv;
+        const struct kind *k = pairs[2 * i] == INVOICE_ADHOC ? &adhoc : &normal;
+        if ((rc = invoice_lock(r, k->kind, pairs[2 * i + 1], &c, &inv)) != DB_OK)
+            return db_fail(r, rc);
+        /* Re-check under the lock. */
+        if (inv.tp_status == NULL || tp_group_of(inv.tp_status) != TP_FAILED ||
+            inv.paid >= inv.amount)
+            continue;
+        struct invoice_event e = {
+            .tp_status = "RESUBMISSION_REQUESTED", .amount = inv.amount - inv.paid,
+            .description = notes, .customer_payment_type = k->payment_type,
+        };
+        if ((rc = invoice_event_record(r, &c, &inv, &e, NULL)) != DB_OK)
+            return db_fail(r, rc);
+        count++;
+    }
+    yajl_gen g = resp_json(r, 200);
+    yajl_gen_map_open(g);
+    json_key(g, "reprocessedInvoiceCount");
+    json_i64(g, count);
+    yajl_gen_map_close(g);
+    return 200;
 }

@@ -415,7 +415,9 @@ form_targets(struct req *r, const struct flow *f)
 {
     const char *a = html_origin(r->arena, f->return_url);
     const char *b = html_origin(r->arena, f->exit_url);
-    return arena_printf(r->arena, "%s%s%s", a ? a : "", b ? " " : "", b ? b : "");
+    if (b == NULL || (a != NULL && strcmp(a, b) == 0))
+        return a;
+    return arena_printf(r->arena, "%s %s", a ? a : "", b);
 }
 
 static int

@@ -25,6 +25,7 @@ const struct route routes_table[] = {
   { PAY_M_GET,   "/v1/adhoc-invoice-payments/:adhoc_invoice_payment_id", adhoc_invoice_payments_get,     R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/invoice-payment-reprocess",                   invoice_payment_reprocess_create,    RW,     PAY_SCOPE_WRITE  },
   { PAY_M_POST,  "/v1/invoice-payment-cancel",                      invoice_payment_cancel_create,       RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_POST,  "/v1/payment-provider-reprocess",                 payment_provider_reprocess_create,   RW,     PAY_SCOPE_WRITE  },
   { PAY_M_GET,   "/v1/refunds",                                     refunds_list,                        R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/refunds",                                     refunds_create,                      RW,     PAY_SCOPE_WRITE  },
   { PAY_M_GET,   "/v1/customer-credit-status",                      customer_credit_status_list,         R_AUTH, PAY_SCOPE_READ   },
