@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum ktype { K_STR, K_INT, K_OCTAL };
@@ -103,9 +104,13 @@ trim(char *s)
 static int
 load_file(struct config *c, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+    FILE       *f = fopen(path, "r");
+    struct stat st;
+    if (f == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cannot read config %s: %s", path,
+                 f == NULL ? strerror(errno) : "not a regular file");
+        if (f != NULL)
+            fclose(f);
         return -1;
     }
     char line[1024], where[300];
@@ -131,6 +136,10 @@ load_file(struct config *c, const char *path, char *err, size_t errlen)
             break;
         }
         rc = set(c, k, value, where, err, errlen);
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "cannot read config %s", path);
+        rc = -1;
     }
     fclose(f);
     return rc;

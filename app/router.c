@@ -308,8 +308,6 @@ prepare(struct req *r)
     const char *allow = NULL;
     const char *bad = NULL;
 
-    if (r->method == PAY_M_OTHER)
-        return req_fail(r, PAY_E_METHOD, NULL);
     int i = router_match(r, &allow);
     if (i == -1)
         return req_failf(r, PAY_E_NOT_FOUND, NULL, "no such path");
@@ -320,6 +318,7 @@ prepare(struct req *r)
     }
     r->route_index = i;
     r->route = routes[i].rt;
+    *router_current_route = i; /* from here on a crash is blamed on it */
     if (query_parse(r->arena, r->query_string, &r->query, &bad) != 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, NULL, "%s", bad);
     int rc;
@@ -366,7 +365,6 @@ router_dispatch(struct req *r)
 
     status = prepare(r);
     if (status == 0) {
-        *router_current_route = r->route_index;
         if (hooks.before != NULL && (r->route->flags & R_IDEMPOTENT))
             status = hooks.before(r);
         for (int attempt = 0; status == 0; attempt++) {
@@ -381,8 +379,8 @@ router_dispatch(struct req *r)
         }
         if (hooks.after != NULL)
             status = hooks.after(r, status);
-        *router_current_route = -1;
     }
+    *router_current_route = -1;
     if (r->failed && !r->headers_sent)
         resp_error(r);
     else if (r->failed)

@@ -347,13 +347,20 @@ rss_snapshot() {  # NAME
 # callgrind: one extra worker, fixed request sequences
 # ---------------------------------------------------------------------------
 
+alive() {  # PID: exists and is no zombie
+    local s
+    { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) }
+    [ "${s%% *}" != Z ]
+}
+
 stop_cg_worker() {
     [ -n "$CG_PID" ] || return 0
-    if kill -0 "$CG_PID" 2>/dev/null; then
+    if alive "$CG_PID"; then
         kill -TERM "$CG_PID" 2>/dev/null || true
         local i
-        for ((i = 0; i < 600 && $(kill -0 "$CG_PID" 2>/dev/null && echo 1 || echo 0); i++)); do sleep 0.1; done
-        if kill -0 "$CG_PID" 2>/dev/null; then
+        for ((i = 0; i < 600; i++)); do alive "$CG_PID" || break; sleep 0.1; done
+        if alive "$CG_PID"; then
             say "callgrind pay-api (pid $CG_PID) did not stop: SIGKILL to its process group"
             kill -KILL -- "-$CG_PID" 2>/dev/null || true
         fi
@@ -376,16 +383,19 @@ cg_urls() {  # ID COUNT OFFSET: a fixed, deterministic request sequence
     done
 }
 
-cg_run() {  # ID MODE(base|full) -> prints "TOTAL RD" of the worker
-    local id=$1 mode=$2 dir=$RAW/callgrind n
+cg_run() {  # ID MODE(base|full) -> CG_RESULT="TOTAL RD" of the worker
+    local id=$1 mode=$2 dir=$RAW/callgrind n master f
     mkdir -p "$dir"
     sed -e "s|^socket .*|socket          = $CG_SOCK|" -e "s|^workers .*|workers         = 1|" \
         -e "s|^log_file .*|log_file        = $STACK/logs/pay-api-cg.log|" "$CONF" > "$STACK/cg.conf"
     chmod 600 "$STACK/cg.conf"
     rm -f "$CG_SOCK" "$dir/$id-$mode".*.out
+    # setsid execs in place (a background job is no group leader): $! is the
+    # valgrind'ed pay-api master, in its own session and process group.
     setsid valgrind --tool=callgrind --callgrind-out-file="$dir/$id-$mode.%p.out" \
         "$BIN" --config "$STACK/cg.conf" serve </dev/null >"$dir/$id-$mode.log" 2>&1 &
     CG_PID=$!
+    master=$CG_PID
     local i
     for ((i = 0; i < 600; i++)); do
         [ -S "$CG_SOCK" ] && break
@@ -404,36 +414,27 @@ cg_run() {  # ID MODE(base|full) -> prints "TOTAL RD" of the worker
     n=$(grep -vc '^200$' "$dir/$id-$mode.codes" || true)
     [ "$n" -eq 0 ] || die "callgrind run $id-$mode: $n responses were not 200"
     stop_cg_worker
-    local f
-    for f in "$dir/$id-$mode".*.out; do
-        # the master's file is named after the pid we started; the worker's is the other
-        case $f in "$dir/$id-$mode.$LAST_CG_MASTER.out") ;; esac
-    done
-    f=$(ls "$dir/$id-$mode".*.out | grep -v "\.$CG_MASTER\.out$" | head -n 1)
+    # The master's output file carries the pid we started; the worker's is the other.
+    f=$(ls "$dir/$id-$mode".*.out 2>/dev/null | grep -v "\.$master\.out\$" | head -n 1 || true)
     [ -n "$f" ] || die "no callgrind output of the worker in $dir"
-    python3 "$BENCH/bench.py" cgstat "$f"
+    CG_RESULT=$(python3 "$BENCH/bench.py" cgstat "$f") || die "reading $f failed"
 }
 
 callgrind_all() {
     [ "$CG_N" -gt 0 ] || return 0
-    local id name base full
+    local id bt brd ft frd
     : > "$RAW/callgrind.txt"
     for id in S1 S2; do
         scenario_def "$id"
-        say "callgrind $id: $CG_WARM warm-up + $CG_N requests, and $CG_WARM alone"
-        base=$(CG_MASTER= cg_run_master "$id" base)
-        full=$(cg_run_master "$id" full)
-        read -r bt brd <<< "$base"
-        read -r ft frd <<< "$full"
+        say "callgrind $id: $CG_WARM warm-up + $CG_N requests, then $CG_WARM alone"
+        cg_run "$id" full
+        read -r ft frd <<< "$CG_RESULT"
+        cg_run "$id" base
+        read -r bt brd <<< "$CG_RESULT"
         printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$SC_NAME" "$CG_N" \
             $(( (ft - bt) / CG_N )) $(( (frd - brd) / CG_N )) >> "$RAW/callgrind.txt"
         say "  $(( (ft - bt) / CG_N )) instructions/request (router_dispatch: $(( (frd - brd) / CG_N )))"
     done
-}
-
-cg_run_master() {  # wrapper so the master pid is known to cg_run
-    CG_MASTER=
-    cg_run_inner "$@"
 }
 
 # ---------------------------------------------------------------------------
@@ -489,7 +490,7 @@ main() {
         || die "GET /v1/customer-payments/{id} failed"
     chmod 644 "$STACK/bench/c1.json"
     nginx_bench_config
-    note "C1 serves a ${$(:)}$(stat -c %s "$STACK/bench/c1.json")-byte static file (scenario 1's body for id $(( (LEDGER_MIN + LEDGER_MAX) / 2 )))"
+    note "C1 serves a $(stat -c %s "$STACK/bench/c1.json")-byte static file (scenario 1's body for id $(( (LEDGER_MIN + LEDGER_MAX) / 2 )))"
     wrk_env
     describe_machine "${1:-}"
 
