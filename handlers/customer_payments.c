@@ -33,7 +33,7 @@ static const struct col ledger_cols[] = {
 
 static const struct resource ledger = {
     "FROM ledger l JOIN customers c ON c.id = l.customer_id"
-    " JOIN currencies cur ON cur.id = l.currency_id",
+    " JOIN currencies cur ON cur.id = c.currency_id",
     "c.contract_owner_id", "cur.minor_digits", "l.id",
     ledger_cols, sizeof(ledger_cols) / sizeof(ledger_cols[0]),
 };

@@ -37,7 +37,7 @@ static const struct col adhoc_cols[] = {EVENT_COLS("generatedAdhocInvoiceId")};
 #define EVENT_FROM                                                            \
     "FROM invoice_payments p JOIN invoices i ON i.kind = p.invoice_kind"      \
     " AND i.id = p.invoice_id JOIN customers c ON c.id = p.customer_id"       \
-    " JOIN currencies cur ON cur.id = p.currency_id"
+    " JOIN currencies cur ON cur.id = c.currency_id"
 
 static const struct resource normal_events = {
     EVENT_FROM, "c.contract_owner_id", "cur.minor_digits", "p.id",

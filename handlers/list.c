@@ -91,14 +91,19 @@ add_tenancy(struct list *l)
     const struct principal *p = &l->r->principal;
     if (l->res->owner_sql == NULL || p->all_owners)
         return;
-    abuf_printf(&l->where, " AND %s IN (", l->res->owner_sql);
+    int shared = strncmp(l->res->owner_sql, "SELECT ", 7) == 0;
+    if (shared) /* visible when any of the row's owners is one of ours */
+        abuf_printf(&l->where, " AND EXISTS (SELECT 1 FROM contract_owners tn"
+                    " WHERE tn.id IN (%s) AND tn.id IN (", l->res->owner_sql);
+    else
+        abuf_printf(&l->where, " AND %s IN (", l->res->owner_sql);
     for (size_t i = 0; i < p->nowners; i++) {
         abuf_adds(&l->where, i ? ",?" : "?");
         add_bind(l, 0, p->owners[i], NULL);
     }
     if (p->nowners == 0)
         abuf_adds(&l->where, "NULL");
-    abuf_adds(&l->where, ")");
+    abuf_adds(&l->where, shared ? "))" : ")");
 }
 
 int
@@ -118,6 +123,10 @@ list_begin_or_fail(struct req *r, const struct resource *res, struct list *l)
         sort_parse(r->arena, sort, col_names(r->arena, res), res->ncols,
                    &l->sort, &l->nsort, &bad) != 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, "sort", "%s", bad);
+    for (size_t i = 0; i < l->nsort; i++)
+        if (res->cols[l->sort[i].field].type == COL_OWNER_IDS)
+            return req_failf(r, PAY_E_INVALID_PARAMETER, "sort",
+                             "cannot sort by %s", res->cols[l->sort[i].field].name);
     int rc = fields_or_fail(r, res, &l->selected);
     if (rc != 0)
         return rc;
@@ -195,10 +204,30 @@ select_list(struct abuf *sql, const struct resource *res)
                 res->from);
 }
 
+/* Writes "1,5,7" as [1,5,7], keeping only the owners p may see. */
+static void
+emit_owner_ids(yajl_gen g, const char *s, const struct principal *p)
+{
+    int64_t id;
+    yajl_gen_array_open(g);
+    while (s != NULL && *s != '\0') {
+        size_t n = strcspn(s, ",");
+        char   buf[24];
+        if (n < sizeof(buf)) {
+            memcpy(buf, s, n);
+            buf[n] = '\0';
+            if (parse_id(buf, &id) == 0 && auth_owner_allowed(p, id))
+                json_i64(g, id);
+        }
+        s += n + (s[n] == ',');
+    }
+    yajl_gen_array_close(g);
+}
+
 /* Writes the current row as one JSON object. */
 static void
 emit_row(yajl_gen g, struct dbq *q, const struct resource *res,
-         const unsigned char *selected)
+         const unsigned char *selected, const struct principal *p)
 {
     int digits = (int)dbq_col_i64(q, res->ncols);
     yajl_gen_map_open(g);
@@ -218,6 +247,7 @@ emit_row(yajl_gen g, struct dbq *q, const struct resource *res,
         case COL_BOOL:  json_bool(g, dbq_col_i64(q, i) != 0); break;
         case COL_STR:
         case COL_DATE:  json_str(g, dbq_col_str(q, i)); break;
+        case COL_OWNER_IDS: emit_owner_ids(g, dbq_col_str(q, i), p); break;
         }
     }
     yajl_gen_map_close(g);
@@ -318,7 +348,7 @@ list_run(struct list *l)
     yajl_gen_array_open(g);
     enum db_rc frc;
     while ((frc = dbq_fetch(q)) == DB_OK)
-        emit_row(g, q, res, l->selected);
+        emit_row(g, q, res, l->selected, &r->principal);
     yajl_gen_array_close(g);
     if (frc != DB_NOT_FOUND)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL); /* mid-stream: logged */
@@ -355,6 +385,6 @@ resource_get(struct req *r, const struct resource *res, int64_t id)
     default:           return req_fail(r, PAY_E_UNAVAILABLE, NULL);
     }
     yajl_gen g = resp_json(r, 200);
-    emit_row(g, q, res, l.selected);
+    emit_row(g, q, res, l.selected, &r->principal);
     return 200;
 }

@@ -14,8 +14,12 @@
 #include "req.h"
 
 /* COL_MONEY uses the row's currency digits; COL_HUNDREDTHS is an integer
- * count of hundredths written with two decimals (percentages). */
-enum col_type { COL_ID, COL_INT, COL_MONEY, COL_HUNDREDTHS, COL_STR, COL_DATE, COL_BOOL };
+ * count of hundredths written with two decimals (percentages);
+ * COL_OWNER_IDS is a comma-separated list of contract owner ids (e.g. a
+ * GROUP_CONCAT subquery) written as a JSON array of the ids the caller
+ * may see; it cannot be a sort key. */
+enum col_type { COL_ID, COL_INT, COL_MONEY, COL_HUNDREDTHS, COL_STR, COL_DATE, COL_BOOL,
+                COL_OWNER_IDS };
 
 struct col {
     const char   *name;  /* response field */
@@ -25,7 +29,10 @@ struct col {
 
 struct resource {
     const char       *from;       /* "FROM ... JOIN ..." */
-    const char       *owner_sql;  /* contract owner of a row, for tenancy */
+    const char       *owner_sql;  /* contract owner of a row, for tenancy;
+                                     or, for rows several owners share, a
+                                     correlated "SELECT owner_id FROM ..."
+                                     listing them (visible if any is) */
     const char       *digits_sql; /* currency minor digits, for COL_MONEY */
     const char       *id_sql;     /* unique id: final sort key, get-by-id */
     const struct col *cols;

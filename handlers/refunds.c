@@ -32,7 +32,7 @@ static const struct col refund_cols[] = {
 
 static const struct resource refunds = {
     "FROM refunds f JOIN customers c ON c.id = f.customer_id"
-    " JOIN currencies cur ON cur.id = f.currency_id",
+    " JOIN currencies cur ON cur.id = c.currency_id",
     "c.contract_owner_id", "cur.minor_digits", "f.id",
     refund_cols, sizeof(refund_cols) / sizeof(refund_cols[0]),
 };

@@ -257,12 +257,14 @@ s = s[:i] + cg + s[i:]
 open(path, "w").write(s)
 PY
     # Reload the running master with it (same -p/-c/-g as stack.sh gave it).
-    local npid args=()
+    # The master's title is "nginx: master process nginx -p … -g GLOBALS".
+    local npid title glob='daemon off;'
     npid=$(pid_of nginx)
-    mapfile -d '' args < "/proc/$npid/cmdline"
+    title=$(tr '\0' ' ' < "/proc/$npid/cmdline")
+    case $title in *" -g "*) glob=${title#* -g } ;; esac
     cp "$NGX/nginx.conf" "$NGX/nginx.conf.stack"
     cp "$NGX/nginx.conf.bench" "$NGX/nginx.conf"
-    "${args[@]:0:1}" "${args[@]:1}" -t >"$RAW/nginx-t.log" 2>&1 \
+    nginx -p "$NGX" -c "$NGX/nginx.conf" -g "$glob" -t >"$RAW/nginx-t.log" 2>&1 \
         || { cat "$RAW/nginx-t.log" >&2; die "nginx -t rejected the bench config"; }
     kill -HUP "$npid"
     local i

@@ -26,7 +26,7 @@ LEDGER_COLS = ["l.id", "l.customer_id", "l.amount", "l.resulting_balance", "l.cu
                "l.customer_payment_type", "l.txn_type", "l.invoice_number", "l.invoice_id",
                "l.bill_run_type"]
 LEDGER_FROM = ("FROM ledger l JOIN customers c ON c.id = l.customer_id"
-               " JOIN currencies cur ON cur.id = l.currency_id")
+               " JOIN currencies cur ON cur.id = c.currency_id")
 # handlers/list.c select_list(): the columns, then the digits expression.
 SELECT_LIST = "SELECT " + ", ".join(LEDGER_COLS) + ", cur.minor_digits " + LEDGER_FROM + " WHERE 1=1"
 TENANCY = " AND c.contract_owner_id IN (%s)" % OWNERS

@@ -43,8 +43,8 @@
 #include "json.h"
 #include "text.h"
 
-#define SECRET       "fuzz-hs256-secret-0123456789abcdef-0123456789ab"
-#define WRONG_SECRET "fuzz-hs256-secret-0123456789abcdef-0123456789aX"
+#define SECRET       "fuzz-hs256-secret-0123456789abcdef-0123456789abc"
+#define WRONG_SECRET "fuzz-hs256-secret-0123456789abcdef-0123456789abX"
 #define ISSUER       "https://issuer.example"
 #define AUDIENCE     "pay-api"
 #define NOW          ((time_t)1750000000)
