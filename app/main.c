@@ -24,6 +24,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "master.h"
+#include "metrics.h"
 #include "provider.h"
 #include "router.h"
 
@@ -93,6 +94,7 @@ cmd_serve(void)
     init_auth();
     router_init(routes_table, routes_count, &db_pipeline_hooks);
     provider_set_public_base_url(cfg.public_base_url);
+    metrics_init(routes_count);
     mysql_library_init(0, NULL, NULL);
     fcgi_init();
     int  fd = fcgi_inherited_socket();

@@ -18,6 +18,7 @@
 
 #include "fcgi.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 
 struct slot {
@@ -143,6 +144,7 @@ master_run(const struct master_settings *s)
                               WIFSIGNALED(status) ? WTERMSIG(status)
                                                   : WEXITSTATUS(status),
                               rt ? rt->pattern : "no request");
+                    metrics_worker_restart();
                     if (time(NULL) - slots[i].started < 2)
                         fast_deaths++;
                     else

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "text.h"
 
 #define MAX_SEGS 8
@@ -42,8 +43,8 @@ static const struct {
     {PAY_M_OPTIONS, "OPTIONS"},
 };
 
-static const char *
-method_name(int m)
+const char *
+router_method_name(int m)
 {
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         if (methods[i].m == m)
@@ -85,7 +86,7 @@ router_init(const struct route *table, size_t n, const struct router_hooks *h)
         c->rt = rt;
         if (rt->handler == NULL || rt->pattern == NULL)
             fatal("route %zu: missing handler or pattern", i);
-        if (strcmp(method_name(rt->method), "?") == 0)
+        if (strcmp(router_method_name(rt->method), "?") == 0)
             fatal("route %s: bad method", rt->pattern);
         if ((rt->flags & (R_JSON | R_JSON_PATCH | R_FORM)) && rt->method == PAY_M_GET)
             fatal("route %s: a GET route cannot take a body", rt->pattern);
@@ -108,7 +109,7 @@ router_init(const struct route *table, size_t n, const struct router_hooks *h)
         for (size_t j = 0; j < i; j++)
             if (table[j].method == rt->method &&
                 strcmp(table[j].pattern, rt->pattern) == 0)
-                fatal("route %s %s: duplicate", method_name(rt->method),
+                fatal("route %s %s: duplicate", router_method_name(rt->method),
                       rt->pattern);
     }
 }
@@ -158,7 +159,7 @@ router_match(struct req *r, const char **allow)
         }
         if (methods_ok.len)
             abuf_adds(&methods_ok, ", ");
-        abuf_adds(&methods_ok, method_name(c->rt->method));
+        abuf_adds(&methods_ok, router_method_name(c->rt->method));
     }
     if (methods_ok.len == 0)
         return -1;
@@ -391,8 +392,10 @@ router_dispatch(struct req *r)
     if (r->status == 0)
         r->status = 500;
     resp_finish(r);
+    long us = elapsed_us(&t0);
+    metrics_request(r->route != NULL ? r->route_index : -1, r->status, us);
     log_info("access", "%s %s %d %ldus route=%s", r->method_name,
-             r->path ? r->path : "-", r->status, elapsed_us(&t0),
+             r->path ? r->path : "-", r->status, us,
              r->route ? r->route->pattern : "-");
     log_set_request_id(NULL);
     return r->status;

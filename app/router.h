@@ -44,6 +44,9 @@ void router_init(const struct route *table, size_t n,
 size_t router_count(void);
 const struct route *router_get(size_t i);
 
+/* "GET", "POST", … for a PAY_M_* value ("?" if unknown). */
+const char *router_method_name(int m);
+
 /* Finds the route: returns its index, -1 for no path match (404) or -2
  * for a path match with another method (405; *allow gets the Allow
  * header value, arena memory). Captures go to r->params. */

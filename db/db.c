@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define CACHE_SIZE 256
 
@@ -139,10 +140,12 @@ map_error(unsigned err, const char *what, const char *msg)
     case CR_COMMANDS_OUT_OF_SYNC:
     case 2055: /* CR_SERVER_LOST_EXTENDED */
         log_error("db", "%s: connection lost: %s", what, msg);
+        metrics_db_error();
         drop_connection();
         return DB_ERROR;
     default:
         log_error("db", "%s: error %u: %s", what, err, msg);
+        metrics_db_error();
         return DB_ERROR;
     }
 }

@@ -20,14 +20,17 @@
 #include "router.h"
 #include "text.h"
 
-enum ftype { F_ID, F_INT, F_STR, F_DATE, F_MONEY, F_BOOL, F_ENUM };
+/* F_LINK: a non-empty array of distinct ids, written after the record as
+ * rows of a link table; values = {table, column for the record's id,
+ * column for each listed id, NULL}. */
+enum ftype { F_ID, F_INT, F_STR, F_DATE, F_MONEY, F_BOOL, F_ENUM, F_LINK };
 
 struct fdesc {
     const char        *name;     /* JSON field */
     enum ftype         type;
     const char        *column;
     int                required;
-    const char *const *values;   /* F_ENUM */
+    const char *const *values;   /* F_ENUM; F_LINK: see above */
 };
 
 struct entity {
@@ -44,6 +47,9 @@ static const char *const METHODS[] = {
     "PAYPAL", "BACS", "POST_OFFICE_PAYMENT_CARD", "EZYPAY", "GO_CARDLESS",
     "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD", "STRIPE_DD",
     "FINASTRA", "FAST_PAY", "OTHER", NULL};
+static const char *const PROVIDER_STATUS[] = {"ACTIVE", "INACTIVE", NULL};
+static const char *const PROVIDER_OWNERS[] = {
+    "payment_provider_owners", "provider_id", "contract_owner_id", NULL};
 static const char *const TP_STATUS[] = {
     "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
     "SUBMITTED", "CONFIRMED", "PAID_OUT", "CANCELLED", "FAILED",
@@ -100,6 +106,19 @@ static const struct fdesc invoice_f[] = {
     {"autoCollect",                   F_BOOL,  "auto_collect",                      0, NULL},
     {"thirdPartyStatus",              F_ENUM,  "third_party_status",                0, TP_STATUS},
     {NULL, 0, NULL, 0, NULL}};
+static const struct fdesc provider_f[] = {
+    {"id",                            F_ID,    "id",                                1, NULL},
+    {"type",                          F_ENUM,  "type",                              1, METHODS},
+    {"name",                          F_STR,   "name",                              1, NULL},
+    {"directDebitWithName",           F_STR,   "direct_debit_with_name",            0, NULL},
+    {"status",                        F_ENUM,  "status",                            1, PROVIDER_STATUS},
+    {"creditorIdentifier",            F_STR,   "creditor_identifier",               0, NULL},
+    {"instantBankPayments",           F_BOOL,  "instant_bank_payments",             0, NULL},
+    {"retryIfPossible",               F_BOOL,  "retry_if_possible",                 0, NULL},
+    {"acceptExternalPayments",        F_BOOL,  "accept_external_payments",          0, NULL},
+    {"syncInstantBankPaymentsWithMandateCreation", F_BOOL, "sync_ibp_with_mandate_creation", 0, NULL},
+    {"contractOwnerIds",              F_LINK,  NULL,                                1, PROVIDER_OWNERS},
+    {NULL, 0, NULL, 0, NULL}};
 
 static const struct entity entities[] = {
     {"contractOwners", "contract_owners", owner_f,    0},
@@ -109,6 +128,7 @@ static const struct entity entities[] = {
     {"billRuns",       "bill_runs",       bill_run_f, 0},
     {"invoices",       "invoices",        invoice_f,  1},
     {"adhocInvoices",  "invoices",        invoice_f,  2},
+    {"paymentProviders", "payment_providers", provider_f, 0},
 };
 #define NENTITIES (sizeof(entities) / sizeof(entities[0]))
 
@@ -185,6 +205,41 @@ ledger_invoice(const struct entity *e, int64_t id, int64_t customer,
     return dbq_exec(q) == DB_OK ? 0 : -1;
 }
 
+/* 1 if v is a non-empty array of distinct positive ids (F_LINK). */
+static int
+link_valid(const struct json_value *v)
+{
+    int64_t a, b;
+    if (v->type != JSON_ARRAY || v->n == 0)
+        return 0;
+    for (size_t k = 0; k < v->n; k++) {
+        if (v->items[k]->type != JSON_NUMBER || parse_id(v->items[k]->str, &a) != 0)
+            return 0;
+        for (size_t j = 0; j < k; j++)
+            if (parse_id(v->items[j]->str, &b) == 0 && a == b)
+                return 0;
+    }
+    return 1;
+}
+
+/* Writes the rows of an F_LINK field for record id. */
+static int
+link_insert(const struct fdesc *f, int64_t id, const struct json_value *v)
+{
+    const char *sql = arena_printf(r.arena, "INSERT INTO %s (%s, %s) VALUES (?, ?)",
+                                   f->values[0], f->values[1], f->values[2]);
+    for (size_t k = 0; k < v->n; k++) {
+        int64_t other;
+        struct dbq *q = dbq_new(&r, sql);
+        parse_id(v->items[k]->str, &other);
+        dbq_i64(q, id);
+        dbq_i64(q, other);
+        if (dbq_exec(q) != DB_OK)
+            return -1;
+    }
+    return 0;
+}
+
 static int
 load_record(const struct entity *e, size_t i, const struct json_value *rec)
 {
@@ -220,6 +275,8 @@ load_record(const struct entity *e, size_t i, const struct json_value *rec)
     size_t      nv = 0;
     int64_t     id = 0, customer = 0, amount = 0;
     const char *number = NULL, *date = NULL;
+    const struct fdesc      *link_f = NULL;
+    const struct json_value *link_v = NULL;
 
     abuf_init(&cols, r.arena);
     abuf_init(&marks, r.arena);
@@ -235,6 +292,16 @@ load_record(const struct entity *e, size_t i, const struct json_value *rec)
                 snprintf(msg, sizeof(msg), "%s is required", f->name);
                 return fail(e->key, i, rec, msg);
             }
+            continue;
+        }
+        if (f->type == F_LINK) {
+            if (!link_valid(v)) {
+                snprintf(msg, sizeof(msg), "%s must be a non-empty array of"
+                         " distinct ids", f->name);
+                return fail(e->key, i, rec, msg);
+            }
+            link_f = f;
+            link_v = v;
             continue;
         }
         int64_t n = 0;
@@ -263,6 +330,8 @@ load_record(const struct entity *e, size_t i, const struct json_value *rec)
             for (size_t k = 0; v->type == JSON_STRING && f->values[k]; k++)
                 ok |= strcmp(f->values[k], v->str) == 0;
             is_str = 1;
+            break;
+        case F_LINK: /* written after the record, above */
             break;
         case F_MONEY:
             if (digits < 0) {
@@ -309,6 +378,11 @@ load_record(const struct entity *e, size_t i, const struct json_value *rec)
         return fail(e->key, i, rec, "rejected by the database (unknown reference?)");
     if (e->kind && ledger_invoice(e, id, customer, amount, number, date) != 0)
         return fail(e->key, i, rec, "could not write the ledger row");
+    if (link_f != NULL && link_insert(link_f, id, link_v) != 0) {
+        snprintf(msg, sizeof(msg), "%s: rejected by the database (unknown id?)",
+                 link_f->name);
+        return fail(e->key, i, rec, msg);
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
 
 int health_live(struct req *r);
 int health_ready(struct req *r);
+int metrics_get(struct req *r);
 int customer_payments_list(struct req *r);
 int customer_payments_create(struct req *r);
 int customer_payments_get(struct req *r);
@@ -25,6 +26,10 @@ int adhoc_invoice_payments_create(struct req *r);
 int adhoc_invoice_payments_get(struct req *r);
 int invoice_payment_reprocess_create(struct req *r);
 int invoice_payment_cancel_create(struct req *r);
+int payment_providers_list(struct req *r);
+int payment_providers_create(struct req *r);
+int payment_providers_get(struct req *r);
+int payment_providers_update(struct req *r);
 int payment_provider_reprocess_create(struct req *r);
 int refunds_list(struct req *r);
 int refunds_create(struct req *r);

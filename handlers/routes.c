@@ -7,11 +7,13 @@
 #include "handlers.h"
 
 #define RW (R_AUTH | R_JSON | R_IDEMPOTENT)
+#define RP (R_AUTH | R_JSON_PATCH) /* application/json-patch+json body */
 
 const struct route routes_table[] = {
 /*  method       pattern                                            handler                              flags   scope            */
   { PAY_M_GET,   "/healthz",                                        health_live,                         0,      0                },
   { PAY_M_GET,   "/readyz",                                         health_ready,                        0,      0                },
+  { PAY_M_GET,   "/metrics",                                        metrics_get,                         0,      0                },
   { PAY_M_GET,   "/v1/customer-payments",                           customer_payments_list,              R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/customer-payments",                           customer_payments_create,            RW,     PAY_SCOPE_WRITE  },
   { PAY_M_GET,   "/v1/customer-payments/:customer_payment_id",      customer_payments_get,               R_AUTH, PAY_SCOPE_READ   },
@@ -25,6 +27,10 @@ const struct route routes_table[] = {
   { PAY_M_GET,   "/v1/adhoc-invoice-payments/:adhoc_invoice_payment_id", adhoc_invoice_payments_get,     R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/invoice-payment-reprocess",                   invoice_payment_reprocess_create,    RW,     PAY_SCOPE_WRITE  },
   { PAY_M_POST,  "/v1/invoice-payment-cancel",                      invoice_payment_cancel_create,       RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/payment-providers",                           payment_providers_list,              R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_POST,  "/v1/payment-providers",                           payment_providers_create,            RW,     PAY_SCOPE_WRITE  },
+  { PAY_M_GET,   "/v1/payment-providers/:payment_provider_id",      payment_providers_get,               R_AUTH, PAY_SCOPE_READ   },
+  { PAY_M_PATCH, "/v1/payment-providers/:payment_provider_id",      payment_providers_update,            RP,     PAY_SCOPE_WRITE  },
   { PAY_M_POST,  "/v1/payment-provider-reprocess",                 payment_provider_reprocess_create,   RW,     PAY_SCOPE_WRITE  },
   { PAY_M_GET,   "/v1/refunds",                                     refunds_list,                        R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/refunds",                                     refunds_create,                      RW,     PAY_SCOPE_WRITE  },

@@ -39,6 +39,9 @@
 #   BENCH_CG_REQUESTS=200   measured requests per callgrind run (0: skip callgrind)
 #   BENCH_CG_WARMUP=20      warm-up requests per callgrind run
 #   BENCH_SCENARIOS="C1 C2 S1 S2 S3 S4 S5 S6"
+#   BENCH_QUIET_PCT=10      before each run, wait until processes outside the
+#   BENCH_QUIET_BUDGET=600  stack use at most this % of the machine (1-s samples),
+#                           waiting at most this many seconds in all (then a note)
 #   BENCH_KEEP=1            leave the stack running at the end (stop it with
 #                           tests/stack.sh stop build-bench/stack)
 set -euo pipefail
@@ -70,12 +73,14 @@ CG_N=${BENCH_CG_REQUESTS:-200}
 CG_WARM=${BENCH_CG_WARMUP:-20}
 SCENARIOS=${BENCH_SCENARIOS:-C1 C2 S1 S2 S3 S4 S5 S6}
 KEEP=${BENCH_KEEP:-0}
+QUIET_PCT=${BENCH_QUIET_PCT:-10}
+QUIET_BUDGET=${BENCH_QUIET_BUDGET:-600}
 
 say()  { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die()  { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
 note() { printf '%s\n' "$*" >> "$RAW/notes.txt"; say "note: $*"; }
 
-for v in DURATION THREADS WARMUP PAUSE WORKERS CUSTOMERS INVOICES MIN_LEDGER SEED CG_N CG_WARM; do
+for v in DURATION THREADS WARMUP PAUSE WORKERS CUSTOMERS INVOICES MIN_LEDGER SEED CG_N CG_WARM QUIET_PCT QUIET_BUDGET; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer: '${!v}'"
 done
 for c in $CONNS; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "bad connection count '$c'"; done
@@ -210,7 +215,9 @@ make_data() {
     inv_n=$(sql "SELECT COUNT(*) FROM invoices")
     ip_n=$(sql "SELECT COUNT(*) FROM invoice_payments")
     OWNERS=$(sql "SELECT GROUP_CONCAT(id ORDER BY id) FROM contract_owners")
-    DATA_DESC="$CUST_N customers, $inv_n invoices, $LEDGER_N ledger rows (ids $LEDGER_MIN..$LEDGER_MAX), $ip_n invoice payments, $(sql "SELECT COUNT(*) FROM contract_owners") contract owners; generated in $((SECONDS - t)) s (seed $SEED)"
+    local per_cust
+    per_cust=$(sql "SELECT CONCAT(ROUND(AVG(n), 1), ', max ', MAX(n)) FROM (SELECT COUNT(*) n FROM ledger GROUP BY customer_id) t")
+    DATA_DESC="$CUST_N customers, $inv_n invoices, $LEDGER_N ledger rows (ids $LEDGER_MIN..$LEDGER_MAX), $ip_n invoice payments, ledger rows per customer: average $per_cust, $(sql "SELECT COUNT(*) FROM contract_owners") contract owners; generated in $((SECONDS - t)) s (seed $SEED)"
     say "data: $DATA_DESC"
 }
 
@@ -312,6 +319,25 @@ scenario_def() {  # ID -> NAME SCRIPT URL QUERY
     esac
     case $1 in S*) SC_URL=$BASE ;; esac
     case $1 in S2|S3) ;; *) SC_QUERY= ;; esac
+}
+
+# A shared machine (other sessions' builds and tests) distorts every number:
+# wait until the CPU is ours, within the budget, and note what was not.
+QUIET_WAITED=0
+wait_quiet() {  # TAG
+    local f
+    while :; do
+        if f=$(python3 "$BENCH/bench.py" quiet "$STACK" "$QUIET_PCT"); then
+            return 0
+        fi
+        if [ "$QUIET_WAITED" -ge "$QUIET_BUDGET" ]; then
+            note "$1 started while processes outside the stack used ${f} % of the CPUs (quiet-wait budget of ${QUIET_BUDGET} s used up)"
+            return 0
+        fi
+        [ "$QUIET_WAITED" -gt 0 ] && [ $((QUIET_WAITED % 30)) -ne 0 ] || say "  waiting for a quiet machine (other processes use ${f} % of the CPUs)"
+        sleep 1
+        QUIET_WAITED=$((QUIET_WAITED + 2))
+    done
 }
 
 status_snapshot() { sql "SHOW GLOBAL STATUS" > "$1"; }
@@ -513,6 +539,7 @@ main() {
     for id in $SCENARIOS; do
         for c in $CONNS; do
             sleep "$PAUSE"
+            wait_quiet "$id-c$c"
             measure "$id" "$c"
         done
         rss_snapshot "after-$id"
@@ -526,6 +553,7 @@ main() {
         "$REPO/tests/stack.sh" stop "$STACK" >>"$RAW/stack-stop.log" 2>&1 || say "stack stop reported an error"
         STACK_UP=0
     fi
+    [ "$QUIET_WAITED" -eq 0 ] || note "waited ${QUIET_WAITED} s in all for other processes to leave the CPUs"
     echo "runtime_s=$(( $(date +%s) - T0 ))" >> "$RAW/meta.txt"
     python3 "$BENCH/bench.py" report "$OUT"
     echo
