@@ -98,14 +98,18 @@ cmd_serve(void)
     mysql_library_init(0, NULL, NULL);
     fcgi_init();
     int  fd = fcgi_inherited_socket();
+    int  own_socket = fd < 0;
     char err[256];
-    if (fd < 0 && (fd = fcgi_listen_unix(cfg.socket, cfg.socket_mode, err, sizeof(err))) < 0)
+    if (own_socket && (fd = fcgi_listen_unix(cfg.socket, cfg.socket_mode, err, sizeof(err))) < 0)
         fatal("%s", err);
     struct master_settings ms = {
         fd, cfg.workers, cfg.max_requests, cfg.shutdown_grace, worker_init, worker_fini,
     };
     log_info("main", "serving on %s with %d workers", cfg.socket, cfg.workers);
     int rc = master_run(&ms);
+    close(fd);
+    if (own_socket)
+        unlink(cfg.socket); /* a stale socket would look like a live server */
     mysql_library_end();
     return rc;
 }

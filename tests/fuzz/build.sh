@@ -4,7 +4,7 @@
 #
 #   tests/fuzz/build.sh OUTDIR
 #
-# The app/ sources the harnesses need are compiled once with
+# The app/ sources (all but main.c) are compiled once with
 # -fsanitize=fuzzer-no-link,address,undefined (plus PAY_ARENA_DEBUG, so each
 # arena allocation is its own malloc and ASan sees overflows exactly) into
 # OUTDIR/obj/libpayfuzz.a; each tests/fuzz/fuzz_<name>.c is then linked with
@@ -21,8 +21,14 @@ out=$(cd "$out" && pwd)
 
 CC=${PAY_FUZZ_CC:-clang}
 HARNESSES=(${PAY_FUZZ_ONLY:-json query money router auth text})
-# app/ sources linked into the harnesses (no FastCGI, no DB, no config).
-APP_SRCS=(arena json text money query auth router resp errors log)
+# Every app/ source but main.c, as the payapp library of app/CMakeLists.txt;
+# they go into a static archive, so a harness links only the objects it
+# references (no FastCGI, no DB: nothing here needs -lfcgi or -lmariadb).
+APP_SRCS=()
+for f in "$root"/app/*.c; do
+    s=$(basename "$f" .c)
+    [[ $s == main ]] || APP_SRCS+=("$s")
+done
 
 die() { echo "fuzz/build.sh: ERROR: $*" >&2; exit 1; }
 

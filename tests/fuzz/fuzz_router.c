@@ -1,9 +1,9 @@
 /*
  * fuzz_router: the whole request pipeline of app/router.c + app/resp.c,
  * in-process (no FastCGI, no database): router_match and router_dispatch
- * over a route table shaped like handlers/routes.c (the same patterns,
- * flags and scopes, plus a PATCH/json-patch, a form and a two-capture
- * route), whose dummy handlers do what the real ones do before touching
+ * over a copy of the table of handlers/routes.c (the same patterns, flags
+ * and scopes; plus a PATCH json-patch, a DELETE and a four-capture route),
+ * whose dummy handlers do what the real ones do before touching
  * the database: page/sort/fields/filter parsing, unknown-parameter checks,
  * path ids, body field checks, money parsing, then a JSON answer (streamed
  * for GET). Hooks mimic the idempotency/transaction layer.
@@ -42,6 +42,7 @@
 #include "errors.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "money.h"
 #include "query.h"
 #include "router.h"
@@ -91,6 +92,10 @@ h_list(struct req *r)
         {"customerPaymentId", FK_ID}, {"generatedInvoiceId", FK_ID},
         {"invoiceId", FK_ID}, {"excludeDebits", FK_BOOL},
         {"excludeCredits", FK_BOOL}, {"paymentDate", FK_DATE},
+        {"adhocBillRunId", FK_STRING}, {"generatedAdhocInvoiceId", FK_ID},
+        {"customerId", FK_ID}, {"percentageDifference", FK_STRING},
+        {"siteId", FK_ID}, {"mandateReference", FK_STRING},
+        {"paymentMethod", FK_STRING},
     };
 
     if (retry_once(r))
@@ -197,6 +202,8 @@ h_create(struct req *r)
         "customerId", "amountInMajorCurrency", "type", "description",
         "reference", "billRunType", "invoiceId", "generatedInvoiceId",
         "paymentMethod", "notes", "metaData", "returnURL", "paymentDate",
+        "generatedAdhocInvoiceId", "thirdPartyPaymentStatus", "paymentProviderId",
+        "emailAddress", "adhocInvoiceId", "siteId", "redirectURL", "exitURL",
     };
     const struct json_value *b = r->json;
     int64_t                  amount = 0, id = 0;
@@ -270,13 +277,22 @@ h_patch(struct req *r)
     return 200;
 }
 
-/* The landing page form post (the form decoder does not exist yet). */
+/* The landing/mandate page form post: the body is decoded with
+ * query_parse, as handlers/pages.c does. */
 static int
 h_form(struct req *r)
 {
-    const char *tok = req_param(r, 0);
-    char *page = arena_printf(r->arena, "<p>%zu bytes for %s</p>", r->body_len,
-                              text_echo(r->arena, tok, 64));
+    struct query form;
+    const char  *bad = NULL;
+    if (query_parse(r->arena, r->body, &form, &bad) != 0)
+        return resp_body(r, 400, "text/html; charset=utf-8", "<p>bad form</p>", 15);
+    const char *csrf = query_get(&form, "csrf");
+    if (csrf == NULL || strcmp(csrf, "fuzz-csrf") != 0)
+        return resp_body(r, 403, "text/html; charset=utf-8", "<p>expired</p>", 14);
+    const char *name = query_get(&form, "accountHolderName");
+    char *page = arena_printf(r->arena, "<p>%zu bytes for %s by %s</p>", r->body_len,
+                              text_echo(r->arena, req_param(r, 0), 64),
+                              text_echo(r->arena, name, 64));
     return resp_body(r, 200, "text/html; charset=utf-8", page, strlen(page));
 }
 
@@ -320,13 +336,21 @@ static const struct route table[] = {
     {PAY_M_POST,   "/v1/invoice-payment-cancel",                        h_create,    RW,                     PAY_SCOPE_WRITE},
     {PAY_M_GET,    "/v1/refunds",                                       h_list,      R_AUTH,                 PAY_SCOPE_READ},
     {PAY_M_POST,   "/v1/refunds",                                       h_create,    RW,                     PAY_SCOPE_WRITE},
+    {PAY_M_POST,   "/v1/payment-provider-reprocess",                   h_create,    RW,                     PAY_SCOPE_WRITE},
+    {PAY_M_GET,    "/v1/customer-credit-status",                        h_list,      R_AUTH,                 PAY_SCOPE_READ},
+    {PAY_M_POST,   "/v1/payment-provider-payment-link",                 h_create,    RW,                     PAY_SCOPE_WRITE},
+    {PAY_M_GET,    "/v1/site-payment-mandates",                         h_list,      R_AUTH,                 PAY_SCOPE_READ},
+    {PAY_M_POST,   "/v1/site-payment-mandates",                         h_create,    RW,                     PAY_SCOPE_WRITE},
+    {PAY_M_GET,    "/v1/payment-provider-mandates/:paymentMethod/:mandateReference", h_get2, R_AUTH,         PAY_SCOPE_READ},
+    {PAY_M_GET,    "/v1/instant-bank-payment-for-mandate",              h_list,      R_AUTH,                 PAY_SCOPE_READ},
+    {PAY_M_GET,    "/pay/:token",                                       h_page,      0,                      0},
+    {PAY_M_POST,   "/pay/:token",                                       h_form,      R_FORM,                 0},
+    {PAY_M_GET,    "/mandate/:token",                                   h_page,      0,                      0},
+    {PAY_M_POST,   "/mandate/:token",                                   h_form,      R_FORM,                 0},
     {PAY_M_GET,    "/v1/refunds/:refund_id",                            h_get,       R_AUTH,                 PAY_SCOPE_READ},
     /* beyond handlers/routes.c today: shapes the pipeline supports */
     {PAY_M_PATCH,  "/v1/payment-providers/:payment_provider_id",        h_patch,     R_AUTH | R_JSON_PATCH,  PAY_SCOPE_WRITE},
     {PAY_M_DELETE, "/v1/payment-providers/:payment_provider_id",        h_nocontent, R_AUTH,                 PAY_SCOPE_ADMIN},
-    {PAY_M_GET,    "/v1/payment-provider-mandates/:paymentMethod/:mandateReference", h_get2, R_AUTH,         PAY_SCOPE_READ},
-    {PAY_M_GET,    "/pay/:token",                                       h_page,      0,                      0},
-    {PAY_M_POST,   "/pay/:token",                                       h_form,      R_FORM,                 0},
     {PAY_M_PUT,    "/v1/a/:b/:c/:d/:e",                                 h_nocontent, 0,                      0},
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
@@ -567,6 +591,7 @@ init_once(void)
             fprintf(stderr, "auth_issue: %s\n", err);
             abort();
         }
+    metrics_init(NTABLE);
     router_init(table, NTABLE, &hooks);
 }
 
