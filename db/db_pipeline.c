@@ -18,6 +18,9 @@
 #include "token.h"
 
 #define LEASE_SECONDS 60
+/* Records are kept at least 24 h (spec 1.6); older ones are purged in
+ * small batches, every PURGE_EVERY claims of a worker. */
+#define PURGE_EVERY   1000
 
 struct claim {
     const char *sub;
@@ -59,6 +62,18 @@ replay(struct req *r, struct dbq *q)
                      body ? body : "", body ? strlen(body) : 0);
 }
 
+static void
+purge_old(struct req *r)
+{
+    static unsigned claims;
+    if (++claims % PURGE_EVERY != 0)
+        return;
+    struct dbq *q = dbq_new(r, "DELETE FROM idempotency_keys WHERE created_at <"
+                               " UTC_TIMESTAMP() - INTERVAL 48 HOUR LIMIT 1000");
+    if (dbq_exec(q) != DB_OK)
+        log_warn("idempotency", "purge of old keys failed");
+}
+
 static int
 idem_before(struct req *r)
 {
@@ -82,6 +97,7 @@ idem_before(struct req *r)
         c->sub = sub;
         c->key = key;
         r->idem = c;
+        purge_old(r);
         return 0;
     }
     if (rc != DB_CONFLICT)
