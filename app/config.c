@@ -65,6 +65,7 @@ set(struct config *c, const struct key *k, const char *v, const char *where,
         char *dup = strdup(v);
         if (dup == NULL)
             return -1;
+        free(*(char **)slot); /* the default or the file's value */
         *(const char **)slot = dup;
         return 0;
     }

@@ -347,7 +347,7 @@ bind_results(struct dbq *q, MYSQL_RES *meta)
         } else {
             b->buffer_type = MYSQL_TYPE_STRING;
             b->buffer_length = 288;
-            b->buffer = arena_alloc(a, b->buffer_length);
+            b->buffer = arena_alloc(a, b->buffer_length + 1); /* + NUL */
         }
     }
     mysql_stmt_bind_result(q->st, q->cols);
@@ -471,7 +471,7 @@ dbq_col_str(struct dbq *q, size_t col)
     if (b->buffer_type == MYSQL_TYPE_LONGLONG)
         return arena_printf(q->r->arena, "%lld", (long long)q->ints[col]);
     char *s = b->buffer;
-    size_t n = q->lens[col] < b->buffer_length ? q->lens[col] : b->buffer_length - 1;
+    size_t n = q->lens[col] < b->buffer_length ? q->lens[col] : b->buffer_length;
     s[n] = '\0';
     return s;
 }

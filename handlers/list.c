@@ -169,7 +169,10 @@ list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
             abuf_adds(&l->where, ")");
             break;
         case FOP_LIKE:
-            abuf_printf(&l->where, "%s LIKE ? ESCAPE '\\\\'", exprs[e]);
+            /* Case-insensitive whatever the column's collation (codes
+             * and enums are stored ascii_bin for exact equality). */
+            abuf_printf(&l->where, "CONVERT(%s USING utf8mb4) LIKE ? ESCAPE '\\\\'",
+                        exprs[e]);
             add_bind(l, 1, 0, filter_like_pattern(r->arena, f.vals[0]));
             break;
         case FOP_LT:

@@ -238,7 +238,7 @@ int
 pages_pay_get(struct req *r)
 {
     const char *tok = req_param(r, 0);
-    struct link l;
+    struct link l = {0};
     int         st;
     if (!token_shape_ok(tok))
         return link_state_page(r, DB_NOT_FOUND, &l);
@@ -263,7 +263,7 @@ pages_pay_post(struct req *r)
 {
     const char     *tok = req_param(r, 0);
     struct query    form;
-    struct link     l;
+    struct link     l = {0};
     struct customer c;
     struct invoice  inv;
     enum db_rc      rc;
@@ -459,7 +459,7 @@ int
 pages_mandate_get(struct req *r)
 {
     const char *tok = req_param(r, 0);
-    struct flow f;
+    struct flow f = {0};
     int         st;
     if (!token_shape_ok(tok))
         return flow_state_page(r, DB_NOT_FOUND, &f);
@@ -495,7 +495,7 @@ pages_mandate_post(struct req *r)
 {
     const char  *tok = req_param(r, 0);
     struct query form;
-    struct flow  f;
+    struct flow  f = {0};
     enum db_rc   rc;
     int          st;
 

@@ -197,7 +197,7 @@ owners_exist_or_fail(struct req *r, const struct provider *p)
 /* Inserts (*id == 0) or updates provider *id, and makes its owners exactly
  * p->owners. Inside the request's transaction. */
 static enum db_rc
-db_providers_save(struct req *r, const struct provider *p, int64_t *id)
+provider_save(struct req *r, const struct provider *p, int64_t *id)
 {
     struct dbq *q = dbq_new(r, *id == 0
         ? "INSERT INTO payment_providers (type, name, direct_debit_with_name,"
@@ -244,7 +244,7 @@ db_providers_save(struct req *r, const struct provider *p, int64_t *id)
  * owners hidden from the caller go to *hidden. DB_NOT_FOUND also when
  * the caller sees none of its owners. */
 static enum db_rc
-db_providers_lock(struct req *r, int64_t id, struct provider *p,
+provider_lock(struct req *r, int64_t id, struct provider *p,
                   int64_t **hidden, size_t *nhidden)
 {
     memset(p, 0, sizeof(*p));
@@ -347,21 +347,15 @@ provider_doc(struct arena *a, int64_t id, const struct provider *p)
 int
 payment_providers_list(struct req *r)
 {
-    /* Equality and in: match the enum spelling exactly; like: is
-     * case-insensitive (spec 1.4), which the ascii_bin column is not. */
-    static const char *const type_exact[] = {"p.type", NULL};
-    static const char *const type_ci[] = {"CONVERT(p.type USING utf8mb4)", NULL};
+    static const char *const type[] = {"p.type", NULL};
     static const char *const ibp[] = {"p.instant_bank_payments", NULL};
     static const char *const retry[] = {"p.retry_if_possible", NULL};
-    const char *type = req_query(r, "type");
     struct list l;
     int64_t     owner;
     int         present, rc;
 
     if ((rc = list_begin_or_fail(r, &providers, &l)) != 0 ||
-        (rc = list_filter_or_fail(&l, "type", FK_STRING,
-                                  type && strncmp(type, "like:", 5) == 0
-                                      ? type_ci : type_exact)) != 0 ||
+        (rc = list_filter_or_fail(&l, "type", FK_STRING, type)) != 0 ||
         (rc = req_query_id_or_fail(r, "contractOwnerId", 0, &owner, &present)) != 0 ||
         (rc = list_filter_or_fail(&l, "instantBankPayments", FK_BOOL, ibp)) != 0 ||
         (rc = list_filter_or_fail(&l, "retryIfPossible", FK_BOOL, retry)) != 0)
@@ -404,7 +398,7 @@ payment_providers_create(struct req *r)
         return db_fail(r, rc);
     if ((st = owners_exist_or_fail(r, &p)) != 0)
         return st;
-    if ((rc = db_providers_save(r, &p, &id)) != DB_OK)
+    if ((rc = provider_save(r, &p, &id)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location",
                 arena_printf(r->arena, "/v1/payment-providers/%" PRId64, id));
@@ -447,7 +441,7 @@ payment_providers_update(struct req *r)
         return st;
     if ((rc = db_tx_begin(r)) != DB_OK)
         return db_fail(r, rc);
-    if ((rc = db_providers_lock(r, id, &cur, &hidden, &nhidden)) != DB_OK)
+    if ((rc = provider_lock(r, id, &cur, &hidden, &nhidden)) != DB_OK)
         return db_fail(r, rc);
 
     if (jsonpatch_apply(r->arena, provider_doc(r->arena, id, &cur), r->json,
@@ -474,7 +468,7 @@ payment_providers_update(struct req *r)
         p.owners = all;
         p.nowners += nhidden;
     }
-    if ((rc = db_providers_save(r, &p, &id)) != DB_OK)
+    if ((rc = provider_save(r, &p, &id)) != DB_OK)
         return db_fail(r, rc);
     return resource_get(r, &providers, id);
 }
