@@ -56,7 +56,7 @@ html_begin(struct req *r, struct html_page *p, const char *title)
     abuf_init(&p->b, r->arena);
     abuf_adds(&p->b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                     "<meta name=\"referrer\" content=\"no-referrer\"><title>");
+                     "<meta name=\"referrer\" content=\"same-origin\"><title>");
     html_esc(&p->b, title);
     abuf_printf(&p->b, "</title><style nonce=\"%s\">%s</style></head><body><main>",
                 p->nonce, css);
@@ -74,7 +74,9 @@ html_end(struct req *r, struct html_page *p, int status, const char *extra_form_
                              p->nonce, extra_form_action ? " " : "",
                              extra_form_action ? extra_form_action : ""));
     resp_header(r, "X-Frame-Options", "DENY");
-    resp_header(r, "Referrer-Policy", "no-referrer");
+    /* same-origin, not no-referrer: under no-referrer browsers send
+     * "Origin: null" on the page's own form post, defeating the check. */
+    resp_header(r, "Referrer-Policy", "same-origin");
     return resp_body(r, status, "text/html; charset=utf-8", p->b.p, p->b.len);
 }
 

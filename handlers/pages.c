@@ -22,6 +22,8 @@
 #include "token.h"
 
 #define CSRF_COOKIE "pay_csrf"
+#define CSRF_BYTES  24
+#define CSRF_LEN    32  /* base64url of CSRF_BYTES */
 
 /* ---- shared bits ----------------------------------------------------------- */
 
@@ -59,7 +61,7 @@ message_page(struct req *r, int status, const char *title, const char *text)
 static const char *
 csrf_issue(struct req *r)
 {
-    const char *v = token_random(r->arena, 24);
+    const char *v = token_random(r->arena, CSRF_BYTES);
     int secure = strncmp(provider_public_base_url(), "https://", 8) == 0;
     resp_header(r, "Set-Cookie",
                 arena_printf(r->arena, CSRF_COOKIE "=%s; Path=/; HttpOnly;"
@@ -93,7 +95,8 @@ csrf_check_or_page(struct req *r, struct query *form)
     const char *site = req_env(r, "HTTP_SEC_FETCH_SITE");
     const char *field = query_get(form, "csrf");
     const char *cookie = cookie_value(r, CSRF_COOKIE);
-    int ok = field != NULL && cookie != NULL && token_equal(field, cookie) &&
+    int ok = field != NULL && cookie != NULL && strlen(field) == CSRF_LEN &&
+             token_equal(field, cookie) &&
              (origin == NULL || strcmp(origin, "null") == 0 ||
               (ours != NULL && strcasecmp(origin, ours) == 0)) &&
              (site == NULL || strcmp(site, "same-origin") == 0 ||
