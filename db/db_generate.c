@@ -39,14 +39,15 @@
 #define GEN_INSTALLMENTS  4
 #define GEN_MIN_AMOUNT    1000   /* 10.00 GBP */
 #define GEN_MAX_AMOUNT    50000  /* 500.00 GBP */
-#define GEN_PAY_WINDOW    60     /* installments within 60 days of the invoice */
+#define GEN_PAY_WINDOW    60     /* days after the invoice for installments */
 #define GEN_DUE_DAYS      30
 #define GEN_BATCH         1000   /* rows per INSERT statement */
 #define GEN_COMMIT_ROWS   50000
 #define GEN_POOL_PER_ROW  128    /* formatted text bytes per batch row */
 
-/* Calendar: invoices are dated GEN_FIRST .. day before GEN_LAST, payments
- * up to GEN_LAST, due dates up to GEN_DUE_DAYS after that. */
+/* Calendar: invoices are dated 2024-01-01 .. the day before the last day
+ * (2026-10-31), payments up to the last day, due dates up to GEN_DUE_DAYS
+ * after that. Days are counted from 2024-01-01 ("day offsets"). */
 #define GEN_FIRST_YEAR    2024
 #define GEN_LAST_YEAR     2026
 #define GEN_LAST_MONTH    10
@@ -57,12 +58,12 @@ static const char *const gen_methods[] = {
     "DIRECT_DEBIT", "CREDIT_CARD", "BACS", "GO_CARDLESS"};
 #define GEN_NMETHODS (sizeof(gen_methods) / sizeof(gen_methods[0]))
 
-/* One ledger row to be: an invoice raised (kind 0) or installment kind. */
+/* One ledger row to be: an invoice raised or one of its installments. */
 struct gen_event {
     uint32_t cust;    /* customer index */
     uint32_t inv;     /* invoice index in planning order */
     int32_t  amount;  /* signed ledger amount, pence */
-    uint16_t day;     /* days since GEN_FIRST */
+    uint16_t day;     /* day offset */
     uint8_t  kind;    /* 0 = INVOICE_CREATED, 1..4 = installment */
     uint8_t  newest;  /* kind 0: the customer's newest (unpaid) invoice */
 };
@@ -92,6 +93,30 @@ struct batch {
 
 enum { B_OWNERS, B_RUNS, B_CUSTOMERS, B_SITES, B_INVOICES, B_LEDGER,
        B_PAYMENTS, B_COUNT };
+
+/*  batch            table               columns (as bound, in order) */
+static const struct {
+    const char *table;
+    const char *cols;
+} gen_tables[B_COUNT] = {
+    [B_OWNERS]    = {"contract_owners",  "id, name"},
+    [B_RUNS]      = {"bill_runs",        "id, type, status"},
+    [B_CUSTOMERS] = {"customers",        "id, contract_owner_id, customer_name,"
+                     " customer_account_number, currency_id, credit_threshold,"
+                     " balance"},
+    [B_SITES]     = {"sites",            "id, customer_id, site_name,"
+                     " start_date, payment_method"},
+    [B_INVOICES]  = {"invoices",         "kind, id, customer_id, site_id,"
+                     " bill_run_id, invoice_number, invoice_date, due_date,"
+                     " amount, auto_collect, paid, payment_status"},
+    [B_LEDGER]    = {"ledger",           "id, customer_id, txn_type,"
+                     " customer_payment_type, amount, resulting_balance,"
+                     " currency_id, payment_method, payment_date, invoice_kind,"
+                     " invoice_id, invoice_number, bill_run_type"},
+    [B_PAYMENTS]  = {"invoice_payments", "id, invoice_kind, invoice_id,"
+                     " customer_id, amount, currency_id, payment_method,"
+                     " payment_date, customer_payment_type, ledger_id"},
+};
 
 struct gen_base {
     int64_t owner, customer, site, run, invoice, ledger, payment, currency;
@@ -201,7 +226,7 @@ date_text(char *s, unsigned y, unsigned m, unsigned d)
     s[10] = '\0';
 }
 
-/* Day offsets from GEN_FIRST: date text and NORMAL bill run (by month,
+/* Per day offset: date text and NORMAL bill run (by month,
  * the months of the range spread evenly over the runs). */
 static int
 calendar_build(struct gen *g)
@@ -261,7 +286,8 @@ pick_days(struct gen *g, struct rng *rng, uint32_t n, unsigned span)
     if (q == 0) {
         for (size_t w = 0; w < words; w++)
             for (uint64_t x = g->bitmap[w]; x != 0; x &= x - 1)
-                g->days[k++] = (uint16_t)(w * 64 + (unsigned)__builtin_ctzll(x));
+                g->days[k++] =
+                    (uint16_t)(w * 64 + (unsigned)__builtin_ctzll(x));
         return;
     }
     for (unsigned d = 0; d < span; d++)
@@ -315,12 +341,13 @@ plan_events(struct gen *g, int place)
             /* Installments: positive parts summing exactly to the amount,
              * each 0.5..1.5 times an even share of what is left. */
             int32_t  part[GEN_INSTALLMENTS], left = amount;
-            unsigned pday[GEN_INSTALLMENTS];
+            unsigned pday[GEN_INSTALLMENTS] = {0};
             unsigned window = g->last - day < GEN_PAY_WINDOW
                                   ? g->last - day : GEN_PAY_WINDOW;
             for (int k = 0; k < GEN_INSTALLMENTS - 1; k++) {
                 int32_t share = left / (GEN_INSTALLMENTS - k);
-                part[k] = share / 2 + (int32_t)rng_below(&rng, (uint32_t)share + 1);
+                part[k] = share / 2 +
+                          (int32_t)rng_below(&rng, (uint32_t)share + 1);
                 left -= part[k];
             }
             part[GEN_INSTALLMENTS - 1] = left;
@@ -390,7 +417,7 @@ plan(struct gen *g)
     return 0;
 }
 
-/* ---- batches -------------------------------------------------------------- */
+/* ---- batches ------------------------------------------------------------- */
 
 static char *
 insert_sql(const struct batch *b, size_t rows)
@@ -556,15 +583,18 @@ gen_commit(struct gen *g, int reopen)
         return -1;
     }
     g->since_commit = 0;
+    if (!reopen)
+        return 0;
     long long ms = elapsed_ms(g);
     printf("generate: %lld/%zu ledger rows, %lld invoices, %lld payments,"
            " %lld.%03lld s\n", g->b[B_LEDGER].total, g->nev,
-           g->b[B_INVOICES].total, g->b[B_PAYMENTS].total, ms / 1000, ms % 1000);
+           g->b[B_INVOICES].total, g->b[B_PAYMENTS].total, ms / 1000,
+           ms % 1000);
     fflush(stdout);
-    return reopen ? gen_begin(g) : 0;
+    return gen_begin(g);
 }
 
-/* ---- reference rows ------------------------------------------------------- */
+/* ---- reference rows ------------------------------------------------------ */
 
 static int
 max_ids(struct gen *g)
@@ -683,7 +713,7 @@ write_reference(struct gen *g)
     return 0;
 }
 
-/* ---- the ledger ------------------------------------------------------------ */
+/* ---- the ledger ---------------------------------------------------------- */
 
 /* Walks the events in chronological order: ids, running balances and the
  * rows of invoices, ledger and invoice_payments. */
@@ -771,7 +801,7 @@ write_history(struct gen *g)
     return 0;
 }
 
-/* ---- entry point ----------------------------------------------------------- */
+/* ---- entry point --------------------------------------------------------- */
 
 static void
 gen_free(struct gen *g)
@@ -818,27 +848,9 @@ db_generate(long customers, long invoices, unsigned seed)
     req_init(&g->r, g->a);
     req_init(&g->txr, g->txa);
 
-    /*                   table              columns */
-    if (batch_init(&g->b[B_OWNERS],    "contract_owners", "id, name") != 0 ||
-        batch_init(&g->b[B_RUNS],      "bill_runs",       "id, type, status") != 0 ||
-        batch_init(&g->b[B_CUSTOMERS], "customers",
-                   "id, contract_owner_id, customer_name, customer_account_number,"
-                   " currency_id, credit_threshold, balance") != 0 ||
-        batch_init(&g->b[B_SITES],     "sites",
-                   "id, customer_id, site_name, start_date, payment_method") != 0 ||
-        batch_init(&g->b[B_INVOICES],  "invoices",
-                   "kind, id, customer_id, site_id, bill_run_id, invoice_number,"
-                   " invoice_date, due_date, amount, auto_collect, paid,"
-                   " payment_status") != 0 ||
-        batch_init(&g->b[B_LEDGER],    "ledger",
-                   "id, customer_id, txn_type, customer_payment_type, amount,"
-                   " resulting_balance, currency_id, payment_method, payment_date,"
-                   " invoice_kind, invoice_id, invoice_number, bill_run_type") != 0 ||
-        batch_init(&g->b[B_PAYMENTS],  "invoice_payments",
-                   "id, invoice_kind, invoice_id, customer_id, amount, currency_id,"
-                   " payment_method, payment_date, customer_payment_type,"
-                   " ledger_id") != 0)
-        goto cleanup;
+    for (int i = 0; i < B_COUNT; i++)
+        if (batch_init(&g->b[i], gen_tables[i].table, gen_tables[i].cols) != 0)
+            goto cleanup;
 
     if (calendar_build(g) != 0 || plan(g) != 0)
         goto cleanup;
@@ -879,8 +891,9 @@ cleanup:
         rc = -1;
     if (rc == 0) {
         long long ms = elapsed_ms(g);
-        printf("generate: done: %lld customers, %lld invoices, %lld ledger rows,"
-               " %lld invoice payments (ids from %" PRId64 "), %lld.%03lld s\n",
+        printf("generate: done: %lld customers, %lld invoices, %lld ledger"
+               " rows, %lld invoice payments (ledger ids from %" PRId64 "),"
+               " %lld.%03lld s\n",
                g->b[B_CUSTOMERS].total, g->b[B_INVOICES].total,
                g->b[B_LEDGER].total, g->b[B_PAYMENTS].total,
                g->base.ledger + 1, ms / 1000, ms % 1000);
