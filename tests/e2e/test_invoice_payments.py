@@ -4,7 +4,9 @@
 Customers used (nobody else touches them): 41 (response shape, get by id),
 42 (list filters, customer payment events), 43 (status groups: money,
 ledger, balance), 44 (derived payment status, negative corrections),
-45 (validation, amount limits), 71 and 72 (EUR, tenancy), 80 (JPY).
+45 (validation, amount limits), 71 and 72 (EUR, tenancy), 79 (JPY; shared
+with test_money_property.py, which only checks invariants that hold for
+any invoices; 80 belongs to test_credit_status.py and test_payment_links.py).
 Every test raises its own fresh invoices straight in the database (the way
 the loader does: invoice + INVOICE_CREATED ledger row + balance) and
 computes every expectation from the state read first, so the file passes
@@ -599,8 +601,8 @@ def test_currencies(s):
         s.eq(r.json.get("currencyId"), 2, "EUR event: currencyId 2")
         s.check(money_text(r, "amountInMajorCurrency", "80.50"), "EUR event: 80.50", r.raw[:200])
         s.eq(inv(1, iid)["status"], "PAID", "EUR invoice fully paid: PAID")
-    # JPY customer 80: no decimals; needs a token that sees owner 3.
-    cid = 80
+    # JPY customer 79: no decimals; needs a token that sees owner 3.
+    cid = 79
     iid = add_invoice(cid, 2, 3000)
     before = snapshot(cid, 2, iid)
     r = post_event(2, iid, Decimal("1.5"), "BACS", tok=TOK3)

@@ -1,0 +1,564 @@
+"""End-to-end tests of the mandate operations (spec 4.2-4.4, 1.7) and the
+sandbox provider's hosted mandate page GET/POST /mandate/{flowToken}:
+
+  POST/GET /v1/site-payment-mandates
+  GET /v1/payment-provider-mandates/{paymentMethod}/{mandateReference}
+  GET /v1/instant-bank-payment-for-mandate
+
+The page is driven over plain HTTP like a browser without JavaScript would
+(urllib with a cookie jar, redirects not followed so the 303 can be seen).
+
+Sites written (nobody else touches them): 91 (customer 69, owner 1: the main
+flow), 92 and 93 (customer 70, owner 1: expiry, INACTIVE provider, refusals),
+102 (customer 77, owner 2: instant bank payment with FINASTRA). Site 91's
+payment method is put back to its fixture value first and customer 77's
+balance is set to an exact debt first, so the file passes when run again on
+the same stack.
+
+Payment providers: the fixture's ids 1, 2, 4, 5 are used when they are
+there and look as expected, otherwise equivalent providers are inserted with
+SQL. Provider 5 (FINASTRA, owner 2, instantBankPayments) gets
+syncInstantBankPaymentsWithMandateCreation set with SQL for the instant
+payment case and its old value back afterwards; the flow is pointed at it
+with SQL (owner 2's direct debit provider is GoCardless, id 2).
+"""
+import datetime
+import http.cookiejar
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from paytest import *
+
+TOK = token()                                   # contract owners 1 and 2
+TOK1 = token(sub="e2e-mandates-1", owners="1")
+TOK2 = token(sub="e2e-mandates-2", owners="2")
+TOK3 = token(sub="e2e-mandates-3", owners="3")
+READ = token(sub="e2e-mandates-read", scope="payments:read")
+PATH = "/v1/site-payment-mandates"
+FIELDS = {"id", "siteId", "returnURL", "redirectURL", "exitURL", "flowToken", "mandateReference",
+          "thirdPartyCustomerReference"}
+PM_FIELDS = {"mandateReference", "thirdPartyCustomerReference", "createdAt", "emailAddress",
+             "firstName", "lastName", "companyName", "addressLine1", "addressLine2",
+             "addressLine3", "city", "region", "postcode", "countryCode", "telephoneNumber",
+             "status"}
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+RETURN = "https://shop.example/mandate/return?site=91"
+EXIT = "https://shop.example/mandate/exit"
+D = Decimal
+
+
+# ---------------------------------------------------------------- providers
+
+# fixture id: (type, status, owners, instant bank payments)
+WANT = {1: ("GO_CARDLESS", "ACTIVE", {1}, 0), 2: ("GO_CARDLESS", "ACTIVE", {2}, 0),
+        4: ("STRIPE", "INACTIVE", {1}, 0), 5: ("FINASTRA", "ACTIVE", {2}, 1)}
+
+
+def provider_matches(pid, typ, status, owners, instant):
+    row = sql("SELECT type, status, instant_bank_payments FROM payment_providers WHERE id = %d" % pid)
+    got = {int(r[0]) for r in
+           sql("SELECT contract_owner_id FROM payment_provider_owners WHERE provider_id = %d" % pid)}
+    return (bool(row) and row[0][0] == typ and row[0][1] == status and got == owners
+            and int(row[0][2]) >= instant)
+
+
+def provider(pid):
+    """The id of a provider like fixture provider pid: pid itself when the
+    fixture (or an earlier run) has it, else one inserted here."""
+    typ, status, owners, instant = WANT[pid]
+    name = "e2e mandates provider %d" % pid
+    flags = "%d, %d" % (instant, instant)      # instant_bank_payments, retry_if_possible
+    sql("INSERT IGNORE INTO payment_providers (id, type, name, status, instant_bank_payments,"
+        " retry_if_possible) VALUES (%d, '%s', '%s', '%s', %s)" % (pid, typ, name, status, flags))
+    if sql_one("SELECT name FROM payment_providers WHERE id = %d" % pid) == name:
+        for o in owners:
+            sql("INSERT IGNORE INTO payment_provider_owners VALUES (%d, %d)" % (pid, o))
+    if provider_matches(pid, typ, status, owners, instant):
+        return pid
+    alt = sql_one("SELECT MIN(id) FROM payment_providers WHERE name = '%s (alt)'" % name)
+    if alt in (None, "NULL"):
+        sql("INSERT INTO payment_providers (type, name, status, instant_bank_payments,"
+            " retry_if_possible) VALUES ('%s', '%s (alt)', '%s', %s)" % (typ, name, status, flags))
+        alt = sql_one("SELECT MAX(id) FROM payment_providers WHERE name = '%s (alt)'" % name)
+        for o in owners:
+            sql("INSERT IGNORE INTO payment_provider_owners VALUES (%s, %d)" % (alt, o))
+    return int(alt)
+
+
+P1, P2, P4, P5 = provider(1), provider(2), provider(4), provider(5)
+
+
+# ---------------------------------------------------------------- helpers
+
+def dumps(obj):
+    if isinstance(obj, Decimal):
+        return format(obj, "f")
+    if isinstance(obj, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + dumps(v) for k, v in obj.items()) + "}"
+    return json.dumps(obj)
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+
+
+def create(tok=TOK, **body):
+    return post(PATH, raw=dumps(body), tok=tok)
+
+
+def start(s, what, site, tok=TOK, **body):
+    body.setdefault("returnURL", RETURN)
+    r = create(tok=tok, siteId=site, **body)
+    s.status(r, 201, what + ": create site payment mandate")
+    return r.json or {}
+
+
+def mandates(siteId, tok=TOK):
+    r = get(PATH + "?page=1&pageSize=1000&siteId=%d" % siteId, tok=tok)
+    return r.json if isinstance(r.json, list) else []
+
+
+def mandate(mid, site, tok=TOK):
+    for m in mandates(site, tok):
+        if m.get("id") == mid:
+            return m
+    return {}
+
+
+def balance(cid):
+    r = get("/v1/customer-balances?customer_id=%d" % cid, tok=TOK)
+    return r.json["balance"] if r.json else None
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class Page:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def csrf(self):
+        m = re.search(r'<input type="hidden" name="csrf" value="([^"]*)">', self.body)
+        return m.group(1) if m else None
+
+    def input_value(self, name):
+        m = re.search(r'<input[^>]*name="%s"[^>]*>' % name, self.body)
+        v = re.search(r'value="([^"]*)"', m.group(0)) if m else None
+        return v.group(1) if v else None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:200])
+
+
+class Browser:
+    """A cookie-keeping HTTP client that does not follow redirects."""
+
+    def __init__(self):
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
+                                                  NoRedirect)
+
+    def open(self, method, url, data=None, headers=None):
+        req = urllib.request.Request(url, data=data, method=method)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                return Page(r.status, r.headers, r.read().decode("utf-8", "replace"))
+        except urllib.error.HTTPError as e:
+            return Page(e.code, e.headers, e.read().decode("utf-8", "replace"))
+
+    def get(self, url):
+        return self.open("GET", url)
+
+    def post(self, url, fields, headers=None):
+        h = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE,
+             "Sec-Fetch-Site": "same-origin"}
+        h.update(headers or {})
+        return self.open("POST", url, urllib.parse.urlencode(fields).encode(), h)
+
+
+def plain_post(url, fields, headers):
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST")
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    for k, v in headers.items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=30) as r:
+            return Page(r.status, r.headers, r.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as e:
+        return Page(e.code, e.headers, e.read().decode("utf-8", "replace"))
+
+
+def bank(name="Jane Doe", sort="12-34-56", acct="12345678"):
+    return {"accountHolderName": name, "sortCode": sort, "accountNumber": acct}
+
+
+def complete(s, what, m, details=None):
+    """Runs the hosted page: GET the form, POST the details; returns the POST page."""
+    b = Browser()
+    p = b.get(m.get("redirectURL", ""))
+    s.eq(p.status, 200, what + ": GET the mandate page")
+    f = dict(bank() if details is None else details, csrf=p.csrf() or "")
+    return b.post(m.get("redirectURL", ""), f)
+
+
+# ---------------------------------------------------------------- tests
+
+def test_create_and_list(s):
+    m = start(s, "site 91", 91, exitURL=EXIT)
+    s.eq(set(m.keys()), FIELDS, "mandate: fields")
+    s.check(isinstance(m.get("id"), int) and m["id"] > 0, "mandate: id", m.get("id"))
+    s.eq(m.get("siteId"), 91, "mandate: siteId")
+    s.eq(m.get("returnURL"), RETURN, "mandate: returnURL")
+    s.eq(m.get("exitURL"), EXIT, "mandate: exitURL")
+    tok = m.get("flowToken") or ""
+    s.check(TOKEN_RE.match(tok) is not None, "flowToken: 43 base64url characters", tok)
+    s.eq(m.get("redirectURL"), BASE + "/mandate/" + tok, "redirectURL = base URL /mandate/{flowToken}")
+    s.eq(m.get("mandateReference"), None, "no mandateReference before the flow completes")
+    m2 = start(s, "site 91 again", 91)
+    s.check(m2.get("flowToken") and m2.get("flowToken") != tok, "each flow has its own token")
+    s.eq(m2.get("exitURL"), None, "exitURL absent: null")
+    r = create(siteId=91, returnURL="http://127.0.0.1:9/x", redirectURL="https://evil.example/x")
+    s.status(r, 201, "redirectURL given in the body")
+    s.check((r.json or {}).get("redirectURL", "").startswith(BASE + "/mandate/"),
+            "redirectURL is always the provider's hosted page", (r.json or {}).get("redirectURL"))
+    long_url = "https://shop.example/" + "r" * (255 - len("https://shop.example/"))
+    r = create(siteId=91, returnURL=long_url)
+    s.status(r, 201, "returnURL of exactly 255 characters")
+
+    # list, siteId filter, tenancy
+    items = mandates(91)
+    s.check(m.get("id") in [i.get("id") for i in items], "list ?siteId=91 has the new mandate")
+    s.check(all(i.get("siteId") == 91 for i in items), "list ?siteId=91: only site 91")
+    s.check(all(set(i) == FIELDS for i in items), "list items: fields")
+    got = [i for i in items if i.get("id") == m.get("id")]
+    s.eq(got[0] if got else None, m, "listed mandate = created mandate")
+    r = get(PATH + "?page=1&pageSize=1000", tok=TOK)
+    s.status(r, 200, "list without filter")
+    s.check(m.get("id") in [i.get("id") for i in r.json or []], "full list has the mandate")
+    s.eq(mandates(91, tok=TOK2), [], "owner 2 does not see site 91's mandates")
+    r = get(PATH + "?page=1&pageSize=1000", tok=TOK2)
+    sites1 = {int(x[0]) for x in sql("SELECT s.id FROM sites s JOIN customers c ON c.id ="
+                                     " s.customer_id WHERE c.contract_owner_id <> 2")}
+    s.check(r.status == 200 and not any(i.get("siteId") in sites1 for i in r.json or []),
+            "owner 2's list has only owner 2's sites")
+    s.eq(mandates(91, tok=TOK3), [], "owner 3 does not see site 91's mandates")
+    s.eq(len(mandates(91, tok=READ)) >= 1, True, "payments:read may list")
+    for bad in ["abc", "0", "-1", "in:91,92"]:
+        r = get(PATH + "?page=1&pageSize=10&siteId=" + urllib.parse.quote(bad), tok=TOK)
+        s.error(r, 400, "INVALID_PARAMETER", "siteId=%s -> 400" % bad, field="siteId")
+    s.status(get(PATH + "?pageSize=10", tok=TOK), 400, "list without page -> 400")
+    r = get(PATH + "?page=1&pageSize=10&siteId=91&fields=id,flowToken", tok=TOK)
+    s.check(r.status == 200 and all(set(i) == {"id", "flowToken"} for i in r.json or []),
+            "fields=id,flowToken")
+
+
+def test_create_validation(s):
+    before = int(sql_one("SELECT COUNT(*) FROM site_payment_mandates"))
+
+    def bad(what, body, field=None, code=None, status=400, tok=TOK):
+        r = post(PATH, raw=body if isinstance(body, str) else dumps(body), tok=tok)
+        if code:
+            s.error(r, status, code, what, field=field)
+        else:
+            s.status(r, status, what)
+            if field is not None and r.json:
+                s.eq(r.json.get("field"), field, what + " (field)")
+
+    bad("returnURL missing", {"siteId": 91}, "returnURL", "MISSING_FIELD")
+    for url in ["javascript:alert(1)", "JavaScript:alert(1)", "ftp://shop.example/x", "/relative",
+                "shop.example/x", "data:text/html,hi", "https://", "http://",
+                "https://" + "a" * 250 + ".example", "https://shop example/x",
+                "https://shop.example/\u0001", "", "//shop.example/x"]:
+        bad("returnURL %r" % url[:40], {"siteId": 91, "returnURL": url}, "returnURL")
+    bad("returnURL not a string", {"siteId": 91, "returnURL": 5}, "returnURL")
+    bad("exitURL javascript:", {"siteId": 91, "returnURL": RETURN, "exitURL": "javascript:x()"},
+        "exitURL")
+    bad("exitURL too long", {"siteId": 91, "returnURL": RETURN, "exitURL": "https://e.example/" + "x" * 240},
+        "exitURL")
+    bad("redirectURL javascript:", {"siteId": 91, "returnURL": RETURN, "redirectURL": "javascript:x()"},
+        "redirectURL")
+    bad("siteId missing", {"returnURL": RETURN}, "siteId", "MISSING_FIELD")
+    bad("unknown site", {"siteId": 999999, "returnURL": RETURN}, "siteId", "UNKNOWN_REFERENCE")
+    bad("another tenant's site (105, owner 3)", {"siteId": 105, "returnURL": RETURN}, "siteId",
+        "UNKNOWN_REFERENCE")
+    bad("owner 1's site with an owner 2 token", {"siteId": 91, "returnURL": RETURN}, "siteId",
+        "UNKNOWN_REFERENCE", tok=TOK2)
+    bad("siteId 0", {"siteId": 0, "returnURL": RETURN}, "siteId")
+    bad("siteId as string", {"siteId": "91", "returnURL": RETURN}, "siteId")
+    bad("unknown field", {"siteId": 91, "returnURL": RETURN, "mandateReference": "x"},
+        "mandateReference", "UNKNOWN_FIELD")
+    bad("read-only token", {"siteId": 91, "returnURL": RETURN}, status=403, tok=READ)
+    bad("no token", {"siteId": 91, "returnURL": RETURN}, status=401, tok=None)
+    s.eq(int(sql_one("SELECT COUNT(*) FROM site_payment_mandates")), before,
+         "no mandate stored by a refusal")
+
+
+def test_flow(s):
+    sql("UPDATE sites SET payment_method = 'CREDIT_CARD' WHERE id = 91")   # the fixture's value
+    m = start(s, "flow", 91, exitURL=EXIT)
+    url = m.get("redirectURL", "")
+    b = Browser()
+    p = b.get(url)
+    s.eq(p.status, 200, "GET mandate page")
+    s.eq(p.header("Content-Type"), "text/html; charset=utf-8", "mandate page: HTML")
+    csp = p.header("Content-Security-Policy") or ""
+    s.check("default-src 'none'" in csp and "unsafe-inline" not in csp
+            and re.search(r"style-src 'nonce-[^']+'", csp), "mandate page: CSP with a nonce", csp)
+    s.check("https://shop.example" in csp.split("form-action", 1)[-1].split(";")[0],
+            "CSP form-action allows the returnURL origin (the 303 after the POST)", csp)
+    s.eq(p.header("X-Frame-Options"), "DENY", "mandate page: X-Frame-Options DENY")
+    s.eq(p.header("X-Content-Type-Options"), "nosniff", "mandate page: nosniff")
+    s.check("<script" not in p.body.lower(), "mandate page: no script")
+    s.check(re.search(r'<form method="post" action="/mandate/%s"' % re.escape(m.get("flowToken", "")),
+                      p.body) is not None, "mandate page: POST form to itself")
+    for name in ["accountHolderName", "sortCode", "accountNumber", "csrf"]:
+        s.check('name="%s"' % name in p.body, "mandate page: field " + name)
+    s.check("Acme Energy" in p.body and "Site 91" in p.body, "mandate page: owner and site")
+    s.check('type="submit"' in p.body, "mandate page: submit button")
+
+    # CSRF refusals leave the flow untouched
+    csrf = p.csrf()
+    for what, hdr in [("no cookie", {"Origin": BASE}),
+                      ("evil Origin", {"Origin": "https://evil.example", "Cookie": "pay_csrf=" + csrf}),
+                      ("Sec-Fetch-Site cross-site",
+                       {"Sec-Fetch-Site": "cross-site", "Cookie": "pay_csrf=" + csrf})]:
+        r = plain_post(url, dict(bank(), csrf=csrf), hdr)
+        s.eq(r.status, 403, "mandate POST with %s -> 403" % what)
+    r = plain_post(url, dict(bank(), csrf="x" * len(csrf)), {"Cookie": "pay_csrf=" + csrf, "Origin": BASE})
+    s.eq(r.status, 403, "mandate POST with a wrong csrf -> 403")
+    s.eq(mandate(m.get("id"), 91).get("mandateReference"), None, "refused POSTs: no mandate")
+
+    # Invalid details: 422, the message and the form again; the flow stays open.
+    for what, details, needle in [
+            ("bad sort code (5 digits)", bank(sort="12-34-5"), "sort code"),
+            ("bad sort code (letters)", bank(sort="12-34-5a"), "sort code"),
+            ("bad sort code (7 digits)", bank(sort="1234567"), "sort code"),
+            ("bad account number (7 digits)", bank(acct="1234567"), "account number"),
+            ("bad account number (dots)", bank(acct="1234.5678"), "account number"),
+            ("no name", bank(name=""), "name")]:
+        p = b.post(url, dict(details, csrf=p.csrf() or ""))
+        s.eq(p.status, 422, what + " -> 422")
+        err = re.search(r'<p class="error" role="alert">([^<]*)</p>', p.body)
+        s.check(err is not None and needle in err.group(1).lower(),
+                what + ": error message about the " + needle, err.group(1) if err else p.body[-400:])
+        s.check('name="sortCode"' in p.body and p.csrf(), what + ": the form again")
+        if details["accountHolderName"]:
+            s.eq(p.input_value("accountHolderName"), "Jane Doe", what + ": the name is kept")
+    s.eq(mandate(m.get("id"), 91).get("mandateReference"), None, "422s: no mandate yet")
+
+    # Valid: 303 to returnURL (spaces and dashes allowed in the numbers).
+    p = b.post(url, dict(bank(name="Jane Doe", sort="12 34-56", acct="1234 5678"), csrf=p.csrf()))
+    s.eq(p.status, 303, "valid details -> 303")
+    s.eq(p.header("Location"), RETURN, "303 Location = returnURL")
+    after = mandate(m.get("id"), 91)
+    ref = after.get("mandateReference")
+    s.check(isinstance(ref, str) and len(ref) > 0, "the mandate now has a mandateReference", after)
+    s.eq(sql_one("SELECT payment_method FROM sites WHERE id = 91"), "GO_CARDLESS",
+         "site 91's payment method is now the provider's type")
+    r = get("/v1/customer-balances?customer_id=69", tok=TOK)
+    s.eq(((r.json or {}).get("paymentMethodSummary") or {}).get("paymentMethod"), "GO_CARDLESS",
+         "customer 69's payment method summary shows GO_CARDLESS")
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_mandates WHERE account_holder_name = 'Jane Doe'"
+                 " AND sort_code = '123456' AND mandate_reference = '%s'" % (ref or "")), "1",
+         "the provider holds the mandate (sort code digits only)")
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_mandates WHERE mandate_reference = '%s'"
+                 " AND account_number_last4 <> '5678'" % (ref or "")), "0",
+         "only the account number's last four digits are kept")
+
+    # Single use
+    g = b.get(url)
+    s.eq(g.status, 410, "flow token used: GET -> 410")
+    s.check("<form" not in g.body, "410 page: no form")
+    ck = next((c.value for c in b.jar if c.name == "pay_csrf"), "")
+    p2 = b.post(url, dict(bank(name="Mallory"), csrf=ck))
+    s.eq(p2.status, 410, "flow token used: POST -> 410")
+    s.eq(mandate(m.get("id"), 91).get("mandateReference"), ref, "second POST: reference unchanged")
+
+    # The provider's view
+    pm_path = "/v1/payment-provider-mandates/GO_CARDLESS/" + urllib.parse.quote(ref or "x")
+    r = get(pm_path, tok=TOK)
+    s.status(r, 200, "GET payment-provider-mandates/GO_CARDLESS/{ref}")
+    j = r.json or {}
+    s.eq(set(j.keys()), PM_FIELDS, "provider mandate: fields")
+    s.eq(j.get("mandateReference"), ref, "provider mandate: mandateReference")
+    s.eq(j.get("status"), "ACTIVE", "provider mandate: ACTIVE")
+    s.eq((j.get("firstName"), j.get("lastName")), ("Jane", "Doe"),
+         "provider mandate: names split from the holder name")
+    s.check(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", j.get("createdAt") or ""),
+            "provider mandate: createdAt RFC 3339 UTC", j.get("createdAt"))
+    s.status(get(pm_path + "?contractOwnerId=1", tok=TOK), 200, "contractOwnerId=1 -> 200")
+    s.status(get(pm_path + "?contractOwnerId=2", tok=TOK), 404, "contractOwnerId=2 -> 404")
+    s.error(get(pm_path + "?contractOwnerId=abc", tok=TOK), 400, "INVALID_PARAMETER",
+            "contractOwnerId=abc -> 400", field="contractOwnerId")
+    s.status(get(pm_path, tok=TOK2), 404, "owner 2 token: another owner's mandate -> 404")
+    s.status(get(pm_path, tok=TOK1), 200, "owner 1 token -> 200")
+    s.status(get(pm_path, tok=READ), 200, "payments:read may get it")
+    s.status(get(pm_path), 401, "no token -> 401")
+    s.error(get("/v1/payment-provider-mandates/GO_CARDLESS/SBX-MD-unknown", tok=TOK), 404,
+            "NOT_FOUND", "unknown mandate -> 404")
+    s.status(get("/v1/payment-provider-mandates/FINASTRA/" + urllib.parse.quote(ref or "x"),
+                 tok=TOK), 404, "the reference under another method -> 404")
+    s.error(get("/v1/payment-provider-mandates/STRIPE/" + urllib.parse.quote(ref or "x"), tok=TOK),
+            400, "MISSING_PARAMETER", "Stripe method without thirdPartyCustomerReference -> 400",
+            field="thirdPartyCustomerReference")
+    s.status(get("/v1/payment-provider-mandates/STRIPE_DD/x", tok=TOK), 400,
+             "STRIPE_DD without thirdPartyCustomerReference -> 400")
+    s.status(get("/v1/payment-provider-mandates/STRIPE/x?thirdPartyCustomerReference=cus_1",
+                 tok=TOK), 404, "Stripe with thirdPartyCustomerReference, unknown -> 404")
+    s.status(get(pm_path + "?thirdPartyCustomerReference=" + "c" * 101, tok=TOK), 400,
+             "thirdPartyCustomerReference of 101 chars -> 400")
+    s.error(get("/v1/payment-provider-mandates/BITCOIN/x", tok=TOK), 400, "INVALID_PARAMETER",
+            "unknown paymentMethod -> 400", field="paymentMethod")
+    s.status(get(pm_path + "?foo=1", tok=TOK), 400, "unknown query parameter -> 400")
+
+
+def test_expired_inactive_unknown(s):
+    # Expired flow
+    m = start(s, "to expire", 92)
+    b = Browser()
+    p = b.get(m.get("redirectURL", ""))
+    sql("UPDATE site_payment_mandates SET flow_expires_at = UTC_TIMESTAMP() - INTERVAL 1 MINUTE"
+        " WHERE id = %d" % m.get("id", 0))
+    g = b.get(m.get("redirectURL", ""))
+    s.eq(g.status, 410, "expired flow: GET -> 410")
+    s.check("expired" in g.body.lower() and "<form" not in g.body, "expired flow: a clear page")
+    g = b.post(m.get("redirectURL", ""), dict(bank(), csrf=p.csrf() or ""))
+    s.eq(g.status, 410, "expired flow: POST -> 410")
+    s.eq(mandate(m.get("id"), 92).get("mandateReference"), None, "expired flow: no mandate")
+
+    # The provider is INACTIVE: the page sends the customer to exitURL.
+    m = start(s, "inactive provider", 93, exitURL=EXIT)
+    b = Browser()
+    p = b.get(m.get("redirectURL", ""))
+    sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P4, m.get("id", 0)))
+    g = b.get(m.get("redirectURL", ""))
+    s.eq(g.status, 303, "provider INACTIVE: GET -> 303")
+    s.eq(g.header("Location"), EXIT, "provider INACTIVE: sent to exitURL")
+    g = b.post(m.get("redirectURL", ""), dict(bank(), csrf=p.csrf() or ""))
+    s.eq((g.status, g.header("Location")), (303, EXIT), "provider INACTIVE: POST -> 303 exitURL")
+    s.eq(mandate(m.get("id"), 93).get("mandateReference"), None, "provider INACTIVE: no mandate")
+
+    # Unknown and malformed flow tokens
+    for what, t in [("unknown", "A" * 43), ("short", "abc"), ("44 chars", "A" * 44),
+                    ("bad characters", "A" * 42 + "."), ("trailing path", "A" * 43 + "/x")]:
+        g = Browser().get(BASE + "/mandate/" + t)
+        s.eq(g.status, 404, "%s flow token -> 404" % what)
+
+
+def test_browser_like_post(s):
+    """The form POST exactly as a browser sends it from the page: under the
+    page's own referrer policy "no-referrer" the Fetch standard makes the
+    browser send Origin: null (tests/browser/flows.mjs does it for real)."""
+    m = start(s, "browser-like POST", 92, returnURL="https://shop.example/back-92")
+    b = Browser()
+    page = b.get(m.get("redirectURL", ""))
+    meta = re.search(r'<meta name="referrer" content="([^"]*)">', page.body)
+    policy = (page.header("Referrer-Policy") or (meta.group(1) if meta else "")).split(",")[-1]
+    origin = "null" if policy.strip().lower() == "no-referrer" else BASE
+    p = b.post(m.get("redirectURL", ""), dict(bank(), csrf=page.csrf() or ""),
+               headers={"Origin": origin, "Sec-Fetch-Site": "same-origin",
+                        "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"})
+    s.eq((p.status, p.header("Location")), (303, "https://shop.example/back-92"),
+         "browser-like POST (Origin: %s, Sec-Fetch-Site: same-origin) -> 303 returnURL" % origin)
+    s.check(mandate(m.get("id"), 92).get("mandateReference"), "browser-like POST: mandate made")
+
+
+def test_instant_bank_payment(s):
+    cid, site = 77, 102
+    old_sync = sql_one("SELECT sync_ibp_with_mandate_creation FROM payment_providers WHERE id = %d"
+                       % P5)
+    sql("UPDATE payment_providers SET sync_ibp_with_mandate_creation = 1 WHERE id = %d" % P5)
+    try:
+        # customer 77 owes exactly 12.34
+        bal = balance(cid)
+        if bal != D("-12.34"):
+            r = post("/v1/customer-balance-adjustments",
+                     raw=dumps({"customerId": cid, "amountInMajorCurrency": D("-12.34") - bal,
+                                "description": "e2e mandates: owes 12.34"}), tok=TOK)
+            s.status(r, 200, "set customer 77's balance")
+        s.eq(balance(cid), D("-12.34"), "customer 77 owes 12.34")
+        rows0 = int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d" % cid))
+
+        m = start(s, "FINASTRA flow", site, returnURL="https://water.example/back")
+        sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
+        p = complete(s, "FINASTRA flow", m, bank(name="John Smith", sort="654321", acct="87654321"))
+        s.eq((p.status, p.header("Location")), (303, "https://water.example/back"),
+             "FINASTRA flow: 303 to returnURL")
+        ref = mandate(m.get("id"), site).get("mandateReference")
+        s.check(ref, "FINASTRA flow: mandateReference", ref)
+        s.eq(sql_one("SELECT payment_method FROM sites WHERE id = %d" % site), "FINASTRA",
+             "site 102's payment method is now FINASTRA")
+        r = get("/v1/payment-provider-mandates/FINASTRA/%s?contractOwnerId=2" % ref, tok=TOK2)
+        s.eq(((r.json or {}).get("status"), (r.json or {}).get("lastName")), ("ACTIVE", "Smith"),
+             "FINASTRA provider mandate ACTIVE")
+
+        ibp = "/v1/instant-bank-payment-for-mandate?" + urllib.parse.urlencode(
+            {"mandateReference": ref or "x", "paymentMethod": "FINASTRA"})
+        r = get(ibp, tok=TOK)
+        s.status(r, 200, "GET instant-bank-payment-for-mandate")
+        items = r.json if isinstance(r.json, list) else []
+        s.eq(len(items), 1, "one instant bank payment")
+        it = items[0] if items else {}
+        s.eq(set(it.keys()), {"mandateReference", "amountInMajorCurrency", "description",
+                              "paymentMethod", "reference", "creationDate"}, "instant payment: fields")
+        s.eq(it.get("mandateReference"), ref, "instant payment: mandateReference")
+        s.eq(it.get("amountInMajorCurrency"), D("12.34"), "instant payment: the whole debt")
+        s.check('"amountInMajorCurrency":12.34' in r.raw.replace(" ", ""), "amount text 12.34", r.raw)
+        s.eq(it.get("paymentMethod"), "FINASTRA", "instant payment: paymentMethod")
+        s.check(it.get("reference"), "instant payment: reference")
+        s.eq(it.get("creationDate"), today(), "instant payment: creationDate today (UTC)")
+        s.eq(balance(cid), D("0.00"), "the debt is collected: balance 0.00")
+        s.eq(int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d" % cid)), rows0 + 1,
+             "one ledger row for the collection")
+        r = get("/v1/customer-payments?customer_id=%d&page=1&pageSize=1&sort=id:desc" % cid, tok=TOK)
+        row = r.json[0] if isinstance(r.json, list) and r.json else {}
+        s.eq((row.get("txnType"), row.get("amountInMajorCurrency"), row.get("type"),
+              row.get("reference")), ("PAYMENT", D("12.34"), "FINASTRA", it.get("reference")),
+             "ledger: a FINASTRA PAYMENT of 12.34 with the instant payment's reference")
+        r = get(ibp, tok=TOK2)
+        s.eq(len(r.json or []) if r.status == 200 else -1, 1, "owner 2 token sees it")
+        r = get(ibp, tok=TOK1)
+        s.check(r.status == 404 or (r.status == 200 and r.json == []),
+                "owner 1 token does not see owner 2's instant payments", r)
+
+        # Nothing owed: a new mandate collects nothing.
+        m = start(s, "FINASTRA flow, nothing owed", site, returnURL="https://water.example/back")
+        sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
+        p = complete(s, "FINASTRA flow, nothing owed", m, bank(name="John Smith"))
+        s.eq(p.status, 303, "second FINASTRA flow: 303")
+        ref2 = mandate(m.get("id"), site).get("mandateReference")
+        s.check(ref2 and ref2 != ref, "second FINASTRA flow: a new reference")
+        r = get("/v1/instant-bank-payment-for-mandate?" + urllib.parse.urlencode(
+            {"mandateReference": ref2 or "x", "paymentMethod": "FINASTRA"}), tok=TOK)
+        s.eq((r.status, r.json), (200, []), "nothing owed: no instant payment")
+        s.eq(balance(cid), D("0.00"), "nothing owed: balance still 0.00")
+    finally:
+        sql("UPDATE payment_providers SET sync_ibp_with_mandate_creation = %s WHERE id = %d"
+            % (old_sync or 0, P5))
+
+    base = "/v1/instant-bank-payment-for-mandate"
+    s.error(get(base + "?paymentMethod=FINASTRA", tok=TOK), 400, "MISSING_PARAMETER",
+            "mandateReference missing -> 400", field="mandateReference")
+    s.error(get(base + "?mandateReference=x", tok=TOK), 400, "MISSING_PARAMETER",
+            "paymentMethod missing -> 400", field="paymentMethod")
+    s.status(get(base, tok=TOK), 400, "both missing -> 400")
+    s.error(get(base + "?mandateReference=x&paymentMethod=BITCOIN", tok=TOK), 400,
+            "INVALID_PARAMETER", "paymentMethod=BITCOIN -> 400", field="paymentMethod")
+    s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA&x=1", tok=TOK), 400,
+             "unknown query parameter -> 400")
+    s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA"), 401, "no token -> 401")
+
+
+if __name__ == "__main__":
+    Suite().run([test_create_and_list, test_create_validation, test_flow,
+                 test_expired_inactive_unknown, test_browser_like_post, test_instant_bank_payment])
