@@ -13,6 +13,7 @@
 int health_live(struct req *r);
 int health_ready(struct req *r);
 int metrics_get(struct req *r);
+int openapi_get(struct req *r);
 int customer_payments_list(struct req *r);
 int customer_payments_create(struct req *r);
 int customer_payments_get(struct req *r);

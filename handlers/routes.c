@@ -14,6 +14,7 @@ const struct route routes_table[] = {
   { PAY_M_GET,   "/healthz",                                        health_live,                         0,      0                },
   { PAY_M_GET,   "/readyz",                                         health_ready,                        0,      0                },
   { PAY_M_GET,   "/metrics",                                        metrics_get,                         0,      0                },
+  { PAY_M_GET,   "/v1/openapi.json",                                openapi_get,                         0,      0                },
   { PAY_M_GET,   "/v1/customer-payments",                           customer_payments_list,              R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_POST,  "/v1/customer-payments",                           customer_payments_create,            RW,     PAY_SCOPE_WRITE  },
   { PAY_M_GET,   "/v1/customer-payments/:customer_payment_id",      customer_payments_get,               R_AUTH, PAY_SCOPE_READ   },

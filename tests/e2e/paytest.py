@@ -11,8 +11,10 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal
 
@@ -79,9 +81,50 @@ def request(method, path, body=None, tok=None, headers=None, raw=None,
         req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
-            return Resp(r.status, r.headers, r.read().decode("utf-8", "replace"))
+            resp = Resp(r.status, r.headers, r.read().decode("utf-8", "replace"))
+            final = r.geturl()
     except urllib.error.HTTPError as e:
-        return Resp(e.code, e.headers, e.read().decode("utf-8", "replace"))
+        resp = Resp(e.code, e.headers, e.read().decode("utf-8", "replace"))
+        final = e.geturl() or url
+    _log_response(method, url, final, resp)
+    return resp
+
+
+# Every response request() receives is appended, as one JSON line, to the file
+# named by $PAY_RESPONSE_LOG when it is set; tests/openapi/validate_responses.mjs
+# then checks each one against the OpenAPI document (handlers/openapi.json).
+RESPONSE_LOG = os.environ.get("PAY_RESPONSE_LOG")
+_log_lock = threading.Lock()
+
+
+def _log_response(method, url, final, resp):
+    if not RESPONSE_LOG:
+        return
+    if final != url:
+        # Followed a redirect: what arrived answers a GET of the final URL.
+        method = "GET"
+    u = urllib.parse.urlsplit(final)
+    if u.netloc != urllib.parse.urlsplit(BASE).netloc:
+        return  # not this service
+    headers = {}
+    for k, v in resp.headers.items():
+        k = k.lower()
+        headers[k] = headers[k] + ", " + v if k in headers else v
+    line = json.dumps({"method": method, "path": u.path, "query": u.query,
+                       "status": resp.status, "contentType": resp.headers.get("Content-Type"),
+                       "headers": headers, "body": resp.raw, "redirected": final != url,
+                       "test": os.path.basename(sys.argv[0])}) + "\n"
+    # One write(2) per line on an O_APPEND descriptor: lines from threads and
+    # processes never interleave.
+    with _log_lock:
+        try:
+            fd = os.open(RESPONSE_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8"))
+            finally:
+                os.close(fd)
+        except OSError as e:  # the check of the log reports what is missing
+            print("paytest: cannot append to PAY_RESPONSE_LOG %s: %s" % (RESPONSE_LOG, e))
 
 
 def get(path, tok=None, **kw):
