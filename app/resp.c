@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "router.h"
@@ -123,13 +124,17 @@ send_headers(struct req *r, long content_length)
     abuf_printf(&h, "Status: %d %s\r\n", r->status, errors_reason(r->status));
     if (r->resp_type != NULL)
         abuf_printf(&h, "Content-Type: %s\r\n", r->resp_type);
-    if (content_length >= 0)
+    if (content_length >= 0 && r->status != 304)
         abuf_printf(&h, "Content-Length: %ld\r\n", content_length);
     abuf_printf(&h, "X-Request-Id: %s\r\n", r->request_id);
     abuf_adds(&h, "X-Content-Type-Options: nosniff\r\n");
-    abuf_adds(&h, "Cache-Control: no-store\r\n");
-    for (struct resp_header *x = r->resp_headers; x != NULL; x = x->next)
+    int cache_set = 0;
+    for (struct resp_header *x = r->resp_headers; x != NULL; x = x->next) {
         abuf_printf(&h, "%s: %s\r\n", x->name, x->value);
+        cache_set |= strcasecmp(x->name, "Cache-Control") == 0;
+    }
+    if (!cache_set) /* payment data must not sit in shared caches */
+        abuf_adds(&h, "Cache-Control: no-store\r\n");
     abuf_adds(&h, "\r\n");
     r->headers_sent = 1;
     return out_write(r, h.p, h.len);
@@ -231,7 +236,7 @@ resp_finish(struct req *r)
         return r->out_failed ? -1 : 0;
     if (send_headers(r, (long)r->resp_body.len) != 0)
         return -1;
-    if (r->method == PAY_M_HEAD)
+    if (r->method == PAY_M_HEAD || r->status == 304)
         return 0;
     return out_write(r, r->resp_body.p, r->resp_body.len);
 }

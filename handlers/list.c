@@ -114,10 +114,13 @@ list_begin_or_fail(struct req *r, const struct resource *res, struct list *l)
     l->r = r;
     l->res = res;
     abuf_init(&l->where, r->arena);
-    if (page_parse(req_query(r, "page"), req_query(r, "pageSize"), &l->page,
-                   &l->page_size, &bad) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER,
-                         strstr(bad, "pageSize") ? "pageSize" : "page", "%s", bad);
+    const char *page = req_query(r, "page"), *size = req_query(r, "pageSize");
+    if (page_parse(page, size, &l->page, &l->page_size, &bad) != 0) {
+        const char *field = strstr(bad, "pageSize") ? "pageSize" : "page";
+        int missing = strcmp(field, "page") == 0 ? page == NULL : size == NULL;
+        return req_failf(r, missing ? PAY_E_MISSING_PARAMETER : PAY_E_INVALID_PARAMETER,
+                         field, "%s", bad);
+    }
     const char *sort = req_query(r, "sort");
     if (sort != NULL &&
         sort_parse(r->arena, sort, col_names(r->arena, res), res->ncols,

@@ -128,9 +128,9 @@ def test_get_errors(s):
 # ---- lists ----------------------------------------------------------------------
 
 def test_list_basics(s):
-    s.error(get(BASE + "?pageSize=10", tok=W12), 400, "INVALID_PARAMETER", "page is required",
+    s.error(get(BASE + "?pageSize=10", tok=W12), 400, "MISSING_PARAMETER", "page is required",
             field="page")
-    s.error(get(BASE + "?page=1", tok=W12), 400, "INVALID_PARAMETER", "pageSize is required",
+    s.error(get(BASE + "?page=1", tok=W12), 400, "MISSING_PARAMETER", "pageSize is required",
             field="pageSize")
     s.error(get(BASE + "?page=1&pageSize=1001", tok=W12), 400, "INVALID_PARAMETER",
             "pageSize over 1000", field="pageSize")
