@@ -475,7 +475,10 @@ def test_memory_flat(t):
             t.check(False, "VmRSS of worker %d readable" % p)
             continue
         print("memory: worker %d VmRSS %d KiB -> %d KiB (%+d KiB)" % (p, a, b, b - a))
-        t.check(b - a < 1024, "worker %d grew by less than 1 MiB (%+d KiB)" % (p, b - a))
+        # Under AddressSanitizer freed memory sits in a quarantine (256 MiB
+        # by default), so RSS legitimately grows; leaks are LSan's job there.
+        limit = 300 * 1024 if os.environ.get("PAY_SANITIZED") else 1024
+        t.check(b - a < limit, "worker %d grew by less than %d KiB (%+d KiB)" % (p, limit, b - a))
 
 
 # ---- 5: a second master of our own ------------------------------------------------
