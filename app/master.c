@@ -172,6 +172,8 @@ master_run(const struct master_settings *s)
                     kill(slots[i].pid, SIGKILL);
             while (wait(NULL) > 0)
                 ;
+            free(slots);
+            munmap((void *)routes, sizeof(int) * (size_t)n);
             return 1;
         }
         /* Respawn empty slots, throttled when workers die young. */
@@ -192,5 +194,7 @@ master_run(const struct master_settings *s)
         }
     }
     log_info("master", "stopped");
+    free(slots);
+    munmap((void *)routes, sizeof(int) * (size_t)n);
     return 0;
 }
