@@ -146,6 +146,18 @@ fcgi_serve(int fd, volatile sig_atomic_t *stop, long max_requests)
         }
         /* Let this request finish even if SIGTERM arrives now. */
         sigprocmask(SIG_BLOCK, &term, NULL);
+        if (FCGX_GetError(fr.in) != 0) {
+            /* A signal interrupted the parameter read inside the accept:
+             * libfcgi returns the request with the parameters so far.
+             * Never act on a truncated request; nginx answers 502 (JSON
+             * 503) and the client retries. */
+            log_warn("fcgi", "request parameters cut short (errno %d); dropped",
+                     FCGX_GetError(fr.in));
+            FCGX_Finish_r(&fr);
+            arena_reset(a);
+            sigprocmask(SIG_UNBLOCK, &term, NULL);
+            continue;
+        }
         struct req r;
         req_init(&r, a);
         r.src.env = src_env;

@@ -286,8 +286,13 @@ json_parse(struct arena *a, const char *buf, size_t len,
     if (st != yajl_status_ok || c.root == NULL) {
         if (c.err == NULL) {
             unsigned char *e = yajl_get_error(h, 0, (const unsigned char *)buf, len);
-            c.err = arena_printf(a, "invalid JSON (%s)", e ? (char *)e : "parse error");
-            /* yajl error text is ASCII from yajl itself; keep it short. */
+            /* yajl's text ends in a newline: trim it, keep the message a
+             * clean sentence. */
+            char *msg = arena_strdup(a, e ? (char *)e : "parse error");
+            size_t n = strlen(msg);
+            while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+                msg[--n] = '\0';
+            c.err = arena_printf(a, "invalid JSON (%s)", text_echo(a, msg, 200));
             yajl_free_error(h, e);
         }
         yajl_free(h);

@@ -145,7 +145,11 @@ master_run(const struct master_settings *s)
                                                   : WEXITSTATUS(status),
                               rt ? rt->pattern : "no request");
                     metrics_worker_restart();
-                    if (time(NULL) - slots[i].started < 2)
+                    /* Throttle only what looks like a start-up failure: an
+                     * early exit or crash, not a kill from outside. */
+                    int killed = WIFSIGNALED(status) &&
+                                 (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM);
+                    if (!killed && time(NULL) - slots[i].started < 2)
                         fast_deaths++;
                     else
                         fast_deaths = 0;

@@ -315,7 +315,7 @@ prepare(struct req *r)
     if (i == -2) {
         resp_header(r, "Allow", allow);
         return req_failf(r, PAY_E_METHOD, NULL, "%s is not allowed here; use %s",
-                         r->method_name, allow);
+                         text_echo(r->arena, r->method_name, 16), allow);
     }
     r->route_index = i;
     r->route = routes[i].rt;

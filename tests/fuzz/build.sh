@@ -9,7 +9,8 @@
 # arena allocation is its own malloc and ASan sees overflows exactly) into
 # OUTDIR/obj/libpayfuzz.a; each tests/fuzz/fuzz_<name>.c is then linked with
 # -fsanitize=fuzzer,address,undefined into OUTDIR/fuzz_<name>.
-# Nothing is rebuilt when OUTDIR/.stamp is newer than every input.
+# Only what is out of date is rebuilt (see below); PAY_FUZZ_ONLY="json auth"
+# restricts the build to those harnesses; PAY_FUZZ_CC picks the compiler.
 # Fails loudly (exit 1) when clang or the libFuzzer runtime is missing.
 set -euo pipefail
 
@@ -20,7 +21,16 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 CC=${PAY_FUZZ_CC:-clang}
-HARNESSES=(${PAY_FUZZ_ONLY:-json query money router auth text})
+# One harness per tests/fuzz/fuzz_<name>.c; PAY_FUZZ_ONLY="a b" builds only those.
+HARNESSES=()
+if [[ -n ${PAY_FUZZ_ONLY:-} ]]; then
+    read -r -a HARNESSES <<<"$PAY_FUZZ_ONLY"
+else
+    for f in "$here"/fuzz_*.c; do
+        b=$(basename "$f" .c)
+        HARNESSES+=("${b#fuzz_}")
+    done
+fi
 # Every app/ source but main.c, as the payapp library of app/CMakeLists.txt;
 # they go into a static archive, so a harness links only the objects it
 # references (no FastCGI, no DB: nothing here needs -lfcgi or -lmariadb).
@@ -35,21 +45,30 @@ die() { echo "fuzz/build.sh: ERROR: $*" >&2; exit 1; }
 command -v "$CC" >/dev/null 2>&1 ||
     die "$CC not found. libFuzzer needs clang: apt-get install clang libclang-rt-14-dev"
 
-# ---- up to date? ---------------------------------------------------------
-inputs=("$root"/app/*.c "$root"/app/*.h "$root"/app/errors.def
-        "$here"/*.c "$here"/*.h "$here"/build.sh)
-if [[ -f $out/.stamp ]]; then
-    fresh=1
-    for h in "${HARNESSES[@]}"; do
-        [[ -x $out/fuzz_$h ]] || fresh=0
-    done
-    for f in "${inputs[@]}"; do
-        [[ $f -nt $out/.stamp ]] && fresh=0
-    done
-    if (( fresh )); then
-        echo "fuzz/build.sh: harnesses in $out are up to date"
-        exit 0
+# ---- what is out of date? ------------------------------------------------
+# Make-like: the archive is rebuilt when an app/ file (or this script) is
+# newer; a harness when its source, a tests/fuzz header, the archive or
+# this script is newer than its binary.
+lib=$out/obj/libpayfuzz.a
+newer_than() { # newer_than TARGET FILE...: 0 if TARGET is missing or older than one FILE
+    local t=$1 f
+    shift
+    [[ -e $t ]] || return 0
+    for f in "$@"; do [[ $f -nt $t ]] && return 0; done
+    return 1
+}
+need_lib=0
+newer_than "$lib" "$root"/app/*.c "$root"/app/*.h "$root"/app/errors.def "$here/build.sh" && need_lib=1
+todo=()
+for h in "${HARNESSES[@]}"; do
+    [[ -f $here/fuzz_$h.c ]] || die "no harness tests/fuzz/fuzz_$h.c"
+    if (( need_lib )) || newer_than "$out/fuzz_$h" "$here/fuzz_$h.c" "$here"/*.h "$lib" "$here/build.sh"; then
+        todo+=("$h")
     fi
+done
+if (( ! need_lib && ${#todo[@]} == 0 )); then
+    echo "fuzz/build.sh: harnesses in $out are up to date"
+    exit 0
 fi
 
 # ---- toolchain check: a trivial fuzzer must compile and link ---------------
@@ -70,17 +89,20 @@ echo "fuzz/build.sh: using $("$CC" --version | head -n1)"
 COMMON=(-g -O1 -std=c11 -fno-omit-frame-pointer
         -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DPAY_ARENA_DEBUG=1
         -I "$root/app" -I "$root/db" -I "$root/handlers")
+# shellcheck disable=SC2054  # the commas belong to -fsanitize=
 SAN_OBJ=(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined)
+# shellcheck disable=SC2054
 SAN_BIN=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 LIBS=(-lyajl -ljwt -lcrypto)
 
 jobs_max=$(nproc 2>/dev/null || echo 2)
 
-# Runs "$@" in the background, at most $jobs_max at a time; failures are
-# collected by wait_all.
+# Runs "$@" in the background, in batches of $jobs_max; wait_all waits for
+# the rest and fails if any command failed.
 pids=()
+failed_jobs=0
 spawn() {
-    while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n || true; done
+    if (( ${#pids[@]} >= jobs_max )); then wait_all || failed_jobs=1; fi
     "$@" &
     pids+=($!)
 }
@@ -88,26 +110,27 @@ wait_all() {
     local rc=0 p
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     pids=()
-    return $rc
+    (( rc == 0 && failed_jobs == 0 ))
 }
 
 # ---- app objects -----------------------------------------------------------
 mkdir -p "$out/obj"
-for s in "${APP_SRCS[@]}"; do
-    spawn "$CC" "${COMMON[@]}" "${SAN_OBJ[@]}" -c "$root/app/$s.c" -o "$out/obj/$s.o"
-done
-wait_all || die "compiling app/ sources failed"
-rm -f "$out/obj/libpayfuzz.a"
-objs=()
-for s in "${APP_SRCS[@]}"; do objs+=("$out/obj/$s.o"); done
-ar rcs "$out/obj/libpayfuzz.a" "${objs[@]}"
+if (( need_lib )); then
+    for s in "${APP_SRCS[@]}"; do
+        spawn "$CC" "${COMMON[@]}" "${SAN_OBJ[@]}" -c "$root/app/$s.c" -o "$out/obj/$s.o"
+    done
+    wait_all || die "compiling app/ sources failed"
+    rm -f "$lib"
+    objs=()
+    for s in "${APP_SRCS[@]}"; do objs+=("$out/obj/$s.o"); done
+    ar rcs "$lib" "${objs[@]}"
+fi
 
 # ---- harnesses -------------------------------------------------------------
-for h in "${HARNESSES[@]}"; do
+for h in "${todo[@]}"; do
     spawn "$CC" "${COMMON[@]}" "${SAN_BIN[@]}" -Wall -Wextra -Werror \
-        "$here/fuzz_$h.c" "$out/obj/libpayfuzz.a" "${LIBS[@]}" -o "$out/fuzz_$h"
+        "$here/fuzz_$h.c" "$lib" "${LIBS[@]}" -o "$out/fuzz_$h"
 done
 wait_all || die "building the harnesses failed"
 
-touch "$out/.stamp"
-echo "fuzz/build.sh: built ${HARNESSES[*]/#/fuzz_} in $out"
+echo "fuzz/build.sh: built ${todo[*]/#/fuzz_} in $out"

@@ -14,8 +14,10 @@
  *   CONTENT_LENGTH \0 HTTP_AUTHORIZATION \0 HTTP_X_REQUEST_ID \0
  *   HTTP_IDEMPOTENCY_KEY \0 body (the rest, any bytes)
  * flags (low bits): 1 the sink fails after (flags >> 4) * 16 bytes;
- * 2 the source returns at most 7 bytes per read (short reads);
+ * 2 the source ends after 7 body bytes (a client that went away);
  * 4 the handler asks for one transaction retry (r->retry).
+ * PAY_FUZZ_TRACE=1 in the environment prints every response (handy when
+ * writing seed inputs).
  * An Authorization of "@r", "@w", "@a", "@n" or "@x" is replaced by a real
  * token (read, read+write, admin, no tenancy, expired) minted at start-up,
  * so the fuzzer gets past authentication.
@@ -299,6 +301,10 @@ h_form(struct req *r)
 static int
 h_page(struct req *r)
 {
+    /* a handler's Cache-Control replaces the no-store default */
+    resp_header(r, "Cache-Control", "private, max-age=0");
+    if (r->query_string != NULL && strcmp(r->query_string, "etag") == 0)
+        return resp_body(r, 304, NULL, "", 0); /* no Content-Length, no body */
     return resp_body(r, 200, "text/html; charset=utf-8", "<p>pay</p>", 10);
 }
 
@@ -418,7 +424,9 @@ src_read(void *ctx, char *buf, size_t n)
     if (k > n)
         k = n;
     if (s->short_reads && k > 7)
-        k = 7;
+        k = 7; /* the client went away: a short read is EOF */
+    if (k == 0)
+        return 0;
     memcpy(buf, s->body + s->pos, k);
     s->pos += k;
     return (long)k;
@@ -527,9 +535,13 @@ check_output(struct arena *a, const struct src *in, int ret, const char *out,
         long n = strtol(cl, NULL, 10);
         FUZZ_CHECK(blen == (is_head ? 0 : (size_t)n),
                    "Content-Length %ld but %zu body bytes", n, blen);
+    } else if (ret == 304) {
+        FUZZ_CHECK(blen == 0, "304 with a body");
     } else {
         FUZZ_CHECK(ret == 200 && ct != NULL, "no Content-Length on a non-streamed answer");
     }
+    const char *cc = head_value(head, "Cache-Control"), *cc2 = cc ? head_value(cc, "Cache-Control") : NULL;
+    FUZZ_CHECK(cc2 == NULL, "two Cache-Control headers");
     struct json_value *j = NULL;
     const char        *err;
     int json_ct = ct != NULL && strncmp(ct, "application/json", 16) == 0;
@@ -537,7 +549,8 @@ check_output(struct arena *a, const struct src *in, int ret, const char *out,
         FUZZ_CHECK(json_parse(a, body, blen, &j, &err) == 0,
                    "JSON body does not parse (%s): %.*s", err,
                    (int)(blen > 300 ? 300 : blen), body);
-    if (ret >= 400 && !is_head) {
+    /* error JSON (resp_error); the form pages answer errors in HTML */
+    if (ret >= 400 && !is_head && (json_ct || ct == NULL)) {
         FUZZ_CHECK(j != NULL && j->type == JSON_OBJECT, "error body is not an object");
         struct json_value *st = json_get(j, "status"), *er = json_get(j, "error"),
                           *ri = json_get(j, "requestId"), *co = json_get(j, "code"),
@@ -561,6 +574,7 @@ check_output(struct arena *a, const struct src *in, int ret, const char *out,
 /* ---- one input ------------------------------------------------------------ */
 
 static char *tokens[5]; /* @r @w @a @n @x */
+static int   trace;     /* PAY_FUZZ_TRACE=1: print each response (corpus work) */
 
 static void
 init_once(void)
@@ -570,6 +584,7 @@ init_once(void)
         return;
     done = 1;
     log_open("/dev/null", LOG_ERROR);
+    trace = getenv("PAY_FUZZ_TRACE") != NULL;
     struct auth_settings s;
     char                 err[256];
     memset(&s, 0, sizeof(s));
@@ -670,6 +685,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(ret == r.status, "returned %d, r.status %d", ret, r.status);
     if (expect != 0)
         FUZZ_CHECK(ret == expect, "router_match says %d, dispatch answered %d", expect, ret);
+    if (trace)
+        fprintf(stderr, "---- %s %s -> %d\n%.*s\n", in.field[0] ? in.field[0] : "-",
+                in.field[1] ? in.field[1] : "-", ret,
+                (int)(out.b.len > 600 ? 600 : out.b.len), out.b.p ? out.b.p : "");
     if (out.fail_after < 0)
         check_output(a, &in, ret, out.b.p ? out.b.p : "", out.b.len, in.field[0]);
 
