@@ -84,6 +84,27 @@ fcgi_listen_unix(const char *path, int mode, char *err, size_t errlen)
     return fd;
 }
 
+void
+fcgi_poke(int listen_fd, int n)
+{
+    struct sockaddr_un sa;
+    socklen_t          len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    if (getsockname(listen_fd, (struct sockaddr *)&sa, &len) != 0 ||
+        sa.sun_family != AF_UNIX)
+        return;
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return;
+        if (connect(fd, (struct sockaddr *)&sa, len) != 0 && errno != EAGAIN) {
+            close(fd);
+            return;
+        }
+        close(fd);
+    }
+}
+
 /* ---- struct req <-> FastCGI request ------------------------------------ */
 
 static const char *

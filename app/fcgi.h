@@ -21,7 +21,12 @@ int fcgi_listen_unix(const char *path, int mode, char *err, size_t errlen);
  * max_requests (0 = unlimited) were served. Blocks SIGTERM/SIGINT while a
  * request is being served so it completes. */
 void fcgi_serve(int fd, volatile sig_atomic_t *stop, long max_requests);
-/* Wakes a worker blocked in accept (from a signal handler). */
+/* Tells libfcgi to stop accepting (from a signal handler). */
 void fcgi_shutdown_pending(void);
+/* Connects to the listening socket n times and hangs up at once: each
+ * empty connection wakes one worker blocked in accept, which then sees
+ * the shutdown flag. Used instead of interrupting workers with signals,
+ * which would cut a request's parameter read short. */
+void fcgi_poke(int listen_fd, int n);
 
 #endif

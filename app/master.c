@@ -43,7 +43,11 @@ worker_main(const struct master_settings *s, volatile int *route_slot)
     sigset_t         none;
 
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = worker_on_term;  /* no SA_RESTART: accept must return */
+    /* SA_RESTART: a signal must never cut a read short (libfcgi would hand
+     * over a request with half its parameters). A worker blocked in
+     * accept is woken by the master's poke connections instead. */
+    sa.sa_handler = worker_on_term;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_DFL;
@@ -160,6 +164,7 @@ master_run(const struct master_settings *s)
         if (stopping) {
             if (live_count(slots, n) == 0)
                 break;
+            fcgi_poke(s->listen_fd, live_count(slots, n));
             if (time(NULL) >= stop_deadline) {
                 log_warn("master", "grace period over, killing workers");
                 for (int i = 0; i < n; i++)

@@ -428,9 +428,9 @@ def test_db_outage(t):
                     continue
             else:
                 n += 1
-                op = Op(rng, "r", n, customers=[27])
+                op = Op(rng, "r", n, customers=[82])
                 while op.kind != "pay":
-                    op = Op(rng, "r", n, customers=[27])
+                    op = Op(rng, "r", n, customers=[82])
                 ops.append(op)
                 st, js, hd, code = op.send()
                 op.final = (st, js, hd) if st is not None else None
@@ -561,16 +561,16 @@ def test_nginx_limits(t):
             n += 1
             roll = n % 3
             if roll == 0:
-                op = Op(rng, "n", n, customers=[27])
+                op = Op(rng, "n", n, customers=[82])
                 while op.kind != "adj":
-                    op = Op(rng, "n", n, customers=[27])
+                    op = Op(rng, "n", n, customers=[82])
                 st, js, hd, code = op.send()
                 op.final = (st, js, hd) if st is not None else None
                 api_ops.append(op)
                 api.append(("POST adjustment", st, op.history[-1][2]))
             else:
-                path = ("/v1/customer-balances?customer_id=27" if roll == 1 else
-                        "/v1/customer-payments?customer_id=27&page=1&pageSize=20")
+                path = ("/v1/customer-balances?customer_id=82" if roll == 1 else
+                        "/v1/customer-payments?customer_id=82&page=1&pageSize=20")
                 st, js, hd, secs, err = fl.timed_request("GET", path, tok=TOK, timeout=30)
                 api.append((path.split("?")[0], st or err, secs))
             time.sleep(0.05)
@@ -578,10 +578,10 @@ def test_nginx_limits(t):
     def oversized():
         for _ in range(2):
             st, js, hd, secs, err = fl.timed_request(
-                "GET", "/v1/customer-balances?customer_id=27", tok=TOK,
+                "GET", "/v1/customer-balances?customer_id=82", tok=TOK,
                 headers={"X-Big": "a" * 20480})
             big.append(("20 KB header", st, (js or {}).get("code"), hd.get("content-type"), err))
-            body = b'{"customerId":27,"description":"' + b"a" * (70 * 1024) + b'"}'
+            body = b'{"customerId":82,"description":"' + b"a" * (70 * 1024) + b'"}'
             st, js, hd, secs, err = fl.timed_request(
                 "POST", "/v1/customer-balance-adjustments", tok=TOK, raw=body)
             big.append(("70 KB body", st, (js or {}).get("code"), hd.get("content-type"), err))
@@ -627,7 +627,7 @@ def test_nginx_limits(t):
             s = fl.tcp(timeout=10)
             socks.append(s)
             s.sendall(b"GET /v1/customer-bal" if i % 2 else
-                      b"GET /v1/customer-balances?customer_id=27 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                      b"GET /v1/customer-balances?customer_id=82 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             slow.append(s)
         # Slow POST bodies, more of them than there are workers: 1 byte/s.
         body = b'{"bogus":12}'
@@ -768,9 +768,9 @@ def test_sigterm_second_master(t):
         # records (QUERY_STRING in the second); the second parts only after
         # SIGTERM.
         rng = random.Random(SEED + 11)
-        op = Op(rng, "s", 1, customers=[28])
+        op = Op(rng, "s", 1, customers=[83])
         while op.kind != "pay":
-            op = Op(rng, "s", 1, customers=[28])
+            op = Op(rng, "s", 1, customers=[83])
         ops = [op]
         body = op.raw.encode()
         c = fl.FcgiConn(sock, timeout=20)
@@ -781,7 +781,7 @@ def test_sigterm_second_master(t):
         held.append(("POST /v1/customer-payments", c, body))
         c = fl.FcgiConn(sock, timeout=20)
         c.begin("GET", "/v1/customer-payments",
-                query="customer_id=29&page=1&pageSize=5&sort=id:desc",
+                query="customer_id=84&page=1&pageSize=5&sort=id:desc",
                 headers={"Authorization": "Bearer " + TOK, "X-Request-Id": "ft-%s-s-list" % RUN},
                 hold=("QUERY_STRING", "REQUEST_URI"))
         held.append(("GET /v1/customer-payments", c, None))
@@ -831,10 +831,10 @@ def test_sigterm_second_master(t):
         t.eq(answers, [("POST /v1/customer-payments", 200, 0),
                        ("GET /v1/customer-payments", 200, 0)],
              "both in-flight requests completed with their normal answers after SIGTERM")
-        newest = [int(x[0]) for x in paytest.sql("SELECT id FROM ledger WHERE customer_id = 29"
+        newest = [int(x[0]) for x in paytest.sql("SELECT id FROM ledger WHERE customer_id = 84"
                                                   " ORDER BY id DESC LIMIT 5")]
         t.eq([x.get("id") for x in listed] if isinstance(listed, list) else listed, newest,
-             "the in-flight list answered the newest 5 rows of customer 29 (its whole query)")
+             "the in-flight list answered the newest 5 rows of customer 84 (its whole query)")
         try:
             rc = proc.wait(timeout=grace + 5)
         except subprocess.TimeoutExpired:
@@ -858,7 +858,7 @@ def test_sigterm_second_master(t):
         t.check("died" not in text and "killing workers" not in text,
                 "its workers exited cleanly without being killed", text[-300:])
         check_markers(t, ops, "sigterm")
-        fl.check_invariants(t, [28], TOK, "after SIGTERM")
+        fl.check_invariants(t, [83], TOK, "after SIGTERM")
     finally:
         for what, c, body in held:
             c.close()
