@@ -8,8 +8,11 @@
   bench.py quiet STACKDIR PCT           sample 1 s; print the CPU share (%% of
                                         the machine) used by processes outside
                                         the stack; exit 1 when above PCT
-  bench.py cgstat FILE.out              "TOTAL ROUTER_DISPATCH_INCLUSIVE" Ir
-                                        of one callgrind output file
+  bench.py cgstat FILE.out [JSON]       "TOTAL ROUTER_DISPATCH_INCLUSIVE" Ir
+                                        of one callgrind output file; JSON
+                                        gets every function's inclusive Ir
+  bench.py cgtop FULL.json BASE.json N  top functions under router_dispatch,
+                                        inclusive Ir per request
   bench.py report OUTDIR                write OUTDIR/results.md from OUTDIR/raw/
 """
 import glob
@@ -93,7 +96,7 @@ def cmd_quiet(stack, pct):
     c1, o1 = cpu_sample(stack)
     d = [b - a for a, b in zip(c0, c1)]
     tot = sum(d) or 1
-    busy = tot - d[3] - d[4]
+    busy = tot - d[3] - d[4] - d[6]
     foreign = max(0, busy - (o1 - o0)) * 100.0 / tot
     print("%.0f" % foreign)
     return 0 if foreign <= float(pct) else 1
@@ -133,21 +136,56 @@ def cmd_rss(stack):
 # ---------------------------------------------------------------------------
 
 
-def cmd_cgstat(path):
+ANN_LINE = re.compile(r"^\s*([\d,]+)\s+\([^)]*\)\s+(.*?)(?:\s+\[(.*)\])?\s*$")
+
+
+def cmd_cgstat(path, json_out=None):
+    """Prints "TOTAL ROUTER_DISPATCH"; with JSON_OUT, also writes every
+    function's inclusive cost there ({"func (object)": Ir})."""
     total = None
     with open(path) as f:
         for line in f:
             if line.startswith("totals:") or line.startswith("summary:"):
                 total = int(line.split()[1])
-    rd = 0
     ann = subprocess.run(["callgrind_annotate", "--inclusive=yes",
                           "--threshold=100", path],
                          capture_output=True, text=True, check=True).stdout
+    funcs = {}
+    started = False
     for line in ann.splitlines():
-        if re.search(r":router_dispatch(\s|$)", line):
-            rd = int(line.split()[0].replace(",", ""))
-            break
+        if "file:function" in line:
+            started = True
+            continue
+        if not started:
+            continue
+        m = ANN_LINE.match(line)
+        if not m:
+            continue
+        where = m.group(2)
+        fn = where.rsplit(":", 1)[-1]
+        obj = os.path.basename(m.group(3) or "")
+        key = "%s (%s)" % (fn, obj) if obj else fn
+        funcs[key] = funcs.get(key, 0) + int(m.group(1).replace(",", ""))
+    rd = sum(v for k, v in funcs.items() if k.split(" ")[0] == "router_dispatch")
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(funcs, f)
     print(total, rd)
+
+
+def cmd_cgtop(full, base, n, limit=14):
+    """Functions below router_dispatch by inclusive Ir per request."""
+    a = load_json(full, {})
+    b = load_json(base, {})
+    n = int(n)
+    per = {k: (v - b.get(k, 0)) / n for k, v in a.items()}
+    rd = sum(v for k, v in per.items() if k.split(" ")[0] == "router_dispatch")
+    skip = ("router_dispatch", "0x")
+    rows = sorted(((v, k) for k, v in per.items()
+                   if v > 0 and v < rd * 0.999 and not k.startswith(skip)),
+                  reverse=True)[:limit]
+    for v, k in rows:
+        print("%s\t%d\t%.1f" % (k, v, 100.0 * v / rd if rd else 0))
 
 
 # ---------------------------------------------------------------------------
@@ -266,11 +304,28 @@ def cmd_report(out):
         w = r["wrk"]
         return w["requests"] / (w["duration_us"] / 1e6) if w else 0.0
 
+    def cpu_bound(r):
+        """CPUs / (CPU seconds per request of wrk + stack + softirq)."""
+        c0, c1 = r["cpu"]
+        w = r["wrk"]
+        if not (c0 and c1 and w and w["requests"]):
+            return None
+        hz = c0["hz"]
+        d = [b - a for a, b in zip(c0["cpu"], c1["cpu"])]
+        wall = c1["t"] - c0["t"]
+        ncpu = sum(d) / hz / wall if wall else 1
+        sec = d[6] / hz + (r["wrk_cpu"] or 0)
+        for name in ("nginx", "pay-api", "mariadbd"):
+            a, b = c0["groups"].get(name), c1["groups"].get(name)
+            if a is not None and b is not None:
+                sec += (b - a) / hz
+        return ncpu * w["requests"] / sec if sec else None
+
     L = []
     add = L.append
     add("# pay-api benchmark results")
     add("")
-    add("Produced by `%s` (tests/bench/run.sh), %s; total runtime of the command: %s s."
+    add("Produced by `%s`, %s; total runtime of the command: %s s."
         % (meta.get("command", "tests/bench/run.sh"), meta.get("date", "?"),
            meta.get("runtime_s", "?")))
     add("")
@@ -280,7 +335,8 @@ def cmd_report(out):
                      ("ram", "RAM"), ("os", "OS"), ("kernel", "kernel"),
                      ("fs", "filesystem of the stack (MariaDB datadir)"),
                      ("versions", "packages"),
-                     ("build", "build"), ("workers", "pay-api workers"),
+                     ("source", "source"), ("build", "build"),
+                     ("workers", "pay-api workers"),
                      ("nginx_workers", "nginx worker processes"),
                      ("mariadb", "MariaDB settings"), ("data", "data set"),
                      ("wrk", "load generator")]:
@@ -334,12 +390,16 @@ def cmd_report(out):
     c2 = by.get(("C2", 64))
     if s1 and c2 and s1["wrk"] and c2["wrk"]:
         rt = rps(s1) / rps(c2) if rps(c2) else 0
-        add("| scenario 1 ≥ 50 %% of C2 at 64 connections | %.0f %% (%s vs %s req/s) | %s |"
-            % (rt * 100, fmt_rate(rps(s1)), fmt_rate(rps(c2)), yes(rt >= 0.5)))
+        cb1, cb2 = cpu_bound(s1), cpu_bound(c2)
+        extra = ("; CPU-bound estimate (see the CPU section): %.0f %%" % (100.0 * cb1 / cb2)
+                 if cb1 and cb2 else "")
+        add("| scenario 1 ≥ 50 %% of C2 at 64 connections | %.0f %% (%s vs %s req/s)%s | %s |"
+            % (rt * 100, fmt_rate(rps(s1)), fmt_rate(rps(c2)), extra, yes(rt >= 0.5)))
         p99 = s1["wrk"]["latency_us"]["p99"]
         add("| scenario 1 p99 < 10 ms at 64 connections | %s ms | %s |"
             % (ms(p99), yes(p99 < 10000)))
-    s3g = rss_growth(rss_by.get("after-S2"), rss_by.get("after-S3"))
+    prev = order[order.index("after-S3") - 1] if "after-S3" in order[1:] else None
+    s3g = rss_growth(rss_by.get(prev), rss_by.get("after-S3")) if prev else None
     if s3g is not None:
         add("| scenario 3 streams in constant worker memory | worker RSS change over "
             "scenario 3: %+d KiB (max of the workers); peak RSS (VmHWM) change: %+d KiB | %s |"
@@ -372,13 +432,18 @@ def cmd_report(out):
     add("")
     add("Share of the whole machine (%s CPUs = 100 %%) during each run, from "
         "/proc (process groups of nginx, pay-api, mariadbd) and wrk's own "
-        "rusage; \"other\" is the rest of the busy time: the kernel's softirq "
-        "work not charged to a process, and anything else running on the machine "
-        "(it should be near 0; see the quiet check in the notes). CPU µs per "
-        "request are summed over all cores." % meta.get("cpus", "?"))
+        "rusage; softirq (from /proc/stat) is mostly the loopback TCP and unix "
+        "socket work of the kernel, not charged to a process; \"other\" is the "
+        "rest of the busy time: processes outside the stack (other work on the "
+        "machine: it should be near 0, see the quiet check in the notes). CPU µs "
+        "per request are summed over all cores; \"all\" = wrk + nginx + pay-api + "
+        "mariadbd + softirq, and \"CPU-bound req/s\" = CPUs / all: what the run "
+        "would reach if the machine were its own and CPU the only limit (an upper "
+        "bound where latency, locks or fsyncs limit instead; it discounts other "
+        "work on the machine)." % meta.get("cpus", "?"))
     add("")
-    add("| # | conns | busy | iowait | wrk | nginx | pay-api | mariadbd | other | pay-api µs/req | mariadbd µs/req | nginx µs/req |")
-    add("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    add("| # | conns | busy | softirq | iowait | wrk | nginx | pay-api | mariadbd | other | pay-api µs/req | mariadbd µs/req | nginx µs/req | all µs/req | CPU-bound req/s |")
+    add("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in runs:
         c0, c1 = r["cpu"]
         w = r["wrk"]
@@ -405,12 +470,16 @@ def cmd_report(out):
             return "–" if sec is None else "%.0f" % (sec * 1e6 / reqs)
         known = [x for x in (r["wrk_cpu"], share("nginx"), share("pay-api"),
                              share("mariadbd")) if x is not None]
-        other = max(0.0, (tot - idle - iow) / hz - sum(known))
-        add("| %s | %d | %.0f %% | %.0f %% | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            r["id"], r["conns"], 100.0 * (tot - idle - iow) / tot, 100.0 * iow / tot,
+        sirq = d[6]
+        other = max(0.0, (tot - idle - iow - sirq) / hz - sum(known))
+        add("| %s | %d | %.0f %% | %.0f %% | %.0f %% | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["id"], r["conns"], 100.0 * (tot - idle - iow) / tot, 100.0 * sirq / tot,
+            100.0 * iow / tot,
             pct(r["wrk_cpu"]), pct(share("nginx")), pct(share("pay-api")),
             pct(share("mariadbd")), pct(other), per(share("pay-api")),
-            per(share("mariadbd")), per(share("nginx"))))
+            per(share("mariadbd")), per(share("nginx")),
+            per(sum(known) + sirq / hz),
+            fmt_rate(ncpu * reqs / (sum(known) + sirq / hz)) if known else "–"))
     add("")
 
     # ---- RSS section ----
@@ -489,6 +558,21 @@ def cmd_report(out):
             add("| %s | %s | %s | %s | %s |" % (sid, name, n, "{:,}".format(int(whole)),
                                                 "{:,}".format(int(rd))))
         add("")
+        for line in cg:
+            sid = line.split("\t")[0]
+            top = read_lines(os.path.join(raw, "callgrind-%s-top.txt" % sid))
+            if not top:
+                continue
+            add("Inside `router_dispatch` for %s: the costliest callees, inclusive "
+                "(nested entries overlap), Ir per request and share of "
+                "`router_dispatch`:" % sid)
+            add("")
+            add("| function (object) | Ir/request | share |")
+            add("|---|--:|--:|")
+            for t in top:
+                fn, v, p = t.split("\t")
+                add("| `%s` | %s | %s %% |" % (fn, "{:,}".format(int(v)), p))
+            add("")
 
     notes = read_lines(os.path.join(raw, "notes.txt"))
     if notes:
@@ -554,7 +638,9 @@ def main(argv):
     elif cmd == "quiet":
         return cmd_quiet(arg, argv[3])
     elif cmd == "cgstat":
-        cmd_cgstat(arg)
+        cmd_cgstat(arg, argv[3] if len(argv) > 3 else None)
+    elif cmd == "cgtop":
+        cmd_cgtop(arg, argv[3], argv[4])
     elif cmd == "report":
         cmd_report(arg)
     else:

@@ -217,7 +217,7 @@ make_data() {
     OWNERS=$(sql "SELECT GROUP_CONCAT(id ORDER BY id) FROM contract_owners")
     local per_cust
     per_cust=$(sql "SELECT CONCAT(ROUND(AVG(n), 1), ', max ', MAX(n)) FROM (SELECT COUNT(*) n FROM ledger GROUP BY customer_id) t")
-    DATA_DESC="$CUST_N customers, $inv_n invoices, $LEDGER_N ledger rows (ids $LEDGER_MIN..$LEDGER_MAX), $ip_n invoice payments, ledger rows per customer: average $per_cust, $(sql "SELECT COUNT(*) FROM contract_owners") contract owners; generated in $((SECONDS - t)) s (seed $SEED)"
+    DATA_DESC="$CUST_N customers, $inv_n invoices, $LEDGER_N ledger rows (ids $LEDGER_MIN..$LEDGER_MAX), $ip_n invoice payments, ledger rows per customer: average $per_cust, $(sql "SELECT CONCAT(ROUND(SUM(data_length + index_length) / 1048576), ' MiB') FROM information_schema.tables WHERE table_schema = 'pay'") of tables and indexes, $(sql "SELECT COUNT(*) FROM contract_owners") contract owners; generated in $((SECONDS - t)) s (seed $SEED)"
     say "data: $DATA_DESC"
 }
 
@@ -445,7 +445,7 @@ cg_run() {  # ID MODE(base|full) -> CG_RESULT="TOTAL RD" of the worker
     # The master's output file carries the pid we started; the worker's is the other.
     f=$(ls "$dir/$id-$mode".*.out 2>/dev/null | grep -v "\.$master\.out\$" | head -n 1 || true)
     [ -n "$f" ] || die "no callgrind output of the worker in $dir"
-    CG_RESULT=$(python3 "$BENCH/bench.py" cgstat "$f") || die "reading $f failed"
+    CG_RESULT=$(python3 "$BENCH/bench.py" cgstat "$f" "$dir/$id-$mode.json") || die "reading $f failed"
 }
 
 callgrind_all() {
@@ -462,6 +462,8 @@ callgrind_all() {
         printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$SC_NAME" "$CG_N" \
             $(( (ft - bt) / CG_N )) $(( (frd - brd) / CG_N )) >> "$RAW/callgrind.txt"
         say "  $(( (ft - bt) / CG_N )) instructions/request (router_dispatch: $(( (frd - brd) / CG_N )))"
+        python3 "$BENCH/bench.py" cgtop "$RAW/callgrind/$id-full.json" "$RAW/callgrind/$id-base.json" \
+            "$CG_N" > "$RAW/callgrind-$id-top.txt"
     done
 }
 
@@ -482,7 +484,8 @@ describe_machine() {
         echo "versions=$(dpkg-query -W -f='${Package} ${Version}, ' nginx-light mariadb-server wrk valgrind libfcgi0ldbl 2>/dev/null | sed 's/, $//')"
         echo "build=cmake -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE='-O2 -DNDEBUG' ($(cc --version | head -n 1))"
         echo "workers=$WORKERS (2 per core), log_level warn"
-        echo "nginx_workers=$NGINX_WORKERS ($(pgrep -P "$(pid_of nginx)" -c) running), access log off, no upstream keepalive (as in production)"
+        echo "nginx_workers=$NGINX_WORKERS$([ "$NGINX_WORKERS" = auto ] && echo " (one per CPU)"), access log off, no upstream keepalive (as in production)"
+        echo "source=$(git -C "$REPO" log -1 --format='commit %h (%cd)' --date=iso 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes in the work tree'), built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')"
         echo "mariadb=$(sql "SELECT CONCAT('innodb_flush_log_at_trx_commit=', @@innodb_flush_log_at_trx_commit, ', innodb_doublewrite=', @@innodb_doublewrite, ', log_bin=', @@log_bin, ', innodb_buffer_pool_size=', @@innodb_buffer_pool_size DIV 1048576, 'M')") (tests/stack.sh defaults)"
         echo "data=$DATA_DESC"
         echo "wrk=wrk -t$THREADS, connections $CONNS, ${DURATION} s per run, --timeout 10s, ${WARMUP} s warm-up (S6 mix), ${PAUSE} s pause between runs, idempotency keys: $([ "$IDEMPOTENCY" = 1 ] && echo yes || echo no)"
@@ -522,6 +525,10 @@ main() {
     wrk_env
     describe_machine "${1:-}"
 
+    # Deterministic, so first: on the freshly generated data, before any
+    # warm-up or scenario has added payments.
+    callgrind_all
+
     local maxc=0 c
     for c in $CONNS; do [ "$c" -gt "$maxc" ] && maxc=$c; done
     if [ "$WARMUP" -gt 0 ]; then
@@ -545,8 +552,6 @@ main() {
         rss_snapshot "after-$id"
     done
     rss_snapshot last
-
-    callgrind_all
 
     say "stopping the stack"
     if [ "$KEEP" != 1 ]; then
