@@ -537,10 +537,11 @@ auth_check_shape(const struct auth_state *k, struct arena *a,
 
 /* exp (required) and nbf (optional): plain integers, with AUTH_LEEWAY. */
 static enum auth_rc
-auth_check_times(struct arena *a, jwt_t *j, time_t now, const char **why)
+auth_check_times(struct arena *a, jwt_t *j, time_t now, int64_t *exp_out,
+                 int64_t *nbf_out, const char **why)
 {
     const char *txt;
-    int64_t     exp, nbf;
+    int64_t     exp, nbf = INT64_MIN;
 
     txt = auth_claim_json(a, j, "exp");
     if (txt == NULL) {
@@ -567,6 +568,8 @@ auth_check_times(struct arena *a, jwt_t *j, time_t now, const char **why)
             return AUTH_INVALID;
         }
     }
+    *exp_out = exp;
+    *nbf_out = nbf;
     return AUTH_OK;
 }
 
@@ -661,7 +664,7 @@ auth_read_principal(struct arena *a, jwt_t *j, struct principal *p,
 static enum auth_rc
 auth_verify_with(const struct auth_state *k, struct arena *a,
                  const char *header, time_t now, struct principal *p,
-                 const char **why)
+                 int64_t *exp, int64_t *nbf, const char **why)
 {
     const char  *tok;
     jwt_t       *j = NULL;
@@ -699,7 +702,7 @@ auth_verify_with(const struct auth_state *k, struct arena *a,
         return AUTH_INVALID;
     }
 
-    rc = auth_check_times(a, j, now, why);
+    rc = auth_check_times(a, j, now, exp, nbf, why);
     if (rc == AUTH_OK)
         rc = auth_check_iss_aud(k, a, j, why);
     if (rc == AUTH_OK)
@@ -714,17 +717,109 @@ auth_verify_with(const struct auth_state *k, struct arena *a,
     return AUTH_OK;
 }
 
+/* ---- verified-token cache ------------------------------------------------
+ * A client sends the same token with every request, and verifying it
+ * (base64, JSON, HMAC or RSA) costs more than the rest of a small request.
+ * Each process keeps the last AUTH_CACHE tokens that verified, keyed by the
+ * exact header bytes: a token that differs in any byte misses. A hit only
+ * re-checks exp/nbf against the clock. Cleared whenever the keys change. */
+
+#define AUTH_CACHE 64
+
+struct auth_cached {
+    char    *header;
+    size_t   len;
+    int64_t  exp, nbf;
+    char    *sub;
+    unsigned scopes;
+    int64_t *owners;
+    size_t   nowners;
+    int      all_owners;
+};
+
+static struct auth_cached auth_cache[AUTH_CACHE];
+
+static void
+auth_cache_clear(void)
+{
+    for (size_t i = 0; i < AUTH_CACHE; i++) {
+        free(auth_cache[i].header);
+        free(auth_cache[i].sub);
+        free(auth_cache[i].owners);
+    }
+    memset(auth_cache, 0, sizeof(auth_cache));
+}
+
+static struct auth_cached *
+auth_cache_slot(const char *header, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)header[i]) * 1099511628211ULL;
+    return &auth_cache[h % AUTH_CACHE];
+}
+
+static void
+auth_cache_put(struct auth_cached *c, const char *header, size_t len,
+               const struct principal *p, int64_t exp, int64_t nbf)
+{
+    struct auth_cached n = {0};
+    n.header = malloc(len + 1);
+    n.sub = strdup(p->sub);
+    n.owners = malloc((p->nowners ? p->nowners : 1) * sizeof(int64_t));
+    if (n.header == NULL || n.sub == NULL || n.owners == NULL) {
+        free(n.header);
+        free(n.sub);
+        free(n.owners);
+        return; /* no cache entry: the next request verifies again */
+    }
+    memcpy(n.header, header, len + 1);
+    n.len = len;
+    n.exp = exp;
+    n.nbf = nbf;
+    n.scopes = p->scopes;
+    n.all_owners = p->all_owners;
+    n.nowners = p->nowners;
+    if (p->nowners)
+        memcpy(n.owners, p->owners, p->nowners * sizeof(int64_t));
+    free(c->header);
+    free(c->sub);
+    free(c->owners);
+    *c = n;
+}
+
 enum auth_rc
 auth_verify_bearer(struct arena *a, const char *header, time_t now,
                    struct principal *p, const char **why)
 {
     const char  *reason = NULL;
     enum auth_rc rc;
+    int64_t      exp = 0, nbf = 0;
 
     memset(p, 0, sizeof(*p));
-    rc = auth_verify_with(&auth_st, a, header, now, p, &reason);
+    size_t len = header ? strnlen(header, AUTH_MAX_HEADER + 1) : 0;
+    struct auth_cached *c = header && len <= AUTH_MAX_HEADER
+                                ? auth_cache_slot(header, len) : NULL;
+    if (c != NULL && c->header != NULL && c->len == len &&
+        memcmp(c->header, header, len) == 0 &&
+        c->exp >= (int64_t)now - AUTH_LEEWAY &&
+        (c->nbf == INT64_MIN || c->nbf <= (int64_t)now + AUTH_LEEWAY)) {
+        p->sub = arena_strdup(a, c->sub);
+        p->scopes = c->scopes;
+        p->all_owners = c->all_owners;
+        p->nowners = c->nowners;
+        p->owners = ARENA_NEW(a, int64_t, c->nowners ? c->nowners : 1);
+        if (c->nowners)
+            memcpy(p->owners, c->owners, c->nowners * sizeof(int64_t));
+        if (why != NULL)
+            *why = NULL;
+        return AUTH_OK;
+    }
+    rc = auth_verify_with(&auth_st, a, header, now, p, &exp, &nbf, &reason);
     if (rc == AUTH_MISSING || rc == AUTH_INVALID)
         memset(p, 0, sizeof(*p));
+    if (rc == AUTH_OK && c != NULL)
+        auth_cache_put(c, header, len, p, exp, nbf);
     if (why != NULL)
         *why = reason;
     return rc;
@@ -1023,6 +1118,7 @@ auth_init(const struct auth_settings *s, char *err, size_t errlen)
 
     auth_state_free(&auth_st);
     auth_st = k;
+    auth_cache_clear();
     return 0;
 
 oom:
@@ -1035,5 +1131,6 @@ cleanup:
 void
 auth_shutdown(void)
 {
+    auth_cache_clear();
     auth_state_free(&auth_st);
 }

@@ -889,6 +889,51 @@ test_init(struct arena *a)
     free(issued);
 }
 
+/* The verified-token cache: a hit gives the same principal, expiry is
+ * still enforced on a hit, and a key change empties it. */
+static void
+test_cache(struct arena *a)
+{
+    struct principal p;
+    const char      *why = NULL;
+    char             err[256] = "", hdr[4200];
+    time_t           now = 1800000000;
+    int64_t          owners[] = {7, 3};
+
+    use_cfg(CFG_HS);
+    char *tok = auth_issue("cache", "payments:read", owners, 2, 60, now, err, sizeof(err));
+    CHECK(tok != NULL, "cache: token issued: %s", err);
+    if (tok == NULL)
+        return;
+    snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
+    free(tok);
+    for (int round = 0; round < 2; round++) {
+        CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_OK,
+              "cache: round %d accepted (%s)", round, why ? why : "");
+        CHECK_STR(p.sub, "cache", "cache: round %d sub", round);
+        CHECK(p.nowners == 2 && p.owners[0] == 3 && p.owners[1] == 7,
+              "cache: round %d owners", round);
+        CHECK(p.scopes == PAY_SCOPE_READ, "cache: round %d scopes", round);
+        arena_reset(a);
+    }
+    CHECK(auth_verify_bearer(a, hdr, now + 60 + AUTH_LEEWAY + 1, &p, &why) == AUTH_INVALID,
+          "cache: a cached token still expires");
+    CHECK_STR(why, "token expired", "cache: expiry reason");
+    CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_OK, "cache: valid again at now");
+    hdr[strlen(hdr) - 1] ^= 1; /* one byte of the signature */
+    CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_INVALID,
+          "cache: a token differing in one byte misses the cache");
+    hdr[strlen(hdr) - 1] ^= 1;
+    struct auth_settings other = {0};
+    other.alg = "HS256";
+    other.secret = "another secret that is at least thirty-two bytes";
+    CHECK(auth_init(&other, err, sizeof(err)) == 0, "cache: re-init: %s", err);
+    cur_cfg = -1;
+    CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_INVALID,
+          "cache: a key change empties the cache");
+    arena_reset(a);
+}
+
 int
 main(void)
 {
@@ -910,6 +955,7 @@ main(void)
     test_owner_allowed();
     test_issue(a);
     test_init(a);
+    test_cache(a);
 
     auth_shutdown();
     arena_destroy(a);
