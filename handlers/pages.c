@@ -143,25 +143,18 @@ struct link {
 static enum db_rc
 link_load(struct req *r, const char *tok, int lock, struct link *l)
 {
-    struct dbq *q = dbq_new(r, lock
-        ? "SELECT l.id, l.amount, l.customer_id, COALESCE(l.invoice_kind, 0),"
-          " COALESCE(l.invoice_id, 0), l.provider_id, l.description,"
-          " l.expires_at < UTC_TIMESTAMP(), l.paid_at IS NOT NULL, l.receipt_reference,"
-          " DATE_FORMAT(l.paid_at, '%Y-%m-%d %H:%i UTC'), co.name, cur.code,"
-          " cur.minor_digits, i.invoice_number"
-          " FROM payment_links l JOIN contract_owners co ON co.id = l.contract_owner_id"
-          " JOIN currencies cur ON cur.id = l.currency_id LEFT JOIN invoices i"
-          " ON i.kind = l.invoice_kind AND i.id = l.invoice_id"
-          " WHERE l.token_hash = ? FOR UPDATE"
-        : "SELECT l.id, l.amount, l.customer_id, COALESCE(l.invoice_kind, 0),"
-          " COALESCE(l.invoice_id, 0), l.provider_id, l.description,"
-          " l.expires_at < UTC_TIMESTAMP(), l.paid_at IS NOT NULL, l.receipt_reference,"
-          " DATE_FORMAT(l.paid_at, '%Y-%m-%d %H:%i UTC'), co.name, cur.code,"
-          " cur.minor_digits, i.invoice_number"
-          " FROM payment_links l JOIN contract_owners co ON co.id = l.contract_owner_id"
-          " JOIN currencies cur ON cur.id = l.currency_id LEFT JOIN invoices i"
-          " ON i.kind = l.invoice_kind AND i.id = l.invoice_id"
-          " WHERE l.token_hash = ?");
+#define LINK_SQL                                                                     \
+        "SELECT l.id, l.amount, l.customer_id, COALESCE(l.invoice_kind, 0)," \
+        " COALESCE(l.invoice_id, 0), l.provider_id, l.description," \
+        " l.expires_at < UTC_TIMESTAMP(), l.paid_at IS NOT NULL, l.receipt_reference," \
+        " DATE_FORMAT(l.paid_at, '%Y-%m-%d %H:%i UTC'), co.name, cur.code," \
+        " cur.minor_digits, i.invoice_number" \
+        " FROM payment_links l JOIN contract_owners co ON co.id = l.contract_owner_id" \
+        " JOIN currencies cur ON cur.id = l.currency_id LEFT JOIN invoices i" \
+        " ON i.kind = l.invoice_kind AND i.id = l.invoice_id" \
+        " WHERE l.token_hash = ?"
+
+    struct dbq *q = dbq_new(r, lock ? LINK_SQL " FOR UPDATE" : LINK_SQL);
     dbq_str(q, token_sha256_hex(r->arena, tok, strlen(tok)));
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
@@ -338,25 +331,18 @@ struct flow {
 static enum db_rc
 flow_load(struct req *r, const char *tok, int lock, struct flow *f)
 {
-    struct dbq *q = dbq_new(r, lock
-        ? "SELECT m.id, m.site_id, m.provider_id, s.customer_id, c.contract_owner_id,"
-          " m.flow_expires_at < UTC_TIMESTAMP(), m.flow_completed_at IS NOT NULL,"
-          " p.status = 'ACTIVE', m.return_url, m.exit_url, co.name, s.site_name, p.type,"
-          " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation"
-          " FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
-          " JOIN customers c ON c.id = s.customer_id"
-          " JOIN contract_owners co ON co.id = c.contract_owner_id"
-          " JOIN payment_providers p ON p.id = m.provider_id"
-          " WHERE m.flow_token = ? FOR UPDATE"
-        : "SELECT m.id, m.site_id, m.provider_id, s.customer_id, c.contract_owner_id,"
-          " m.flow_expires_at < UTC_TIMESTAMP(), m.flow_completed_at IS NOT NULL,"
-          " p.status = 'ACTIVE', m.return_url, m.exit_url, co.name, s.site_name, p.type,"
-          " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation"
-          " FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
-          " JOIN customers c ON c.id = s.customer_id"
-          " JOIN contract_owners co ON co.id = c.contract_owner_id"
-          " JOIN payment_providers p ON p.id = m.provider_id"
-          " WHERE m.flow_token = ?");
+#define FLOW_SQL                                                                     \
+        "SELECT m.id, m.site_id, m.provider_id, s.customer_id, c.contract_owner_id," \
+        " m.flow_expires_at < UTC_TIMESTAMP(), m.flow_completed_at IS NOT NULL," \
+        " p.status = 'ACTIVE', m.return_url, m.exit_url, co.name, s.site_name, p.type," \
+        " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation" \
+        " FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id" \
+        " JOIN customers c ON c.id = s.customer_id" \
+        " JOIN contract_owners co ON co.id = c.contract_owner_id" \
+        " JOIN payment_providers p ON p.id = m.provider_id" \
+        " WHERE m.flow_token = ?"
+
+    struct dbq *q = dbq_new(r, lock ? FLOW_SQL " FOR UPDATE" : FLOW_SQL);
     dbq_str(q, tok);
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
