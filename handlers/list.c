@@ -154,9 +154,15 @@ list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
     for (size_t e = 0; exprs[e] != NULL; e++) {
         if (e > 0)
             abuf_adds(&l->where, " OR ");
+        /* String equality compares the text exactly, whatever the
+         * column's type or collation: a numeric column must not match
+         * "2abc" as 2, and a non-ASCII value must not meet an ascii
+         * column's collation (an error, not a miss). */
+        const char *exact = arena_printf(r->arena, "CONVERT(%s USING utf8mb4) COLLATE utf8mb4_bin",
+                                        exprs[e]);
         switch (f.op) {
         case FOP_EQ:
-            abuf_printf(&l->where, "%s = ?", exprs[e]);
+            abuf_printf(&l->where, "%s = ?", k == FK_STRING ? exact : exprs[e]);
             if (k == FK_ID)
                 add_bind(l, 0, f.id, NULL);
             else if (k == FK_BOOL)
@@ -165,7 +171,7 @@ list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
                 add_bind(l, 1, 0, f.vals[0]);
             break;
         case FOP_IN:
-            abuf_printf(&l->where, "%s IN (", exprs[e]);
+            abuf_printf(&l->where, "%s IN (", exact);
             for (size_t i = 0; i < f.n; i++) {
                 abuf_adds(&l->where, i ? ",?" : "?");
                 add_bind(l, 1, 0, f.vals[i]);

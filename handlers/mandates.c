@@ -122,6 +122,19 @@ site_payment_mandates_create(struct req *r)
     return st == 200 ? 201 : st;
 }
 
+/* Mandate references are provider identifiers: printable ASCII. */
+static int
+reference_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 64)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return 0;
+    return 1;
+}
+
 static int
 is_stripe(const char *m)
 {
@@ -139,9 +152,9 @@ provider_mandates_get(struct req *r)
     if (enum_index(PAYMENT_METHODS, method) < 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, "paymentMethod",
                          "paymentMethod is not a PaymentMethod");
-    if (!text_valid(ref, strlen(ref), 64))
+    if (!reference_ok(ref))
         return req_failf(r, PAY_E_INVALID_PARAMETER, "mandateReference",
-                         "mandateReference is invalid");
+                         "mandateReference must be 1..64 printable ASCII characters");
     if ((st = req_query_id_or_fail(r, "contractOwnerId", 0, &owner, &has_owner)) != 0)
         return st;
     if (tpcr != NULL && (*tpcr == '\0' || !text_valid(tpcr, strlen(tpcr), 100)))
@@ -203,6 +216,9 @@ instant_bank_payments_list(struct req *r)
     if (enum_index(PAYMENT_METHODS, method) < 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, "paymentMethod",
                          "paymentMethod is not a PaymentMethod");
+    if (!reference_ok(ref))
+        return req_failf(r, PAY_E_INVALID_PARAMETER, "mandateReference",
+                         "mandateReference must be 1..64 printable ASCII characters");
     if ((st = req_query_all_known_or_fail(r)) != 0)
         return st;
 
