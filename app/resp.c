@@ -150,16 +150,28 @@ gen_print(void *ctx, const char *s, size_t n)
         abuf_add(&r->resp_body, s, n);
 }
 
-yajl_gen
-resp_json(struct req *r, int status)
+static yajl_gen
+json_begin(struct req *r, int status, int stream)
 {
     r->status = status;
     r->resp_type = "application/json; charset=utf-8";
     r->resp_body.len = 0;
-    r->streaming = r->method == PAY_M_GET && r->out.write != NULL;
+    r->streaming = stream && r->method == PAY_M_GET && r->out.write != NULL;
     if (r->streaming)
         send_headers(r, -1);
     return json_gen_new(r->arena, gen_print, r);
+}
+
+yajl_gen
+resp_json(struct req *r, int status)
+{
+    return json_begin(r, status, 0);
+}
+
+yajl_gen
+resp_json_stream(struct req *r, int status)
+{
+    return json_begin(r, status, 1);
 }
 
 int

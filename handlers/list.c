@@ -373,7 +373,7 @@ list_run(struct list *l)
 
     resp_header(r, "X-Total-Count", arena_printf(r->arena, "%" PRId64, total));
     set_link(r, l->page, l->page_size, total);
-    yajl_gen g = resp_json(r, 200);
+    yajl_gen g = resp_json_stream(r, 200);
     yajl_gen_array_open(g);
     enum db_rc frc;
     while ((frc = dbq_fetch(q)) == DB_OK)

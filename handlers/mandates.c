@@ -241,7 +241,7 @@ instant_bank_payments_list(struct req *r)
     dbq_str(q, ref);
     if ((rc = dbq_exec(q)) != DB_OK)
         return db_fail(r, rc);
-    yajl_gen g = resp_json(r, 200);
+    yajl_gen g = resp_json_stream(r, 200);
     yajl_gen_array_open(g);
     while ((rc = dbq_fetch(q)) == DB_OK) {
         yajl_gen_map_open(g);

@@ -76,7 +76,7 @@ static int
 h_get(struct req *r)
 {
     record(r, "get");
-    yajl_gen g = resp_json(r, 200); /* GET: streamed */
+    yajl_gen g = resp_json_stream(r, 200); /* GET: streamed */
     yajl_gen_map_open(g);
     json_key(g, "id");
     json_str(g, req_param(r, 0));
