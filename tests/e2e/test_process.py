@@ -132,99 +132,10 @@ def clean_env(**extra):
     return env
 
 
-# ---- a tiny FastCGI client -------------------------------------------------
+# ---- FastCGI -----------------------------------------------------------------
 
-FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN = 1, 3, 4, 5
-FCGI_STDOUT, FCGI_STDERR = 6, 7
-FCGI_RESPONDER = 1
-
-
-def fcgi_record(rtype, rid, content=b""):
-    pad = (8 - len(content) % 8) % 8
-    return struct.pack(">BBHHBx", 1, rtype, rid, len(content), pad) + content + b"\0" * pad
-
-
-def fcgi_len(n):
-    return struct.pack(">B", n) if n < 128 else struct.pack(">I", n | 0x80000000)
-
-
-def fcgi_params(params):
-    out = b""
-    for k, v in params.items():
-        k, v = k.encode(), v.encode()
-        out += fcgi_len(len(k)) + fcgi_len(len(v)) + k + v
-    return out
-
-
-class FcgiConn:
-    """One FastCGI request over a fresh connection to a unix socket."""
-
-    def __init__(self, path, timeout=15):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.rid = 1
-
-    def begin(self, method, uri, query="", headers=None, content_type=None,
-              content_length=None):
-        params = {
-            "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
-            "REQUEST_METHOD": method, "DOCUMENT_URI": uri, "SCRIPT_NAME": uri,
-            "REQUEST_URI": uri + ("?" + query if query else ""),
-            "QUERY_STRING": query, "REMOTE_ADDR": "127.0.0.1",
-            "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-        }
-        if content_type is not None:
-            params["CONTENT_TYPE"] = content_type
-        if content_length is not None:
-            params["CONTENT_LENGTH"] = str(content_length)
-        for k, v in (headers or {}).items():
-            params["HTTP_" + k.upper().replace("-", "_")] = v
-        body = fcgi_params(params)
-        msg = fcgi_record(FCGI_BEGIN_REQUEST, self.rid, struct.pack(">HB5x", FCGI_RESPONDER, 0))
-        for i in range(0, len(body), 65535):
-            msg += fcgi_record(FCGI_PARAMS, self.rid, body[i:i + 65535])
-        msg += fcgi_record(FCGI_PARAMS, self.rid)
-        self.sock.sendall(msg)
-
-    def send_stdin(self, data=b""):
-        msg = b""
-        if data:
-            msg += fcgi_record(FCGI_STDIN, self.rid, data)
-        msg += fcgi_record(FCGI_STDIN, self.rid)
-        self.sock.sendall(msg)
-
-    def _read(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError("connection closed after %d of %d bytes" % (len(buf), n))
-            buf += chunk
-        return buf
-
-    def response(self):
-        """(status, headers dict, body bytes, app_status)."""
-        out = b""
-        app_status = None
-        while True:
-            _, rtype, _, clen, plen = struct.unpack(">BBHHBx", self._read(8))
-            content = self._read(clen)
-            self._read(plen)
-            if rtype == FCGI_STDOUT:
-                out += content
-            elif rtype == FCGI_END_REQUEST:
-                app_status = struct.unpack(">IB3x", content)[0]
-                break
-        self.sock.close()
-        head, _, body = out.partition(b"\r\n\r\n")
-        headers = {}
-        for line in head.decode("latin-1").split("\r\n"):
-            if ": " in line:
-                k, v = line.split(": ", 1)
-                headers[k] = v
-        m = re.match(r"(\d{3})", headers.get("Status", ""))
-        return (int(m.group(1)) if m else None), headers, body, app_status
+# The FastCGI client is shared with the fault-injection test.
+from faultlib import FcgiConn  # noqa: E402
 
 
 def fcgi_get(path, uri, **kw):
