@@ -1,6 +1,6 @@
 """Fault injection against the running stack (tests/stack.sh):
 
-  1. kill -9 of a random worker every 200 ms for 20 s while 16 clients post
+  1. kill -9 of a random worker every 200 ms for 30 s while 16 clients post
      customer payments, refunds and balance adjustments, each with its own
      Idempotency-Key; a request that fails with a connection error,
      502/503/504 or 409 IDEMPOTENCY_IN_PROGRESS is retried, the same bytes
@@ -68,7 +68,7 @@ CUSTOMERS = list(range(81, 90))
 METHODS = ["BACS", "CHEQUE", "CREDIT_CARD", "DIRECT_DEBIT", "OTHER"]
 TOK = paytest.token(sub="e2e-faults", owners="1")
 CLIENTS = 16
-KILL_SECONDS = 20.0
+KILL_SECONDS = 30.0
 KILL_EVERY = 0.2
 SETTLE_SECONDS = 75.0          # > the 60 s idempotency lease
 DB_DOWN_SECONDS = 5.0
