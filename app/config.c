@@ -168,6 +168,11 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->workers = (int)(n > 0 ? 2 * n : 2);
     }
+    if (c->db_lock_wait >= c->db_timeout) {
+        snprintf(err, errlen, "db_lock_wait (%d) must be below db_timeout (%d)",
+                 c->db_lock_wait, c->db_timeout);
+        return -1;
+    }
     if (strcmp(c->jwt_alg, "HS256") != 0 && strcmp(c->jwt_alg, "RS256") != 0) {
         snprintf(err, errlen, "jwt_alg must be HS256 or RS256 (got \"%.20s\")", c->jwt_alg);
         return -1;

@@ -356,8 +356,8 @@ json_str(yajl_gen g, const char *s)
 void
 json_i64(yajl_gen g, int64_t v)
 {
-    char buf[24];
-    int  n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+    char buf[MONEY_FMT_MAX];
+    int  n = money_format(v, 0, buf, sizeof(buf)); /* digits 0: plain integer */
     yajl_gen_number(g, buf, (size_t)n);
 }
 

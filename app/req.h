@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "arena.h"
 #include "auth.h"
@@ -59,6 +60,7 @@ struct req {
     const char *authorization;
     const char *idempotency_key;
     char        request_id[72];
+    struct timespec started;   /* CLOCK_MONOTONIC, set by router_dispatch */
 
     /* Filled by the pipeline before the handler runs. */
     const struct route *route;

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "money.h"
 #include "router.h"
 #include "text.h"
 
@@ -115,22 +116,39 @@ out_write(struct req *r, const char *p, size_t n)
     return 0;
 }
 
+static void
+header_line(struct abuf *h, const char *name, const char *value)
+{
+    abuf_adds(h, name);
+    abuf_adds(h, ": ");
+    abuf_adds(h, value);
+    abuf_adds(h, "\r\n");
+}
+
 /* Writes the CGI response head. content_length < 0: not sent. */
 static int
 send_headers(struct req *r, long content_length)
 {
     struct abuf h;
+    char        num[MONEY_FMT_MAX];
     abuf_init(&h, r->arena);
-    abuf_printf(&h, "Status: %d %s\r\n", r->status, errors_reason(r->status));
+    money_format(r->status, 0, num, sizeof(num));
+    abuf_adds(&h, "Status: ");
+    abuf_adds(&h, num);
+    abuf_adds(&h, " ");
+    abuf_adds(&h, errors_reason(r->status));
+    abuf_adds(&h, "\r\n");
     if (r->resp_type != NULL)
-        abuf_printf(&h, "Content-Type: %s\r\n", r->resp_type);
-    if (content_length >= 0 && r->status != 304)
-        abuf_printf(&h, "Content-Length: %ld\r\n", content_length);
-    abuf_printf(&h, "X-Request-Id: %s\r\n", r->request_id);
+        header_line(&h, "Content-Type", r->resp_type);
+    if (content_length >= 0 && r->status != 304) {
+        money_format(content_length, 0, num, sizeof(num));
+        header_line(&h, "Content-Length", num);
+    }
+    header_line(&h, "X-Request-Id", r->request_id);
     abuf_adds(&h, "X-Content-Type-Options: nosniff\r\n");
     int cache_set = 0;
     for (struct resp_header *x = r->resp_headers; x != NULL; x = x->next) {
-        abuf_printf(&h, "%s: %s\r\n", x->name, x->value);
+        header_line(&h, x->name, x->value);
         cache_set |= strcasecmp(x->name, "Cache-Control") == 0;
     }
     if (!cache_set) /* payment data must not sit in shared caches */

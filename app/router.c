@@ -204,8 +204,12 @@ set_request_id(struct req *r)
     unsigned char rnd[16];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         memset(rnd, 0, sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(r->request_id + 2 * i, 3, "%02x", rnd[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        r->request_id[2 * i] = hex[rnd[i] >> 4];
+        r->request_id[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    r->request_id[2 * sizeof(rnd)] = '\0';
 }
 
 /* "application/json" or "application/json; charset=utf-8" (any case). */
@@ -348,10 +352,9 @@ elapsed_us(const struct timespec *t0)
 int
 router_dispatch(struct req *r)
 {
-    struct timespec t0;
-    int             status;
+    int status;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_MONOTONIC, &r->started);
     r->method_name = req_env(r, "REQUEST_METHOD");
     r->method = parse_method(r->method_name);
     if (r->method_name == NULL)
@@ -392,7 +395,7 @@ router_dispatch(struct req *r)
     if (r->status == 0)
         r->status = 500;
     resp_finish(r);
-    long us = elapsed_us(&t0);
+    long us = elapsed_us(&r->started);
     metrics_request(r->route != NULL ? r->route_index : -1, r->status, us);
     log_info("access", "%s %s %d %ldus route=%s", r->method_name,
              r->path ? r->path : "-", r->status, us,

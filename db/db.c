@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -308,12 +309,22 @@ release(void *arg)
 
 /* A deadlock rolls the whole transaction back, a lock wait timeout only
  * the statement: roll back explicitly either way before the pipeline runs
- * the handler again (a new START TRANSACTION would commit the rest). */
+ * the handler again (a new START TRANSACTION would commit the rest).
+ * Another attempt is only made while one more full lock wait still ends
+ * within db_timeout of the request's start: db_timeout is below nginx's
+ * fastcgi_read_timeout, so nginx never answers 503 for a request that may
+ * still commit afterwards. */
 static void
 retry_later(struct req *r)
 {
+    struct timespec now;
     db_tx_rollback(r);
-    r->retry = 1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ms = (now.tv_sec - r->started.tv_sec) * 1000LL +
+                   (now.tv_nsec - r->started.tv_nsec) / 1000000;
+    r->retry = ms + cfg.lock_wait * 1000LL <= cfg.timeout * 1000LL;
+    if (!r->retry)
+        log_warn("db", "no time left for another attempt (%lld ms so far)", ms);
 }
 
 static int

@@ -5,6 +5,10 @@
     invoice payment events must all agree.
 (b) customer 21: one Idempotency-Key sent by 8 threads at once (spec 1.6).
 (c) customers 22-25, 34, 36: payments for different customers in parallel.
+(d) customer 25: while another session holds its row lock for longer than
+    the lock wait, a balance adjustment gets the app's 503 UNAVAILABLE well
+    before nginx's fastcgi_read_timeout and writes nothing; the same request
+    with its Idempotency-Key then does the work once.
 
 Random amounts come from random.Random(seed); the seed is printed when a
 check fails and can be fixed with E2E_SEED=<n>. Expectations are computed
@@ -14,6 +18,8 @@ import datetime
 import json
 import os
 import random
+import shlex
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -323,6 +329,39 @@ def test_parallel_customers(s):
              "customer %d: balance = initial + accepted payments (seed %d)" % (c, SEED))
 
 
+def test_lock_wait_gives_up_in_time(s):
+    cid, hold = 25, 12
+    key = "e2e-lockwait-%d" % random.SystemRandom().randrange(1 << 62)
+    body = {"customerId": cid, "amountInMajorCurrency": Decimal("0.07"),
+            "description": "lock wait " + key}
+    before = max_ledger(cid)
+    holder = subprocess.Popen(
+        shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "--unbuffered", "-e",
+            "START TRANSACTION; SELECT id FROM customers WHERE id = %d FOR UPDATE;"
+            " SELECT 'locked'; SELECT SLEEP(%d); ROLLBACK;" % (cid, hold)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        s.eq(holder.stdout.readline().split(), [str(cid)], "another session holds customer %d" % cid)
+        s.eq(holder.stdout.readline().strip(), "locked", "its lock is taken")
+        t0 = time.monotonic()
+        r = post("/v1/customer-balance-adjustments", raw=dumps(body).encode(), tok=TOK,
+                 headers={"Idempotency-Key": key})
+        took = time.monotonic() - t0
+        s.eq((r.status, (r.json or {}).get("code")), (503, "UNAVAILABLE"),
+             "a request that cannot get the customer lock gets the app's 503 (%r)" % r)
+        s.check(took < 11, "it answers within db_timeout (10 s), before nginx's 15 s (%.1f s)" % took)
+    finally:
+        holder.wait(timeout=hold + 30)
+    s.eq(max_ledger(cid), before, "the refused adjustment left no ledger row, also after the lock ended")
+    r = post("/v1/customer-balance-adjustments", raw=dumps(body).encode(), tok=TOK,
+             headers={"Idempotency-Key": key})
+    s.eq(r.status, 200, "the same request with its key is done once the lock is free (%r)" % r)
+    s.eq(r.header("Idempotent-Replayed"), None, "and it is not a replay of the 503")
+    s.eq(int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d AND id > %d"
+                     % (cid, before))), 1, "exactly one ledger row")
+    check_invariants(s, cid, "lock wait")
+
+
 class SeedSuite(Suite):
     def run(self, tests):
         try:
@@ -336,4 +375,5 @@ SeedSuite().run([
     test_same_customer,
     test_idempotency_race,
     test_parallel_customers,
+    test_lock_wait_gives_up_in_time,
 ])

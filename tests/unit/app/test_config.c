@@ -326,10 +326,13 @@ test_file_errors(void)
                   err);
     }
 
-    /* Whole-config validation: jwt_alg, log_level, public_base_url. */
+    /* Whole-config validation: lock wait vs timeout, jwt_alg, log_level,
+     * public_base_url. */
     static const struct {
         const char *text, *needle;
     } vals[] = {
+        {"db_lock_wait = 10\n", "db_lock_wait (10) must be below db_timeout (10)"},
+        {"db_timeout = 3\n", "db_lock_wait (5) must be below db_timeout (3)"},
         {"jwt_alg = none\n", "jwt_alg"},
         {"jwt_alg = hs256\n", "jwt_alg"},
         {"jwt_alg = RS512\n", "jwt_alg"},
