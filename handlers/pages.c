@@ -195,8 +195,10 @@ link_details(struct abuf *b, const struct link *l)
     abuf_adds(b, "</dd></dl>");
 }
 
+/* 200 right after paying; 410 for a used link (spec §4.11), which still
+ * shows its receipt so a reload or a double click tells the payer it is done. */
 static int
-receipt_page(struct req *r, const struct link *l)
+receipt_page(struct req *r, const struct link *l, int status)
 {
     struct html_page p;
     html_begin(r, &p, "Payment received");
@@ -208,7 +210,7 @@ receipt_page(struct req *r, const struct link *l)
     abuf_adds(&p.b, "</dd><dt>Paid</dt><dd>");
     html_esc(&p.b, l->paid_at);
     abuf_adds(&p.b, "</dd></dl><footer>Keep this reference for your records.</footer>");
-    return html_end(r, &p, 200, NULL);
+    return html_end(r, &p, status, NULL);
 }
 
 static int
@@ -223,7 +225,7 @@ link_state_page(struct req *r, enum db_rc rc, const struct link *l)
                             "We cannot take payments at the moment. Please try"
                             " again in a few minutes.");
     if (l->paid)
-        return receipt_page(r, l);
+        return receipt_page(r, l, 410);
     if (l->expired)
         return message_page(r, 410, "Payment link expired",
                             "This payment link has expired. Please ask for a new one.");
@@ -316,7 +318,7 @@ pages_pay_post(struct req *r)
     dbq_i64(q, l.id);
     if ((rc = dbq_exec(q)) != DB_OK || (rc = link_load(r, tok, 0, &l)) != DB_OK)
         return link_state_page(r, rc, &l);
-    return receipt_page(r, &l);
+    return receipt_page(r, &l, 200);
 }
 
 /* ---- /mandate/{token} ---------------------------------------------------------- */
