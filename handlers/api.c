@@ -188,15 +188,20 @@ body_money_or_fail(struct req *r, const char *name, const char *text,
     if (rc == MONEY_EPRECISION)
         return req_failf(r, PAY_E_INVALID_AMOUNT, name,
                          "%s has more than %d decimals", name, digits);
-    if (rc != 0 || *out < lo || *out > hi || (!allow_zero && *out == 0)) {
-        char a[MONEY_FMT_MAX], b[MONEY_FMT_MAX];
-        money_format(lo, digits, a, sizeof(a));
-        money_format(hi, digits, b, sizeof(b));
+    if (rc != 0 || *out < lo || *out > hi || (!allow_zero && *out == 0))
         return req_failf(r, PAY_E_INVALID_AMOUNT, name,
-                         "%s must be between %s and %s%s", name, a, b,
+                         "%s must be between %s and %s%s", name,
+                         money_text(r, lo, digits), money_text(r, hi, digits),
                          allow_zero ? "" : " and not 0");
-    }
     return 0;
+}
+
+const char *
+money_text(struct req *r, int64_t minor, int digits)
+{
+    char buf[MONEY_FMT_MAX];
+    money_format(minor, digits, buf, sizeof(buf));
+    return arena_strdup(r->arena, buf);
 }
 
 enum db_rc

@@ -42,6 +42,9 @@ int body_number_or_fail(struct req *r, const char *name, const char **text);
 int body_money_or_fail(struct req *r, const char *name, const char *text,
                        int digits, int64_t lo, int64_t hi, int allow_zero,
                        int64_t *out);
+/* Minor units as major-unit text with the currency's decimals ("10.50"),
+ * in the request's arena, for messages. */
+const char *money_text(struct req *r, int64_t minor, int digits);
 /* 10^digits (digits 0..4). */
 int64_t minor_per_major(int digits);
 

@@ -149,9 +149,11 @@ events_create_generic(struct req *r, const struct kind *k)
     int64_t moved = invoice_event_effect(status, amount);
     if (moved < 0 && (inv.paid + moved < inv.refunded || inv.paid + moved < 0))
         return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
-                         "this would leave the invoice with less paid than"
-                         " refunded (paid %" PRId64 ", refunded %" PRId64 " minor units)",
-                         inv.paid, inv.refunded);
+                         "at most %s can be taken back from this invoice"
+                         " (paid %s, refunded %s)",
+                         money_text(r, inv.paid - inv.refunded, c.digits),
+                         money_text(r, inv.paid, c.digits),
+                         money_text(r, inv.refunded, c.digits));
     struct invoice_event e = {
         .tp_status = status, .amount = amount, .description = description,
         .payment_method = method, .customer_payment_type = k->payment_type,
@@ -263,8 +265,58 @@ invoice_payment_cancel_create(struct req *r)
 /* POST /v1/payment-provider-reprocess: every invoice of the provider's
  * contract owners (those the caller may see) whose latest third-party
  * status is failed and which is not fully paid is queued again, as the
- * single-invoice reprocess does. Invoices are locked in (customer, kind,
- * id) order so two runs cannot deadlock each other. */
+ * single-invoice reprocess does (RESUBMISSION_REQUESTED); a provider with
+ * retryIfPossible false requeues nothing. Invoices are locked in (customer,
+ * kind, id) order so two runs cannot deadlock each other. */
+static int
+requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
+                        int64_t *count)
+{
+    enum db_rc rc;
+    struct abuf list;
+    abuf_init(&list, r->arena);
+    struct dbq *q = dbq_new(r,
+        "SELECT i.kind, i.id, c.contract_owner_id FROM invoices i"
+        " JOIN customers c ON c.id = i.customer_id"
+        " JOIN payment_provider_owners o ON o.contract_owner_id = c.contract_owner_id"
+        " WHERE o.provider_id = ? AND i.paid < i.amount AND i.third_party_status IN"
+        " ('FAILED','CANCELLED','CUSTOMER_APPROVAL_DENIED','CUSTOMER_APPROVAL_MISSING',"
+        "'UNSUPPORTED_PAYMENT_TYPE','UNAUTHORISED_PAYMENT_TYPE')"
+        " ORDER BY i.customer_id, i.kind, i.id");
+    dbq_i64(q, provider_id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return db_fail(r, rc);
+    while ((rc = dbq_fetch(q)) == DB_OK) {
+        if (!auth_owner_allowed(&r->principal, dbq_col_i64(q, 2)))
+            continue;
+        int64_t pair[2] = {dbq_col_i64(q, 0), dbq_col_i64(q, 1)};
+        abuf_add(&list, pair, sizeof(pair));
+    }
+    if (rc != DB_NOT_FOUND)
+        return db_fail(r, rc);
+
+    const int64_t *pairs = (const int64_t *)list.p;
+    for (size_t i = 0; i < list.len / sizeof(int64_t[2]); i++) {
+        struct customer    c;
+        struct invoice     inv;
+        const struct kind *k = pairs[2 * i] == INVOICE_ADHOC ? &adhoc : &normal;
+        if ((rc = invoice_lock(r, k->kind, pairs[2 * i + 1], &c, &inv)) != DB_OK)
+            return db_fail(r, rc);
+        /* Re-check under the lock. */
+        if (inv.tp_status == NULL || tp_group_of(inv.tp_status) != TP_FAILED ||
+            inv.paid >= inv.amount)
+            continue;
+        struct invoice_event e = {
+            .tp_status = "RESUBMISSION_REQUESTED", .amount = inv.amount - inv.paid,
+            .description = notes, .customer_payment_type = k->payment_type,
+        };
+        if ((rc = invoice_event_record(r, &c, &inv, &e, NULL)) != DB_OK)
+            return db_fail(r, rc);
+        (*count)++;
+    }
+    return 0;
+}
+
 int
 payment_provider_reprocess_create(struct req *r)
 {
@@ -299,54 +351,11 @@ payment_provider_reprocess_create(struct req *r)
                          "unknown paymentProviderId");
     if (rc != DB_OK)
         return db_fail(r, rc);
-    if (dbq_col_i64(q, 0) == 0)
-        return req_failf(r, PAY_E_CONFLICT, "paymentProviderId",
-                         "payment provider %" PRId64 " cannot reprocess: its"
-                         " retryIfPossible is false (status %s)",
-                         provider_id, dbq_col_str(q, 1));
-
-    struct abuf list;
-    abuf_init(&list, r->arena);
-    q = dbq_new(r,
-        "SELECT i.kind, i.id, c.contract_owner_id FROM invoices i"
-        " JOIN customers c ON c.id = i.customer_id"
-        " JOIN payment_provider_owners o ON o.contract_owner_id = c.contract_owner_id"
-        " WHERE o.provider_id = ? AND i.paid < i.amount AND i.third_party_status IN"
-        " ('FAILED','CANCELLED','CUSTOMER_APPROVAL_DENIED','CUSTOMER_APPROVAL_MISSING',"
-        "'UNSUPPORTED_PAYMENT_TYPE','UNAUTHORISED_PAYMENT_TYPE')"
-        " ORDER BY i.customer_id, i.kind, i.id");
-    dbq_i64(q, provider_id);
-    if ((rc = dbq_exec(q)) != DB_OK)
-        return db_fail(r, rc);
-    while ((rc = dbq_fetch(q)) == DB_OK) {
-        if (!auth_owner_allowed(&r->principal, dbq_col_i64(q, 2)))
-            continue;
-        int64_t pair[2] = {dbq_col_i64(q, 0), dbq_col_i64(q, 1)};
-        abuf_add(&list, pair, sizeof(pair));
-    }
-    if (rc != DB_NOT_FOUND)
-        return db_fail(r, rc);
-
-    int64_t        count = 0;
-    const int64_t *pairs = (const int64_t *)list.p;
-    for (size_t i = 0; i < list.len / sizeof(int64_t[2]); i++) {
-        struct customer    c;
-        struct invoice     inv;
-        const struct kind *k = pairs[2 * i] == INVOICE_ADHOC ? &adhoc : &normal;
-        if ((rc = invoice_lock(r, k->kind, pairs[2 * i + 1], &c, &inv)) != DB_OK)
-            return db_fail(r, rc);
-        /* Re-check under the lock. */
-        if (inv.tp_status == NULL || tp_group_of(inv.tp_status) != TP_FAILED ||
-            inv.paid >= inv.amount)
-            continue;
-        struct invoice_event e = {
-            .tp_status = "RESUBMISSION_REQUESTED", .amount = inv.amount - inv.paid,
-            .description = notes, .customer_payment_type = k->payment_type,
-        };
-        if ((rc = invoice_event_record(r, &c, &inv, &e, NULL)) != DB_OK)
-            return db_fail(r, rc);
-        count++;
-    }
+    /* retryIfPossible false: nothing to requeue (spec §4.6). */
+    int64_t count = 0;
+    if (dbq_col_i64(q, 0) != 0 &&
+        (st = requeue_failed_invoices(r, provider_id, notes, &count)) != 0)
+        return st;
     yajl_gen g = resp_json(r, 200);
     yajl_gen_map_open(g);
     json_key(g, "reprocessedInvoiceCount");

@@ -73,7 +73,7 @@ payment_links_create(struct req *r)
         return db_fail(r, rc);
 
     struct dbq *q = dbq_new(r,
-        "SELECT 1 FROM payment_providers p JOIN payment_provider_owners o"
+        "SELECT p.type FROM payment_providers p JOIN payment_provider_owners o"
         " ON o.provider_id = p.id WHERE p.id = ? AND o.contract_owner_id = ?"
         " AND p.status = 'ACTIVE'");
     dbq_i64(q, provider_id);
@@ -85,6 +85,13 @@ payment_links_create(struct req *r)
                          " target's contract owner");
     if (rc != DB_OK)
         return db_fail(r, rc);
+    /* The page collects the money through the provider: a manual method
+     * (CHEQUE, BACS…) cannot, and its payments are only MANUALLY_PAID. */
+    if (!payment_method_integrated(dbq_col_str(q, 0)))
+        return req_failf(r, PAY_E_INVALID_FIELD, "paymentProviderId",
+                         "paymentProviderId must be a provider that collects"
+                         " payments (GO_CARDLESS, STRIPE, FINASTRA…), not %s",
+                         dbq_col_str(q, 0));
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits, 1,
                                  100000 * minor_per_major(c.digits), 0, &amount)) != 0)
         return st;

@@ -112,10 +112,6 @@ refunds_create(struct req *r)
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits, 1,
                                  100000 * minor_per_major(c.digits), 0, &amount)) != 0)
         return st;
-    if (amount > inv.paid - inv.refunded)
-        return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
-                         "the amount exceeds what is refundable on this invoice"
-                         " (%" PRId64 " minor units)", inv.paid - inv.refunded);
     if (method == NULL || inv.auto_collect) {
         method = last_payment_method(r, &inv);
         if (method == NULL)
@@ -123,6 +119,10 @@ refunds_create(struct req *r)
                              "paymentMethod is required: the invoice has no"
                              " successful payment to take it from");
     }
+    if (amount > inv.paid - inv.refunded)
+        return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
+                         "the amount exceeds what is refundable on this invoice"
+                         " (%s)", money_text(r, inv.paid - inv.refunded, c.digits));
 
     /* Manual: refunded at once. Integrated: submitted to the provider of
      * the contract owner for that method; reserved until it settles. */

@@ -331,6 +331,19 @@ def test_create_validation(s):
     bad("owner 3's provider for an invoice of owner 1", dict(ok, paymentProviderId=P3, invoiceId=181),
         "paymentProviderId", "INVALID_FIELD")
     bad("unknown provider", dict(ok, paymentProviderId=999999, customerId=61), "paymentProviderId")
+    # An ACTIVE provider of a manual method cannot collect through the page;
+    # it exists only for this check (never seen by another test file).
+    manual = int(sql("INSERT INTO payment_providers (type, name, status) VALUES"
+                     " ('CHEQUE', 'e2e links manual', 'ACTIVE');"
+                     " INSERT INTO payment_provider_owners (provider_id, contract_owner_id)"
+                     " VALUES (LAST_INSERT_ID(), 1); SELECT LAST_INSERT_ID()")[0][0])
+    try:
+        r = bad("ACTIVE CHEQUE provider", dict(ok, paymentProviderId=manual, customerId=61),
+                "paymentProviderId", "INVALID_FIELD")
+        s.check("not CHEQUE" in (r.json or {}).get("message", ""), "the message names the type", r)
+    finally:
+        sql("DELETE FROM payment_provider_owners WHERE provider_id = %d;"
+            " DELETE FROM payment_providers WHERE id = %d" % (manual, manual))
     bad("provider missing", {"amountInMajorCurrency": D("5.00"), "description": "x",
                              "customerId": 61}, "paymentProviderId", "MISSING_FIELD")
     bad("provider 0", dict(ok, paymentProviderId=0, customerId=61), "paymentProviderId")

@@ -384,13 +384,14 @@ def test_provider_reprocess(s):
     snap = {(k, i): snapshot(c, k, i) for k, i, c in mine + left_alone}
     others = {x: inv(*x) for x in existing}
 
-    # retryIfPossible false -> 409, nothing changes.
+    # retryIfPossible false -> 200 with count 0 (spec 4.6), nothing changes.
     r = post("/v1/payment-provider-reprocess", raw=dumps({"paymentProviderId": noretry_p}), tok=TOK)
-    s.error(r, 409, "CONFLICT", "provider %d (retryIfPossible false)" % noretry_p,
-            field="paymentProviderId")
+    s.status(r, 200, "provider %d (retryIfPossible false)" % noretry_p)
+    s.eq(r.json, {"reprocessedInvoiceCount": 0},
+         "provider %d (retryIfPossible false) requeues nothing" % noretry_p)
     for k, i, c in mine + left_alone:
-        unchanged(s, c, k, i, snap[(k, i)], "after the refused provider reprocess: invoice %d/%d"
-                  % (k, i))
+        unchanged(s, c, k, i, snap[(k, i)], "after the provider reprocess that requeued nothing:"
+                  " invoice %d/%d" % (k, i))
     # Another tenant's provider, an unknown one, bad bodies -> 400.
     for body, tok, code, field, what in (
             ({"paymentProviderId": retry_p}, TOK1, "UNKNOWN_REFERENCE", "paymentProviderId",
