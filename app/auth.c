@@ -56,6 +56,7 @@ static const char AUTH_WHY_TOO_LONG[]   = "token too long";
 static const char AUTH_WHY_MALFORMED[]  = "malformed token";
 static const char AUTH_WHY_ALG[]        = "unexpected alg";
 static const char AUTH_WHY_SIGNATURE[]  = "bad signature";
+static const char AUTH_WHY_TYP[]        = "unsupported typ (only JWT is accepted)";
 static const char AUTH_WHY_NO_EXP[]     = "missing exp";
 static const char AUTH_WHY_BAD_EXP[]    = "invalid exp";
 static const char AUTH_WHY_EXPIRED[]    = "token expired";
@@ -200,9 +201,12 @@ auth_b64url_decode(struct arena *a, const char *s, size_t n,
 struct auth_hdr {
     int         depth;
     int         at_alg;     /* the current depth-1 value belongs to "alg" */
+    int         at_typ;     /* ... to "typ" */
     int         nalg;
     const char *alg;        /* points into the decoded header */
     size_t      alg_len;
+    const char *typ;        /* a string "typ", or NULL */
+    size_t      typ_len;
 };
 
 static int
@@ -210,9 +214,10 @@ auth_hdr_value(struct auth_hdr *h, int is_string)
 {
     if (h->depth == 0)
         return 0;                       /* top level must be an object */
-    if (h->depth == 1 && h->at_alg) {
-        h->at_alg = 0;
-        return is_string;
+    if (h->depth == 1 && (h->at_alg || h->at_typ)) {
+        int alg = h->at_alg;
+        h->at_alg = h->at_typ = 0;
+        return alg ? is_string : 1;
     }
     return 1;
 }
@@ -246,6 +251,10 @@ auth_hdr_string(void *ctx, const unsigned char *s, size_t n)
     if (h->depth == 1 && h->at_alg) {
         h->alg = (const char *)s;
         h->alg_len = n;
+    }
+    if (h->depth == 1 && h->at_typ) {
+        h->typ = (const char *)s;
+        h->typ_len = n;
     }
     return auth_hdr_value(h, 1);
 }
@@ -283,6 +292,8 @@ auth_hdr_key(void *ctx, const unsigned char *k, size_t n)
         h->at_alg = 1;
         return ++h->nalg == 1;          /* duplicate "alg" → refuse */
     }
+    if (n == 3 && memcmp(k, "typ", 3) == 0)
+        h->at_typ = 1;
     if (n == 4 && memcmp(k, "crit", 4) == 0)
         return 0;
     return 1;
@@ -532,6 +543,12 @@ auth_check_shape(const struct auth_state *k, struct arena *a,
         *why = AUTH_WHY_ALG;
         return AUTH_INVALID;
     }
+    /* libjwt 1.10 refuses any other typ (e.g. RFC 9068's "at+jwt") as if
+     * the signature were bad: say what it is instead. */
+    if (h.typ != NULL && (h.typ_len != 3 || strncasecmp(h.typ, "JWT", 3) != 0)) {
+        *why = AUTH_WHY_TYP;
+        return AUTH_INVALID;
+    }
     return AUTH_OK;
 }
 
@@ -681,7 +698,9 @@ auth_verify_with(const struct auth_state *k, struct arena *a,
     }
     if (strncasecmp(header, "Bearer ", 7) != 0) {
         *why = AUTH_WHY_SCHEME;
-        return AUTH_INVALID;
+        /* Another scheme (Basic, a bare token, nothing) is no bearer token
+         * at all: RFC 6750 §3.1 answers it without an error code. */
+        return strncasecmp(header, "Bearer", 6) == 0 ? AUTH_INVALID : AUTH_MISSING;
     }
     if (k->key == NULL || k->key_len == 0) {
         *why = AUTH_WHY_UNCONFIG;

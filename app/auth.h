@@ -66,7 +66,8 @@ enum auth_rc { AUTH_OK = 0, AUTH_MISSING, AUTH_INVALID, AUTH_NO_TENANCY };
  * Verifies header, the raw Authorization header value (NULL when absent),
  * against the settings of auth_init() at time now, and fills *p.
  *   AUTH_OK          *p is filled; everything in it lives in arena a.
- *   AUTH_MISSING     header is NULL (answer 401 without error=).
+ *   AUTH_MISSING     header is NULL or of another scheme than Bearer
+ *                    (answer 401 without error=).
  *   AUTH_INVALID     malformed, badly signed, expired, not yet valid, wrong
  *                    alg/iss/aud, bad claim types (answer 401 invalid_token).
  *   AUTH_NO_TENANCY  valid, but neither a non-empty contractOwnerIds nor

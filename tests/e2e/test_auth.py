@@ -107,7 +107,6 @@ def test_missing_and_malformed(s):
     good = jwt()
     h, p, sig = good.split(".")
     bad = {
-        "empty value": "",
         "Bearer only": "Bearer",
         "Bearer and space": "Bearer ",
         "garbage": "Bearer garbage",
@@ -117,10 +116,6 @@ def test_missing_and_malformed(s):
         "padding chars": "Bearer %s.%s.%s=" % (h, p, sig),
         "standard base64 chars": "Bearer %s.%s.%s" % (h, p, sig.replace("-", "+").replace("_", "/") + "+/"),
         "space inside": "Bearer %s. %s.%s" % (h, p, sig),
-        "token without scheme": good,
-        "Basic": "Basic dXNlcjpwYXNz",
-        "Basic with a JWT": "Basic " + good,
-        "Token scheme": "Token " + good,
         "header not JSON": "Bearer %s.%s.%s" % (b64(b"not json"), p, sig),
         "header an array": "Bearer " + jwt(header=["HS256"]),
         "header without alg": "Bearer " + jwt(header={"typ": "JWT"}),
@@ -133,6 +128,16 @@ def test_missing_and_malformed(s):
     }
     for what, value in bad.items():
         unauth(s, auth_get(GET_PATH, value), what)
+    r = get(GET_PATH, tok=jwt(header={"alg": "HS256", "typ": "at+jwt"}))
+    unauth(s, r, "typ at+jwt (libjwt accepts only JWT)")
+    s.check("typ" in (r.json or {}).get("message", ""), "the 401 names typ as the reason", r)
+    # No bearer token at all (RFC 6750 3.1): 401 without an error code.
+    for what, value in {"empty value": "", "token without scheme": good,
+                        "Basic": "Basic dXNlcjpwYXNz", "Basic with a JWT": "Basic " + good,
+                        "Token scheme": "Token " + good}.items():
+        unauth(s, auth_get(GET_PATH, value), what, error=False)
+        s.eq(auth_get(GET_PATH, value).header("WWW-Authenticate"), "Bearer",
+             what + ": WWW-Authenticate: Bearer, no error code")
 
 
 def test_algorithms(s):
