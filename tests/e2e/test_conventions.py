@@ -10,10 +10,12 @@ file passes when run twice on the same stack. Rows created here carry a
 per-run marker so filters select exactly this run's rows.
 """
 import json
+import os
 import re
 import secrets
 import socket
 import threading
+import time
 import urllib.parse
 from decimal import Decimal
 
@@ -168,6 +170,20 @@ def test_request_id(s):
     got = r.header("X-Request-Id")
     s.check(got and got != "x" * 65 and SANE_ID.match(got), "nginx 404 replaces a long id", got)
     s.eq((r.json or {}).get("requestId"), got, "nginx 404: body requestId == header")
+
+    # The app answers with nginx's id for the request (nginx passes its
+    # $pay_request_id on), so nginx's own 503/504 for a request and the
+    # app's log name the same id: the access log ("rid=") shows it.
+    r = get("/v1/customer-payments/0", tok=W, headers={"X-Request-Id": "not sane!"})
+    got = r.header("X-Request-Id") or "?"
+    log = os.path.join(ENV["PAY_STACK_DIR"], "nginx", "access.log")
+    for _ in range(50):  # the access log line is written after the answer
+        with open(log) as f:
+            if ("rid=" + got) in f.read():
+                break
+        time.sleep(0.1)
+    with open(log) as f:
+        s.check(("rid=" + got) in f.read(), "the id the app answered with is nginx's id", got)
 
 
 # ---------------------------------------------------------------------------
