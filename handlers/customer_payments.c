@@ -75,11 +75,7 @@ customer_payments_list(struct req *r)
 int
 customer_payments_get(struct req *r)
 {
-    int64_t id;
-    int     rc;
-    if ((rc = req_param_id_or_fail(r, 0, "customer_payment_id", &id)) != 0)
-        return rc;
-    return resource_get(r, &ledger, id);
+    return resource_get_param(r, &ledger, "customer_payment_id");
 }
 
 struct open_invoice {

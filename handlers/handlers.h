@@ -39,6 +39,7 @@ int customer_credit_status_list(struct req *r);
 int payment_links_create(struct req *r);
 int site_payment_mandates_list(struct req *r);
 int site_payment_mandates_create(struct req *r);
+int site_payment_mandates_get(struct req *r);
 int provider_mandates_get(struct req *r);
 int instant_bank_payments_list(struct req *r);
 int pages_pay_get(struct req *r);

@@ -417,3 +417,13 @@ resource_get(struct req *r, const struct resource *res, int64_t id)
     emit_row(g, q, res, l.selected, &r->principal);
     return 200;
 }
+
+int
+resource_get_param(struct req *r, const struct resource *res, const char *param)
+{
+    int64_t id;
+    int     rc;
+    if ((rc = req_param_id_or_fail(r, 0, param, &id)) != 0)
+        return rc;
+    return resource_get(r, res, id);
+}

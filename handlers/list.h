@@ -73,5 +73,8 @@ int list_run(struct list *l);
 /* GET by id with tenancy: 200 with the object, 404 otherwise. Query
  * parameters other than `fields` are rejected. */
 int resource_get(struct req *r, const struct resource *res, int64_t id);
+/* The same for the id in path capture 0, named `param` in errors: the
+ * whole handler of a GET /v1/<things>/{param} route. */
+int resource_get_param(struct req *r, const struct resource *res, const char *param);
 
 #endif

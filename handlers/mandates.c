@@ -47,6 +47,12 @@ site_payment_mandates_list(struct req *r)
     return list_run(&l);
 }
 
+int
+site_payment_mandates_get(struct req *r)
+{
+    return resource_get_param(r, &mandates, "site_payment_mandate_id");
+}
+
 static int
 url_or_fail(struct req *r, const char *name, int required, const char **out)
 {
@@ -118,6 +124,7 @@ site_payment_mandates_create(struct req *r)
     if ((rc = dbq_exec(q)) != DB_OK)
         return db_fail(r, rc);
     int64_t id = dbq_insert_id(q);
+    resp_header(r, "Location", arena_printf(r->arena, "/v1/site-payment-mandates/%" PRId64, id));
     st = resource_get(r, &mandates, id);
     return st == 200 ? 201 : st;
 }

@@ -122,6 +122,9 @@ payment_links_create(struct req *r)
         return db_fail(r, rc);
     int64_t id = dbq_insert_id(q);
 
+    /* The created resource is the link itself: Location is its URL. */
+    const char *link = arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(), tok);
+    resp_header(r, "Location", link);
     yajl_gen g = resp_json(r, 201);
     yajl_gen_map_open(g);
     json_key(g, "id");
@@ -145,7 +148,7 @@ payment_links_create(struct req *r)
             json_null(g);
     }
     json_key(g, "paymentLink");
-    json_str(g, arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(), tok));
+    json_str(g, link);
     yajl_gen_map_close(g);
     return 201;
 }

@@ -374,11 +374,7 @@ payment_providers_list(struct req *r)
 int
 payment_providers_get(struct req *r)
 {
-    int64_t id;
-    int     rc;
-    if ((rc = req_param_id_or_fail(r, 0, "payment_provider_id", &id)) != 0)
-        return rc;
-    return resource_get(r, &providers, id);
+    return resource_get_param(r, &providers, "payment_provider_id");
 }
 
 int

@@ -57,11 +57,7 @@ refunds_list(struct req *r)
 int
 refunds_get(struct req *r)
 {
-    int64_t id;
-    int     rc;
-    if ((rc = req_param_id_or_fail(r, 0, "refund_id", &id)) != 0)
-        return rc;
-    return resource_get(r, &refunds, id);
+    return resource_get_param(r, &refunds, "refund_id");
 }
 
 /* The method of the invoice's last successful (collected, positive)

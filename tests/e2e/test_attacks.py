@@ -523,7 +523,7 @@ def own_state(s):
                        " ON o.provider_id = p.id WHERE o.contract_owner_id = 1 AND p.status ="
                        " 'ACTIVE' AND p.type = 'GO_CARDLESS'")
     F["site94"] = int(sql_one("SELECT MIN(id) FROM sites WHERE customer_id = 94"))
-    row = sql("SELECT m.flow_token, m.mandate_reference FROM site_payment_mandates m"
+    row = sql("SELECT m.flow_token, m.mandate_reference, m.id FROM site_payment_mandates m"
               " WHERE m.site_id = %d AND m.return_url = 'https://own.example/done'"
               " AND m.mandate_reference IS NOT NULL ORDER BY m.id LIMIT 1" % F["site94"])
     if not row:
@@ -532,9 +532,10 @@ def own_state(s):
         s.status(r, 201, "setup: own site mandate")
         ft = (r.json or {}).get("flowToken") or ""
         s.status(complete_flow(ft), 303, "setup: own mandate flow completed")
-        row = sql("SELECT flow_token, mandate_reference FROM site_payment_mandates"
+        row = sql("SELECT flow_token, mandate_reference, id FROM site_payment_mandates"
                   " WHERE flow_token = %s" % sq(ft))
     F["own_ref"] = row[0][1]
+    F["own_mandate"] = int(row[0][2])
     F["own_method"] = sql_one("SELECT payment_method FROM provider_mandates WHERE"
                               " mandate_reference = %s" % sq(F["own_ref"]))
     F["hostile_site"] = find_or_add_site(94, HOSTILE_SITE)
@@ -590,7 +591,8 @@ def test_setup(s):
         int(sql_one("SELECT MIN(id) FROM invoices WHERE customer_id = 31 AND kind = 1"))]
     FX["other_adhoc"] = [t["adhoc"] for t in tenants] + [
         int(sql_one("SELECT MIN(id) FROM invoices WHERE customer_id = 31 AND kind = 2"))]
-    for k in ("own_ledger", "own_event", "own_adhoc_event", "own_refund", "p1", "own_ref"):
+    for k in ("own_ledger", "own_event", "own_adhoc_event", "own_refund", "p1", "own_ref",
+              "own_mandate"):
         s.check(FX.get(k) is not None, "setup: %s exists" % k, FX.get(k))
     for t in tenants:
         for k in ("event", "adhoc_event", "payment", "refund", "mandate", "mandate_ref"):
@@ -974,7 +976,7 @@ def build_spec():
         "PATCH /v1/payment-providers/:payment_provider_id": dict(
             params={"payment_provider_id": F["patch_target"]}, idor=idor_patch),
         "POST /v1/payment-provider-reprocess": dict(
-            body=lambda: {"paymentProviderId": F["patch_target"], "notes": "atk"}, ok=409, echo=(),
+            body=lambda: {"paymentProviderId": F["patch_target"], "notes": "atk"}, ok=200, echo=(),
             idor=idor_post("/v1/payment-provider-reprocess", lambda: [
                 ("provider %d" % p, {"paymentProviderId": p, "notes": "x"},
                  400, "UNKNOWN_REFERENCE", "paymentProviderId", p) for p in F["other_providers"]])),
@@ -1001,6 +1003,10 @@ def build_spec():
         "GET /v1/refunds/:refund_id": dict(
             params={"refund_id": F["own_refund"]},
             idor=idor_get_by_id("/v1/refunds/%s", lambda: [(t["refund"], t["tok"]) for t in tenants()])),
+        "GET /v1/site-payment-mandates/:site_payment_mandate_id": dict(
+            params={"site_payment_mandate_id": F["own_mandate"]},
+            idor=idor_get_by_id("/v1/site-payment-mandates/%s",
+                                lambda: [(t["mandate"], t["tok"]) for t in tenants()])),
         "GET /v1/customer-credit-status": dict(
             query={"page": "1", "pageSize": "5"}, texty={},
             idor=idor_list("/v1/customer-credit-status", {},

@@ -224,6 +224,16 @@ def test_create_and_list(s):
     s.check(TOKEN_RE.match(tok) is not None, "flowToken: 43 base64url characters", tok)
     s.eq(m.get("redirectURL"), BASE + "/mandate/" + tok, "redirectURL = base URL /mandate/{flowToken}")
     s.eq(m.get("mandateReference"), None, "no mandateReference before the flow completes")
+    r = create(siteId=91, returnURL=RETURN)
+    loc = r.header("Location") or ""
+    s.eq(loc, "/v1/site-payment-mandates/%s" % (r.json or {}).get("id"), "201 Location: the new mandate")
+    g = get(loc, tok=TOK)
+    s.eq((g.status, g.json), (200, r.json), "GET Location: the object the 201 answered with")
+    s.eq(get(loc + "?fields=id,siteId", tok=TOK).json, {"id": (r.json or {}).get("id"), "siteId": 91},
+         "GET by id with fields")
+    s.error(get(loc, tok=TOK2), 404, "NOT_FOUND", "owner 2 cannot get owner 1's mandate by id")
+    s.error(get(PATH + "/0", tok=TOK), 400, "INVALID_PARAMETER", "mandate id 0: 400")
+    s.error(get(PATH + "/999999999", tok=TOK), 404, "NOT_FOUND", "unknown mandate id: 404")
     m2 = start(s, "site 91 again", 91)
     s.check(m2.get("flowToken") and m2.get("flowToken") != tok, "each flow has its own token")
     s.eq(m2.get("exitURL"), None, "exitURL absent: null")

@@ -263,6 +263,7 @@ def test_create_shape(s):
     s.check(url.startswith(BASE + "/pay/"), "paymentLink = base URL + /pay/", url)
     tok = url[len(BASE + "/pay/"):]
     s.check(TOKEN_RE.match(tok) is not None, "paymentLink token: 43 base64url characters", tok)
+    s.eq(r.header("Location"), url, "201 Location: the link itself (= paymentLink)")
     s.eq(int(sql_one("SELECT COUNT(*) FROM payment_links")), before + 1, "one payment_links row")
 
     # Only a hash of the token is stored.
