@@ -208,11 +208,11 @@ enum db_rc
 customer_load(struct req *r, int64_t id, int lock, struct customer *c)
 {
     struct dbq *q = dbq_new(r, lock
-        ? "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits"
-          " FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
+        ? "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits,"
+          " cur.code FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
           " WHERE c.id = ? FOR UPDATE"
-        : "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits"
-          " FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
+        : "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits,"
+          " cur.code FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
           " WHERE c.id = ?");
     dbq_i64(q, id);
     enum db_rc rc = dbq_one(q);
@@ -223,6 +223,7 @@ customer_load(struct req *r, int64_t id, int lock, struct customer *c)
     c->currency_id = dbq_col_i64(q, 1);
     c->balance = dbq_col_i64(q, 2);
     c->digits = (int)dbq_col_i64(q, 3);
+    c->currency_code = dbq_col_str(q, 4);
     if (!auth_owner_allowed(&r->principal, c->owner))
         return DB_NOT_FOUND;
     return DB_OK;

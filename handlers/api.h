@@ -49,11 +49,12 @@ const char *money_text(struct req *r, int64_t minor, int digits);
 int64_t minor_per_major(int digits);
 
 struct customer {
-    int64_t id;
-    int64_t owner;
-    int64_t currency_id;
-    int64_t balance;
-    int     digits;
+    int64_t     id;
+    int64_t     owner;
+    int64_t     currency_id;
+    int64_t     balance;
+    int         digits;
+    const char *currency_code;   /* "GBP" */
 };
 
 /* Loads a customer visible to the caller; with lock, SELECT ... FOR UPDATE

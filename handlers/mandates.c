@@ -281,8 +281,8 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
     if (c.balance >= 0)
         return DB_OK; /* nothing owed */
     int64_t                owed = -c.balance, ledger_id;
-    struct provider_money  m = {owed, NULL, "Instant bank payment"};
-    struct provider_result res = {NULL, NULL};
+    struct provider_money  m = {owed, c.currency_code, "Instant bank payment"};
+    struct provider_result res = {0};
     if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 ||
         tp_group_of(res.status) != TP_COLLECTED)
         return DB_OK; /* not collected: the mandate still stands */

@@ -293,7 +293,7 @@ pages_pay_post(struct req *r)
         return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
 
     struct provider_money  m = {l.amount, l.currency, l.description};
-    struct provider_result res = {NULL, NULL};
+    struct provider_result res = {0};
     if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 || res.status == NULL)
         return message_page(r, 502, "Payment not taken",
                             "Your payment provider did not accept the payment."
@@ -515,8 +515,8 @@ pages_mandate_post(struct req *r)
         return mandate_form(r, tok, &f, 422, error,
                             name && text_valid(name, strlen(name), 255) ? name : NULL);
 
-    struct mandate_details d = {name, sort, acct};
-    struct provider_result res = {NULL, NULL};
+    struct mandate_details d = {name, sort, acct, f.type};
+    struct provider_result res = {0};
     if (provider_adapter(f.type)->mandate_complete(r, &d, &res) != 0 || res.reference == NULL) {
         if (f.exit_url != NULL)
             return redirect(r, f.exit_url);
@@ -526,11 +526,12 @@ pages_mandate_post(struct req *r)
     const char *space = strrchr(name, ' ');
     struct dbq *q = dbq_new(r,
         "INSERT INTO provider_mandates (payment_method, mandate_reference,"
-        " contract_owner_id, provider_id, status, account_holder_name, sort_code,"
-        " account_number_last4, first_name, last_name, company_name)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+        " third_party_customer_reference, contract_owner_id, provider_id, status,"
+        " account_holder_name, sort_code, account_number_last4, first_name,"
+        " last_name, company_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
     dbq_str(q, f.type);
     dbq_str(q, res.reference);
+    dbq_str(q, res.customer_reference);
     dbq_i64(q, f.owner);
     dbq_i64(q, f.provider_id);
     dbq_str(q, res.status);
@@ -546,8 +547,10 @@ pages_mandate_post(struct req *r)
     if ((rc = dbq_exec(q)) != DB_OK)
         return flow_state_page(r, rc, &f);
     q = dbq_new(r, "UPDATE site_payment_mandates SET mandate_reference = ?,"
+                   " third_party_customer_reference = ?,"
                    " flow_completed_at = UTC_TIMESTAMP() WHERE id = ?");
     dbq_str(q, res.reference);
+    dbq_str(q, res.customer_reference);
     dbq_i64(q, f.id);
     if ((rc = dbq_exec(q)) != DB_OK)
         return flow_state_page(r, rc, &f);

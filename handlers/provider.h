@@ -31,6 +31,7 @@ struct mandate_details {
     const char *account_holder_name;
     const char *sort_code;       /* 6 digits */
     const char *account_number;  /* 8 digits */
+    const char *payment_method;  /* the provider's type (PaymentMethod) */
 };
 
 struct provider_money {
@@ -42,6 +43,8 @@ struct provider_money {
 struct provider_result {
     const char *status;          /* ThirdPartyPaymentStatus / RefundStatus / MandateStatus */
     const char *reference;       /* provider's reference of the payment, refund or mandate */
+    const char *customer_reference; /* mandate_complete: the provider's customer id
+                                     * (Stripe's, thirdPartyCustomerReference), or NULL */
 };
 
 struct provider_adapter {

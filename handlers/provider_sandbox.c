@@ -40,9 +40,12 @@ static int
 sandbox_mandate_complete(struct req *r, const struct mandate_details *d,
                          struct provider_result *out)
 {
-    (void)d;
     out->status = "ACTIVE";
     out->reference = sandbox_reference(r, "MD");
+    /* Stripe mandates belong to a Stripe customer (spec §4.2): the fetch
+     * needs its id as thirdPartyCustomerReference. */
+    if (d->payment_method != NULL && strncmp(d->payment_method, "STRIPE", 6) == 0)
+        out->customer_reference = sandbox_reference(r, "CUS");
     return 0;
 }
 

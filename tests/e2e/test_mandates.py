@@ -9,7 +9,8 @@ The page is driven over plain HTTP like a browser without JavaScript would
 (urllib with a cookie jar, redirects not followed so the 303 can be seen).
 
 Sites written (nobody else touches them): 91 (customer 69, owner 1: the main
-flow), 92 and 93 (customer 70, owner 1: expiry, INACTIVE provider, refusals),
+flow), 92 and 93 (customer 70, owner 1: expiry, INACTIVE provider, refusals,
+the Stripe flow),
 102 (customer 77, owner 2: instant bank payment with FINASTRA). Site 91's
 payment method is put back to its fixture value first and customer 77's
 balance is set to an exact debt first, so the file passes when run again on
@@ -465,6 +466,44 @@ def test_expired_inactive_unknown(s):
         s.eq(g.status, 404, "%s flow token -> 404" % what)
 
 
+def test_stripe_customer_reference(s):
+    """A Stripe mandate needs the Stripe customer id (spec 4.2): the sandbox
+    gives one, the mandate carries it as thirdPartyCustomerReference, and the
+    provider-mandate fetch, which requires it for Stripe, finds the mandate.
+    The flow of site 93 is pointed at fixture provider 4 (STRIPE, owner 1),
+    made ACTIVE for the moment; its status and the site's method are put back."""
+    old = sql("SELECT payment_method IS NULL, COALESCE(payment_method, '') FROM sites"
+              " WHERE id = 93")[0]
+    m = start(s, "stripe flow", 93)
+    sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P4, m.get("id", 0)))
+    sql("UPDATE payment_providers SET status = 'ACTIVE' WHERE id = %d" % P4)
+    try:
+        p = complete(s, "stripe flow", m)
+    finally:
+        sql("UPDATE payment_providers SET status = 'INACTIVE' WHERE id = %d" % P4)
+        sql("UPDATE sites SET payment_method = %s WHERE id = 93"
+            % ("NULL" if old[0] == "1" else "'%s'" % old[1]))
+    s.eq((p.status, p.header("Location")), (303, RETURN), "stripe flow: completed, sent to returnURL")
+    got = get("/v1/site-payment-mandates/%d" % m.get("id", 0), tok=TOK).json or {}
+    ref, cus = got.get("mandateReference") or "", got.get("thirdPartyCustomerReference") or ""
+    s.check(ref and cus.startswith("SBX-CUS-"),
+            "stripe mandate: a mandateReference and a Stripe customer id", got)
+    base = "/v1/payment-provider-mandates/STRIPE/" + ref
+    s.error(get(base, tok=TOK), 400, "MISSING_PARAMETER", "stripe fetch without the customer id",
+            field="thirdPartyCustomerReference")
+    r = get(base + "?thirdPartyCustomerReference=" + cus, tok=TOK)
+    s.status(r, 200, "stripe fetch with the customer id")
+    s.eq(((r.json or {}).get("thirdPartyCustomerReference"), (r.json or {}).get("status")),
+         (cus, "ACTIVE"), "stripe fetch: the customer id, ACTIVE")
+    s.error(get(base + "?thirdPartyCustomerReference=cus_other", tok=TOK), 404, "NOT_FOUND",
+            "stripe fetch with another customer id: 404")
+    flow = get("/v1/site-payment-mandates?page=1&pageSize=1000&siteId=91",
+                             tok=TOK).json or []
+    done = [x for x in flow if x.get("mandateReference")]
+    s.check(done and all(x.get("thirdPartyCustomerReference") is None for x in done),
+            "GoCardless mandates (site 91) carry no customer id", done[:2])
+
+
 def test_browser_like_post(s):
     """The form POST exactly as a browser sends it from the page: under the
     page's own referrer policy "no-referrer" the Fetch standard makes the
@@ -571,4 +610,5 @@ def test_instant_bank_payment(s):
 
 if __name__ == "__main__":
     Suite().run([test_create_and_list, test_create_validation, test_flow,
-                 test_expired_inactive_unknown, test_browser_like_post, test_instant_bank_payment])
+                 test_expired_inactive_unknown, test_stripe_customer_reference,
+                 test_browser_like_post, test_instant_bank_payment])

@@ -220,7 +220,7 @@ def test_pages(s):
         csrf, cookie = page_form(s, page, "landing page")
         s.status(form(path, {"csrf": "wrong"}, cookie), 403, "pay with a wrong CSRF value")
         s.status(form(path, {"csrf": csrf}, cookie), 200, "pay: receipt")
-        s.status(request("GET", path), 200, "a paid link shows its receipt")
+        s.status(request("GET", path), 410, "a paid link is used: 410 with its receipt")
     s.status(request("GET", "/pay/" + "A" * 43), 404, "unknown payment link")
     s.status(request("GET", "/pay/short"), 404, "malformed payment link")
 
