@@ -1,6 +1,6 @@
 /*
  * Route table compile/match and the request pipeline (one function, one
- * exit): request id → route (404/405) → query parse → auth + scope →
+ * exit): request id → route (404/405) → auth + scope → query parse →
  * body checks (415/413 before reading, then read + parse) → hooks.before
  * (idempotency) → handler (re-run on deadlock) → hooks.after (commit) →
  * error rendering → flush → access log. Guards are route flags, not code
@@ -324,11 +324,13 @@ prepare(struct req *r)
     r->route_index = i;
     r->route = routes[i].rt;
     *router_current_route = i; /* from here on a crash is blamed on it */
-    if (query_parse(r->arena, r->query_string, &r->query, &bad) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER, NULL, "%s", bad);
+    /* Authentication first: a caller without a valid token learns nothing
+     * about what else is wrong with its request. */
     int rc;
     if ((r->route->flags & R_AUTH) && (rc = check_auth(r)) != 0)
         return rc;
+    if (query_parse(r->arena, r->query_string, &r->query, &bad) != 0)
+        return req_failf(r, PAY_E_INVALID_PARAMETER, NULL, "%s", bad);
     if (r->route->flags & (R_JSON | R_JSON_PATCH | R_FORM)) {
         /* Body routes take no query parameters. */
         if (r->query.n > 0)

@@ -440,16 +440,15 @@ payment_providers_update(struct req *r)
     if ((rc = provider_lock(r, id, &cur, &hidden, &nhidden)) != DB_OK)
         return db_fail(r, rc);
 
-    if (jsonpatch_apply(r->arena, provider_doc(r->arena, id, &cur), r->json,
-                        &out, &err) != JSONPATCH_OK)
+    struct json_value *doc = provider_doc(r->arena, id, &cur);
+    if (jsonpatch_apply(r->arena, doc, r->json, &out, &err) != JSONPATCH_OK)
         return patch_fail(r, &err);
     if (out->type != JSON_OBJECT)
         return req_failf(r, PAY_E_INVALID_JSON, NULL,
                          "the patched payment provider must be a JSON object");
+    /* Equal as `test` compares (7.0 is 7): the id did not change. */
     const struct json_value *idv = json_get(out, "id");
-    int64_t                  newid;
-    if (idv == NULL || idv->type != JSON_NUMBER || parse_id(idv->str, &newid) != 0 ||
-        newid != id)
+    if (idv == NULL || !jsonpatch_equal(idv, json_get(doc, "id")))
         return req_failf(r, PAY_E_INVALID_FIELD, "id", "id cannot be changed or removed");
     if ((st = provider_read_or_fail(r, out, PATCHED_FIELDS, &p)) != 0 ||
         (st = owners_exist_or_fail(r, &p)) != 0)

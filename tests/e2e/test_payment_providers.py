@@ -481,6 +481,8 @@ def test_patch_ops(s):
     step([], state, "an empty patch changes nothing")
     step([{"op": "replace", "path": "/id", "value": pid}], state,
          "replacing id with its own value changes nothing")
+    step([{"op": "replace", "path": "/id", "value": float(pid)}], state,  # sent as N.0
+         "replacing id with an equal number (N.0, as test compares) changes nothing")
     state["name"] = "%s ~/ name" % RUN
     step([{"op": "replace", "path": "/name", "value": state["name"]},
           {"op": "test", "path": "/name", "value": state["name"]}], state,
