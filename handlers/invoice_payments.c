@@ -332,7 +332,7 @@ payment_provider_reprocess_create(struct req *r)
         return st;
     if ((rc = db_tx_begin(r)) != DB_OK)
         return db_fail(r, rc);
-    struct dbq *q = dbq_new(r, "SELECT retry_if_possible, status FROM payment_providers"
+    struct dbq *q = dbq_new(r, "SELECT retry_if_possible FROM payment_providers"
                                " WHERE id = ? FOR UPDATE");
     dbq_i64(q, provider_id);
     rc = dbq_one(q);
