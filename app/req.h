@@ -99,6 +99,8 @@ struct req {
 
 /* CGI parameter (e.g. "HTTP_ORIGIN", "REMOTE_ADDR") or NULL. */
 const char *req_env(struct req *r, const char *name);
+/* Microseconds since router_dispatch started this request. */
+long req_elapsed_us(const struct req *r);
 
 /* Records catalogue error e (optionally naming a field) and returns its
  * HTTP status, for `return req_fail(...)`. */

@@ -343,12 +343,13 @@ prepare(struct req *r)
     return 0;
 }
 
-static long
-elapsed_us(const struct timespec *t0)
+long
+req_elapsed_us(const struct req *r)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (t1.tv_sec - t0->tv_sec) * 1000000L + (t1.tv_nsec - t0->tv_nsec) / 1000;
+    return (t1.tv_sec - r->started.tv_sec) * 1000000L +
+           (t1.tv_nsec - r->started.tv_nsec) / 1000;
 }
 
 int
@@ -397,7 +398,7 @@ router_dispatch(struct req *r)
     if (r->status == 0)
         r->status = 500;
     resp_finish(r);
-    long us = elapsed_us(&r->started);
+    long us = req_elapsed_us(r);
     metrics_request(r->route != NULL ? r->route_index : -1, r->status, us);
     log_info("access", "%s %s %d %ldus route=%s", r->method_name,
              r->path ? r->path : "-", r->status, us,

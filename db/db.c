@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -317,14 +316,11 @@ release(void *arg)
 static void
 retry_later(struct req *r)
 {
-    struct timespec now;
     db_tx_rollback(r);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms = (now.tv_sec - r->started.tv_sec) * 1000LL +
-                   (now.tv_nsec - r->started.tv_nsec) / 1000000;
-    r->retry = ms + cfg.lock_wait * 1000LL <= cfg.timeout * 1000LL;
+    long ms = req_elapsed_us(r) / 1000;
+    r->retry = ms + cfg.lock_wait * 1000L <= cfg.timeout * 1000L;
     if (!r->retry)
-        log_warn("db", "no time left for another attempt (%lld ms so far)", ms);
+        log_warn("db", "no time left for another attempt (%ld ms so far)", ms);
 }
 
 static int

@@ -79,6 +79,12 @@ payment_method_integrated(const char *m)
 }
 
 int
+payment_method_stripe(const char *m)
+{
+    return m != NULL && strncmp(m, "STRIPE", 6) == 0;
+}
+
+int
 body_object_or_fail(struct req *r, const char *const *allowed)
 {
     const struct json_value *b = r->json;

@@ -22,6 +22,8 @@ extern const char *const TXN_TYPES[];
 int enum_index(const char *const *vals, const char *s);
 /* 1 for methods collected through a provider (spec §2). */
 int payment_method_integrated(const char *m);
+/* STRIPE, STRIPE_CARD, STRIPE_DD: mandates need the Stripe customer id. */
+int payment_method_stripe(const char *m);
 
 /* The body must be a JSON object whose keys are all in allowed[]. */
 int body_object_or_fail(struct req *r, const char *const *allowed);

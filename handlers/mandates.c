@@ -142,12 +142,6 @@ reference_ok(const char *s)
     return 1;
 }
 
-static int
-is_stripe(const char *m)
-{
-    return strncmp(m, "STRIPE", 6) == 0;
-}
-
 int
 provider_mandates_get(struct req *r)
 {
@@ -167,7 +161,7 @@ provider_mandates_get(struct req *r)
     if (tpcr != NULL && (*tpcr == '\0' || !text_valid(tpcr, strlen(tpcr), 100)))
         return req_failf(r, PAY_E_INVALID_PARAMETER, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference must be 1..100 characters");
-    if (tpcr == NULL && is_stripe(method))
+    if (tpcr == NULL && payment_method_stripe(method))
         return req_failf(r, PAY_E_MISSING_PARAMETER, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference is required for %s mandates",
                          method);

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "api.h"
 #include "token.h"
 
 static const char *base_url = "http://127.0.0.1:8080";
@@ -44,7 +45,7 @@ sandbox_mandate_complete(struct req *r, const struct mandate_details *d,
     out->reference = sandbox_reference(r, "MD");
     /* Stripe mandates belong to a Stripe customer (spec §4.2): the fetch
      * needs its id as thirdPartyCustomerReference. */
-    if (d->payment_method != NULL && strncmp(d->payment_method, "STRIPE", 6) == 0)
+    if (payment_method_stripe(d->payment_method))
         out->customer_reference = sandbox_reference(r, "CUS");
     return 0;
 }
