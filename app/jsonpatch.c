@@ -116,6 +116,7 @@ struct dec {
     const char *i, *f;
     size_t      ni, nf;
     int64_t     exp;
+    int         huge; /* |exponent| beyond DEC_EXP_MAX: exp is not valid */
 };
 
 #define DEC_EXP_MAX 100000000000000000LL /* 10^17: beyond it, compare text */
@@ -129,7 +130,7 @@ digits(const char *s)
     return n;
 }
 
-/* 0, or -1 when the text is not a JSON number or the exponent is huge. */
+/* 0, or -1 when the text is not a JSON number. */
 static int
 dec_parse(const char *s, struct dec *d)
 {
@@ -161,11 +162,9 @@ dec_parse(const char *s, struct dec *d)
             eneg = *s++ == '-';
         if (*s < '0' || *s > '9')
             return -1;
-        for (; *s >= '0' && *s <= '9'; s++) {
-            e = e * 10 + (*s - '0');
-            if (e > DEC_EXP_MAX)
-                return -1;
-        }
+        for (; *s >= '0' && *s <= '9'; s++)
+            if (!d->huge && (e = e * 10 + (*s - '0')) > DEC_EXP_MAX)
+                d->huge = 1;
     }
     if (*s != '\0')
         return -1;
@@ -209,6 +208,8 @@ number_equal(const struct json_value *a, const struct json_value *b)
         return 0;
     if (n == 0)
         return 1; /* both zero, whatever the sign or exponent */
+    if (x.huge || y.huge)
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
     if (x.neg != y.neg || x.exp != y.exp)
         return 0;
     for (size_t k = 0; k < n; k++)
