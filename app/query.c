@@ -35,6 +35,16 @@ fail_named(struct arena *a, const char **bad, const char *pre, const char *s,
     return -1;
 }
 
+/* Like fail_named for the decoded, valid name of a parameter whose value
+ * or repetition is wrong: also records the name in q->bad_name. */
+static int
+fail_param(struct arena *a, struct query *q, const char **bad,
+           const char *pre, const char *name, size_t nlen, const char *post)
+{
+    q->bad_name = echo_n(a, name, nlen);
+    return fail_named(a, bad, pre, name, nlen, post);
+}
+
 /* Value of the hex digit c, or -1. */
 static int
 hex_val(unsigned char c)
@@ -99,6 +109,7 @@ query_parse(struct arena *a, const char *qs, struct query *q,
 
     q->v = NULL;
     q->n = 0;
+    q->bad_name = NULL;
     if (qs == NULL || *qs == '\0')
         return 0;
 
@@ -156,21 +167,21 @@ query_parse(struct arena *a, const char *qs, struct query *q,
 
         rc = pct_decode(a, vraw, vrawlen, &value, &vlen);
         if (rc == DEC_BADESC)
-            return fail_named(a, bad, "malformed percent-escape in query "
+            return fail_param(a, q, bad, "malformed percent-escape in query "
                               "parameter ", name, nlen, "");
         if (rc == DEC_NUL)
-            return fail_named(a, bad, "query parameter ", name, nlen,
+            return fail_param(a, q, bad, "query parameter ", name, nlen,
                               " contains a NUL byte");
         if (vlen > QUERY_MAX_LEN)
-            return fail_named(a, bad, "query parameter ", name, nlen,
+            return fail_param(a, q, bad, "query parameter ", name, nlen,
                               " is too long");
         if (!text_utf8_valid(value, vlen))
-            return fail_named(a, bad, "query parameter ", name, nlen,
+            return fail_param(a, q, bad, "query parameter ", name, nlen,
                               " is not valid UTF-8");
 
         for (size_t k = 0; k < q->n; k++) {
             if (strcmp(q->v[k].name, name) == 0)
-                return fail_named(a, bad, "query parameter ", name, nlen,
+                return fail_param(a, q, bad, "query parameter ", name, nlen,
                                   " is given more than once");
         }
         q->v[q->n].name = name;

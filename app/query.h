@@ -30,6 +30,8 @@ struct qparam {
 struct query {
     struct qparam *v;
     size_t         n;
+    const char    *bad_name; /* after a failed query_parse: the parameter
+                                whose value or repetition was wrong, or NULL */
 };
 
 /*

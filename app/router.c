@@ -330,7 +330,7 @@ prepare(struct req *r)
     if ((r->route->flags & R_AUTH) && (rc = check_auth(r)) != 0)
         return rc;
     if (query_parse(r->arena, r->query_string, &r->query, &bad) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER, NULL, "%s", bad);
+        return req_failf(r, PAY_E_INVALID_PARAMETER, r->query.bad_name, "%s", bad);
     if (r->route->flags & (R_JSON | R_JSON_PATCH | R_FORM)) {
         /* Body routes take no query parameters. */
         if (r->query.n > 0)

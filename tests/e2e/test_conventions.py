@@ -328,6 +328,24 @@ def test_unknown_parameter(s):
     s.error(r, 400, "UNKNOWN_PARAMETER", "customer-balances: unknown parameter", field="page")
 
 
+def test_unreadable_query(s):
+    # A query string that cannot be read names the parameter to fix when
+    # there is one (its value or its repetition is wrong) ...
+    for qs, name, what in [(LIST10 + "&page=2", "page", "page given twice"),
+                           ("/v1/customer-payments?customer_id=%zz&page=1&pageSize=10",
+                            "customer_id", "bad %-escape in a value"),
+                           (LIST10 + "&sort=%C3", "sort", "invalid UTF-8 in a value")]:
+        r = get(qs, tok=W)
+        s.error(r, 400, "INVALID_PARAMETER", what, field=name)
+        s.check("'%s'" % name in ((r.json or {}).get("message") or ""),
+                what + ": message names the parameter", r.raw[:200])
+    # ... and no field when the name itself is unreadable.
+    r = get(LIST10 + "&%zz=1", tok=W)
+    s.error(r, 400, "INVALID_PARAMETER", "bad %-escape in a name")
+    s.check(r.json is not None and "field" not in r.json, "no field for an unreadable name",
+            r.raw[:200])
+
+
 def parse_link(value):
     out = {}
     for url, rel in re.findall(r'<([^>]*)>\s*;\s*rel="([a-z]+)"', value or ""):
@@ -731,6 +749,7 @@ Suite().run([
     test_sort,
     test_fields,
     test_unknown_parameter,
+    test_unreadable_query,
     test_total_and_link,
     test_filters,
     test_money_format,

@@ -10,7 +10,8 @@
  *    the same order); every name/value is valid UTF-8, NUL-terminated,
  *    <= QUERY_MAX_LEN bytes; at most QUERY_MAX_PARAMS parameters, names
  *    unique; every `bad` message is valid UTF-8 without control characters
- *    and short (it echoes at most 64 bytes of input).
+ *    and short (it echoes at most 64 bytes of input), and so is the
+ *    parameter name it blames (q.bad_name), when there is one.
  *  - For every decoded value (and name): filter_parse of each kind either
  *    fails leaving *f reset, or yields 1..FILTER_MAX_IN valid values that
  *    obey the kind's syntax; filter_like_pattern escapes exactly '\\', '%',
@@ -326,6 +327,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                bad ? bad : "-");
     if (rc != 0) {
         check_bad(bad);
+        if (q.bad_name != NULL) /* the error's `field`: the same rules */
+            check_bad(q.bad_name);
         arena_reset(a);
         return 0;
     }

@@ -56,7 +56,7 @@ test_parse_ok(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct qp_ok *c = &cases[i];
-        struct query q = {(struct qparam *)1, 99};
+        struct query q = {(struct qparam *)1, 99, "untouched"};
         const char  *bad = "untouched";
         int rc = query_parse(A, c->qs, &q, &bad);
         CHECK(rc == 0, "parse case %zu rc %d (%s)", i, rc, bad);
@@ -78,44 +78,45 @@ test_parse_ok(void)
 struct qp_bad {
     const char *qs;
     const char *msg;
+    const char *field; /* q.bad_name: the parameter the client must fix */
 };
 
 static void
 test_parse_bad(void)
 {
     static const struct qp_bad cases[] = {
-        {"a=%", "malformed percent-escape in query parameter 'a'"},
-        {"a=%4", "malformed percent-escape in query parameter 'a'"},
-        {"a=%zz", "malformed percent-escape in query parameter 'a'"},
-        {"a=%4g", "malformed percent-escape in query parameter 'a'"},
-        {"a=%g4", "malformed percent-escape in query parameter 'a'"},
-        {"a=%%41", "malformed percent-escape in query parameter 'a'"},
-        {"ok=1&a=x%", "malformed percent-escape in query parameter 'a'"},
-        {"%zz=1", "malformed percent-escape in query parameter name '%zz'"},
-        {"a%=1", "malformed percent-escape in query parameter name 'a%'"},
-        {"a=%00", "query parameter 'a' contains a NUL byte"},
-        {"a=x%00y", "query parameter 'a' contains a NUL byte"},
-        {"a%00=1", "query parameter name 'a%00' contains a NUL byte"},
-        {"a=%C0%AF", "query parameter 'a' is not valid UTF-8"},
-        {"a=%ED%A0%80", "query parameter 'a' is not valid UTF-8"},
-        {"a=%C3", "query parameter 'a' is not valid UTF-8"},
-        {"a=%FF", "query parameter 'a' is not valid UTF-8"},
-        {"a=%F4%90%80%80", "query parameter 'a' is not valid UTF-8"},
-        {"a=\xFF", "query parameter 'a' is not valid UTF-8"},
-        {"%C0%AF=1", "query parameter name '%C0%AF' is not valid UTF-8"},
-        {"%ED%A0%80", "query parameter name '%ED%A0%80' is not valid UTF-8"},
-        {"a=1&a=2", "query parameter 'a' is given more than once"},
-        {"a=1&b=2&a=1", "query parameter 'a' is given more than once"},
-        {"a&a", "query parameter 'a' is given more than once"},
-        {"a=1&%61=2", "query parameter 'a' is given more than once"},
-        {"a+b=1&a%20b=2", "query parameter 'a b' is given more than once"},
-        {"=1", "empty parameter name in query string"},
-        {"a=1&=", "empty parameter name in query string"},
+        {"a=%", "malformed percent-escape in query parameter 'a'", "a"},
+        {"a=%4", "malformed percent-escape in query parameter 'a'", "a"},
+        {"a=%zz", "malformed percent-escape in query parameter 'a'", "a"},
+        {"a=%4g", "malformed percent-escape in query parameter 'a'", "a"},
+        {"a=%g4", "malformed percent-escape in query parameter 'a'", "a"},
+        {"a=%%41", "malformed percent-escape in query parameter 'a'", "a"},
+        {"ok=1&a=x%", "malformed percent-escape in query parameter 'a'", "a"},
+        {"%zz=1", "malformed percent-escape in query parameter name '%zz'", NULL},
+        {"a%=1", "malformed percent-escape in query parameter name 'a%'", NULL},
+        {"a=%00", "query parameter 'a' contains a NUL byte", "a"},
+        {"a=x%00y", "query parameter 'a' contains a NUL byte", "a"},
+        {"a%00=1", "query parameter name 'a%00' contains a NUL byte", NULL},
+        {"a=%C0%AF", "query parameter 'a' is not valid UTF-8", "a"},
+        {"a=%ED%A0%80", "query parameter 'a' is not valid UTF-8", "a"},
+        {"a=%C3", "query parameter 'a' is not valid UTF-8", "a"},
+        {"a=%FF", "query parameter 'a' is not valid UTF-8", "a"},
+        {"a=%F4%90%80%80", "query parameter 'a' is not valid UTF-8", "a"},
+        {"a=\xFF", "query parameter 'a' is not valid UTF-8", "a"},
+        {"%C0%AF=1", "query parameter name '%C0%AF' is not valid UTF-8", NULL},
+        {"%ED%A0%80", "query parameter name '%ED%A0%80' is not valid UTF-8", NULL},
+        {"a=1&a=2", "query parameter 'a' is given more than once", "a"},
+        {"a=1&b=2&a=1", "query parameter 'a' is given more than once", "a"},
+        {"a&a", "query parameter 'a' is given more than once", "a"},
+        {"a=1&%61=2", "query parameter 'a' is given more than once", "a"},
+        {"a+b=1&a%20b=2", "query parameter 'a b' is given more than once", "a b"},
+        {"=1", "empty parameter name in query string", NULL},
+        {"a=1&=", "empty parameter name in query string", NULL},
         /* echoed names are sanitised */
-        {"a%0Ab=%", "malformed percent-escape in query parameter 'a?b'"},
-        {"x'y=%zz", "malformed percent-escape in query parameter 'x?y'"},
-        {"x%22y=%zz", "malformed percent-escape in query parameter 'x?y'"},
-        {"%C2%85=%00", "query parameter '?' contains a NUL byte"},
+        {"a%0Ab=%", "malformed percent-escape in query parameter 'a?b'", "a?b"},
+        {"x'y=%zz", "malformed percent-escape in query parameter 'x?y'", "x?y"},
+        {"x%22y=%zz", "malformed percent-escape in query parameter 'x?y'", "x?y"},
+        {"%C2%85=%00", "query parameter '?' contains a NUL byte", "?"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct query q;
@@ -123,6 +124,12 @@ test_parse_bad(void)
         int rc = query_parse(A, cases[i].qs, &q, &bad);
         CHECK(rc == -1, "bad case %zu (%s) rc %d", i, cases[i].qs, rc);
         CHECK_STR(bad, cases[i].msg, "bad case %zu (%s)", i, cases[i].qs);
+        if (cases[i].field == NULL)
+            CHECK(q.bad_name == NULL, "bad case %zu (%s): field %s", i,
+                  cases[i].qs, q.bad_name);
+        else
+            CHECK_STR(q.bad_name, cases[i].field, "bad case %zu (%s) field", i,
+                      cases[i].qs);
     }
 }
 

@@ -695,7 +695,10 @@ test_body(void)
     /* Malformed query on a GET route. */
     res = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", "/v1/q", "QUERY_STRING",
                   "a=%zz"));
-    check_error(&res, 400, "Bad Request", "INVALID_PARAMETER", NULL, "query a=%zz");
+    check_error(&res, 400, "Bad Request", "INVALID_PARAMETER", "a", "query a=%zz");
+    res = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", "/v1/q", "QUERY_STRING",
+                  "%zz=1"));
+    check_error(&res, 400, "Bad Request", "INVALID_PARAMETER", NULL, "query %zz=1");
 
     /* PATCH with a capture and a JSON body. */
     res = run_body(ENV("REQUEST_METHOD", "PATCH", "DOCUMENT_URI", "/v1/x/77",
