@@ -60,6 +60,8 @@ struct req {
     const char *authorization;
     const char *idempotency_key;
     char        request_id[72];
+    const char *call_key;      /* provider_call_key's random basis, made once
+                                  per request (kept over handler re-runs) */
     struct timespec started;   /* CLOCK_MONOTONIC, set by router_dispatch */
 
     /* Filled by the pipeline before the handler runs. */

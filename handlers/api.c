@@ -8,6 +8,7 @@
 
 #include "money.h"
 #include "text.h"
+#include "token.h"
 
 const char *const PAYMENT_METHODS[] = {
     "CHEQUE", "DIRECT_DEBIT", "CANCELLED_DD", "CANCELLED_CARD", "CREDIT_CARD",
@@ -82,6 +83,21 @@ int
 payment_method_stripe(const char *m)
 {
     return m != NULL && strncmp(m, "STRIPE", 6) == 0;
+}
+
+const char *
+provider_call_key(struct req *r, const char *what, const char *capability)
+{
+    const char *basis = capability;
+    if (basis == NULL && r->idempotency_key != NULL)
+        basis = arena_printf(r->arena, "%s\n%s", r->principal.sub, r->idempotency_key);
+    if (basis == NULL) {
+        if (r->call_key == NULL)
+            r->call_key = token_random(r->arena, 24);
+        basis = r->call_key;
+    }
+    return arena_printf(r->arena, "pay-api-%s-%s", what,
+                        token_sha256_hex(r->arena, basis, strlen(basis)));
 }
 
 int

@@ -90,7 +90,18 @@ int64_t provider_find(struct req *r, int64_t owner, const char *type);
 /* After a mandate is set up with a provider that syncs instant bank
  * payments: collects what the customer owes through it (mandates.c). */
 enum db_rc mandate_instant_payment(struct req *r, int64_t customer_id,
-                                   const char *method, const char *mandate_reference);
+                                   const char *method, const char *mandate_reference,
+                                   const char *idempotency_key);
+
+/*
+ * The idempotency key of the provider call that does `what` ("refund",
+ * "link-payment", ...) for this request: "pay-api-<what>-<64 hex>". The hex
+ * is the SHA-256 of, in order of preference: the single-use token of a page
+ * (capability, the same for every press of its button); the caller's sub
+ * and Idempotency-Key (the same for every retry of the request); or random
+ * bytes made once per request (the same for every re-run of the handler).
+ */
+const char *provider_call_key(struct req *r, const char *what, const char *capability);
 
 /* Maps a failed db_rc to the catalogue (503; 404 for DB_NOT_FOUND). */
 int db_fail(struct req *r, enum db_rc rc);

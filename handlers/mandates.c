@@ -266,7 +266,7 @@ instant_bank_payments_list(struct req *r)
 
 enum db_rc
 mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
-                        const char *mandate_reference)
+                        const char *mandate_reference, const char *idempotency_key)
 {
     struct customer c;
     enum db_rc      rc = customer_load(r, customer_id, 1, &c);
@@ -275,7 +275,8 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
     if (c.balance >= 0)
         return DB_OK; /* nothing owed */
     int64_t                owed = -c.balance, ledger_id;
-    struct provider_money  m = {owed, c.currency_code, "Instant bank payment"};
+    struct provider_money  m = {owed, c.currency_code, "Instant bank payment",
+                                idempotency_key};
     struct provider_result res = {0};
     if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 ||
         tp_group_of(res.status) != TP_COLLECTED)

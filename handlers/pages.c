@@ -292,7 +292,8 @@ pages_pay_post(struct req *r)
     if (rc != DB_OK)
         return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
 
-    struct provider_money  m = {l.amount, l.currency, l.description};
+    struct provider_money  m = {l.amount, l.currency, l.description,
+                                provider_call_key(r, "link-payment", tok)};
     struct provider_result res = {0};
     if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 || res.status == NULL)
         return message_page(r, 502, "Payment not taken",
@@ -515,7 +516,8 @@ pages_mandate_post(struct req *r)
         return mandate_form(r, tok, &f, 422, error,
                             name && text_valid(name, strlen(name), 255) ? name : NULL);
 
-    struct mandate_details d = {name, sort, acct, f.type};
+    struct mandate_details d = {name, sort, acct, f.type,
+                                provider_call_key(r, "mandate", tok)};
     struct provider_result res = {0};
     if (provider_adapter(f.type)->mandate_complete(r, &d, &res) != 0 || res.reference == NULL) {
         if (f.exit_url != NULL)
@@ -559,8 +561,9 @@ pages_mandate_post(struct req *r)
     dbq_i64(q, f.site_id);
     if ((rc = dbq_exec(q)) != DB_OK)
         return flow_state_page(r, rc, &f);
-    if (f.instant && f.sync && (rc = mandate_instant_payment(r, f.customer_id, f.type,
-                                                             res.reference)) != DB_OK)
+    if (f.instant && f.sync &&
+        (rc = mandate_instant_payment(r, f.customer_id, f.type, res.reference,
+                                      provider_call_key(r, "mandate-payment", tok))) != DB_OK)
         return flow_state_page(r, rc, &f);
     return redirect(r, f.return_url);
 }

@@ -16,9 +16,14 @@
  *   payment_submit      collect an amount (synchronous confirmation or a
  *                       pending status, later updated through events);
  *   refund_submit       pay an amount back.
- * Every call runs inside the request's database transaction; an adapter
- * making network calls must use idempotency keys of its provider so a
- * retried request does not act twice.
+ * Every call runs inside the request's database transaction, and a
+ * request may run again (a deadlock re-runs the handler; a client retries
+ * with its Idempotency-Key; a customer presses Pay again after an error).
+ * So the three calls that create something at the provider carry an
+ * idempotency_key (provider_call_key): the same for every run of the same
+ * operation, different for different operations. An adapter passes it to
+ * its provider's idempotency mechanism, so the second call returns the
+ * first call's result instead of acting twice.
  */
 #ifndef PAY_HANDLERS_PROVIDER_H
 #define PAY_HANDLERS_PROVIDER_H
@@ -32,12 +37,14 @@ struct mandate_details {
     const char *sort_code;       /* 6 digits */
     const char *account_number;  /* 8 digits */
     const char *payment_method;  /* the provider's type (PaymentMethod) */
+    const char *idempotency_key;
 };
 
 struct provider_money {
     int64_t     amount;          /* minor units */
     const char *currency_code;
     const char *description;
+    const char *idempotency_key;
 };
 
 struct provider_result {

@@ -2,7 +2,9 @@
  * The sandbox provider: a complete, local stand-in for a payment
  * provider. Its hosted mandate page is this service's own /mandate/{token};
  * mandates become ACTIVE at once; payments are CONFIRMED and refunds
- * REFUND_SETTLED synchronously. References are random and prefixed SBX-.
+ * REFUND_SETTLED synchronously. References are prefixed SBX- and, like a
+ * real provider answering a repeated idempotent call, derived from the
+ * call's idempotency key: the same key gives the same reference.
  */
 #include "provider.h"
 
@@ -25,10 +27,13 @@ provider_public_base_url(void)
     return base_url;
 }
 
+/* "SBX-<kind>-" and 16 hex digits of SHA-256("<kind>\n<key>"). */
 static const char *
-sandbox_reference(struct req *r, const char *kind)
+sandbox_reference(struct req *r, const char *kind, const char *key)
 {
-    return arena_printf(r->arena, "SBX-%s-%s", kind, token_random(r->arena, 9));
+    const char *basis = arena_printf(r->arena, "%s\n%s", kind, key);
+    return arena_printf(r->arena, "SBX-%s-%.16s", kind,
+                        token_sha256_hex(r->arena, basis, strlen(basis)));
 }
 
 static const char *
@@ -42,11 +47,11 @@ sandbox_mandate_complete(struct req *r, const struct mandate_details *d,
                          struct provider_result *out)
 {
     out->status = "ACTIVE";
-    out->reference = sandbox_reference(r, "MD");
+    out->reference = sandbox_reference(r, "MD", d->idempotency_key);
     /* Stripe mandates belong to a Stripe customer (spec §4.2): the fetch
      * needs its id as thirdPartyCustomerReference. */
     if (payment_method_stripe(d->payment_method))
-        out->customer_reference = sandbox_reference(r, "CUS");
+        out->customer_reference = sandbox_reference(r, "CUS", d->idempotency_key);
     return 0;
 }
 
@@ -64,9 +69,8 @@ static int
 sandbox_payment_submit(struct req *r, const struct provider_money *m,
                        struct provider_result *out)
 {
-    (void)m;
     out->status = "CONFIRMED";
-    out->reference = sandbox_reference(r, "PAY");
+    out->reference = sandbox_reference(r, "PAY", m->idempotency_key);
     return 0;
 }
 
@@ -74,9 +78,8 @@ static int
 sandbox_refund_submit(struct req *r, const struct provider_money *m,
                       struct provider_result *out)
 {
-    (void)m;
     out->status = "REFUND_SETTLED";
-    out->reference = sandbox_reference(r, "RF");
+    out->reference = sandbox_reference(r, "RF", m->idempotency_key);
     return 0;
 }
 

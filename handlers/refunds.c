@@ -128,7 +128,8 @@ refunds_create(struct req *r)
         status = "PENDING_SUBMISSION";
         settled = 0;
         if (provider_find(r, c.owner, method) > 0) {
-            struct provider_money  m = {amount, c.currency_code, description};
+            struct provider_money  m = {amount, c.currency_code, description,
+                                        provider_call_key(r, "refund", NULL)};
             struct provider_result res = {0};
             if (provider_adapter(method)->refund_submit(r, &m, &res) == 0 && res.status) {
                 status = res.status;

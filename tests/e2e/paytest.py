@@ -6,6 +6,7 @@ Money in responses is parsed with Decimal (never float) so that checks are
 exact. Each test file is a script: checks are counted and the run ends with
 the line "N passed, N failed" and exit status 1 if anything failed.
 """
+import hashlib
 import json
 import os
 import shlex
@@ -140,6 +141,15 @@ def sql(query):
     out = subprocess.check_output(shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "-e", query],
                                   text=True)
     return [line.split("\t") for line in out.splitlines()]
+
+
+def sandbox_reference(kind, what, basis):
+    """The reference the sandbox provider answers for the provider call that
+    does `what` with the idempotency key built from `basis` (a page's token,
+    or "sub\nIdempotency-Key"): handlers/api.c provider_call_key and
+    handlers/provider_sandbox.c sandbox_reference, written out again."""
+    key = "pay-api-%s-%s" % (what, hashlib.sha256(basis.encode()).hexdigest())
+    return "SBX-%s-%s" % (kind, hashlib.sha256(("%s\n%s" % (kind, key)).encode()).hexdigest()[:16])
 
 
 def sql_one(query):

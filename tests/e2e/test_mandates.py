@@ -488,6 +488,13 @@ def test_stripe_customer_reference(s):
     ref, cus = got.get("mandateReference") or "", got.get("thirdPartyCustomerReference") or ""
     s.check(ref and cus.startswith("SBX-CUS-"),
             "stripe mandate: a mandateReference and a Stripe customer id", got)
+    # The provider calls carry an idempotency key made from the flow token, so
+    # pressing the button again could never set up a second mandate.
+    flow_tok = m.get("flowToken") or ""
+    s.eq(m.get("redirectURL", "").rsplit("/", 1)[-1], flow_tok, "the page's token is the flowToken")
+    s.eq((ref, cus), (sandbox_reference("MD", "mandate", flow_tok),
+                      sandbox_reference("CUS", "mandate", flow_tok)),
+         "stripe mandate: references follow the call's idempotency key (flow token)")
     base = "/v1/payment-provider-mandates/STRIPE/" + ref
     s.error(get(base, tok=TOK), 400, "MISSING_PARAMETER", "stripe fetch without the customer id",
             field="thirdPartyCustomerReference")
@@ -564,7 +571,8 @@ def test_instant_bank_payment(s):
         s.eq(it.get("amountInMajorCurrency"), D("12.34"), "instant payment: the whole debt")
         s.check('"amountInMajorCurrency":12.34' in r.raw.replace(" ", ""), "amount text 12.34", r.raw)
         s.eq(it.get("paymentMethod"), "FINASTRA", "instant payment: paymentMethod")
-        s.check(it.get("reference"), "instant payment: reference")
+        s.eq(it.get("reference"), sandbox_reference("PAY", "mandate-payment", m.get("flowToken", "")),
+             "instant payment: reference follows its idempotency key (flow token)")
         s.eq(it.get("creationDate"), today(), "instant payment: creationDate today (UTC)")
         s.eq(balance(cid), D("0.00"), "the debt is collected: balance 0.00")
         s.eq(int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d" % cid)), rows0 + 1,

@@ -621,6 +621,8 @@ def test_customer_payment_with_allocation(s):
     s.eq(row.get("amountInMajorCurrency"), amount, "customer target: ledger amount")
     s.eq(row.get("type"), P1_TYPE, "customer target: type = the provider's")
     s.eq(row.get("reference"), ref, "customer target: ledger reference = receipt reference")
+    s.eq(ref, sandbox_reference("PAY", "link-payment", tok),
+         "the provider call's idempotency key is made from the link's token")
     s.eq(row.get("resultingCustomerBalance"), bal0 + amount, "customer target: resulting balance")
     s.eq(row.get("description"), "Account payment", "customer target: description")
     # Allocation: oldest unpaid NORMAL invoices first.

@@ -1,0 +1,130 @@
+/*
+ * Idempotency keys of provider calls (handlers/api.c provider_call_key) and
+ * the sandbox adapter's answers to them (handlers/provider_sandbox.c): a
+ * key is the same for every run of one operation and different for
+ * different operations, and the sandbox, like a provider honouring
+ * idempotency keys, gives the same reference for the same key.
+ */
+#include "test.h"
+
+#include <string.h>
+
+#include "api.h"
+#include "arena.h"
+#include "provider.h"
+#include "req.h"
+#include "router.h"
+#include "token.h"
+
+static struct arena *A;
+
+static void
+new_req(struct req *r, const char *sub, const char *idem)
+{
+    req_init(r, A);
+    r->principal.sub = sub;
+    r->idempotency_key = idem;
+}
+
+static const char *
+hex_of(const char *s)
+{
+    return token_sha256_hex(A, s, strlen(s));
+}
+
+static void
+test_keys(void)
+{
+    struct req r, r2;
+
+    /* A page's token: the key depends on the token alone. */
+    new_req(&r, "alice", "k1");
+    CHECK_STR(provider_call_key(&r, "link-payment", "tok123"),
+              arena_printf(A, "pay-api-link-payment-%s", hex_of("tok123")),
+              "capability key");
+    new_req(&r2, NULL, NULL);
+    CHECK_STR(provider_call_key(&r2, "link-payment", "tok123"),
+              provider_call_key(&r, "link-payment", "tok123"),
+              "capability key: the same for another press of the button");
+    CHECK(strcmp(provider_call_key(&r, "mandate", "tok123"),
+                 provider_call_key(&r, "mandate-payment", "tok123")) != 0,
+          "two calls of one page have different keys");
+
+    /* The client's Idempotency-Key, scoped by the caller's sub. */
+    new_req(&r, "alice", "k1");
+    new_req(&r2, "alice", "k1");
+    const char *k = provider_call_key(&r, "refund", NULL);
+    CHECK_STR(k, arena_printf(A, "pay-api-refund-%s", hex_of("alice\nk1")),
+              "Idempotency-Key key");
+    CHECK_STR(provider_call_key(&r2, "refund", NULL), k,
+              "the same for a retry of the request with the key");
+    new_req(&r2, "bob", "k1");
+    CHECK(strcmp(provider_call_key(&r2, "refund", NULL), k) != 0,
+          "another caller's same Idempotency-Key gives another key");
+    new_req(&r2, "alice", "k2");
+    CHECK(strcmp(provider_call_key(&r2, "refund", NULL), k) != 0,
+          "another Idempotency-Key gives another key");
+
+    /* Neither: random, made once per request. */
+    new_req(&r, "alice", NULL);
+    new_req(&r2, "alice", NULL);
+    k = provider_call_key(&r, "refund", NULL);
+    CHECK(strncmp(k, "pay-api-refund-", 15) == 0 && strlen(k) == 15 + 64,
+          "random key shape: %s", k);
+    CHECK_STR(provider_call_key(&r, "refund", NULL), k,
+              "the same for a re-run of the handler in one request");
+    CHECK(strcmp(provider_call_key(&r2, "refund", NULL), k) != 0,
+          "another request without a key gets another key");
+}
+
+static void
+test_sandbox(void)
+{
+    struct req r;
+    new_req(&r, "alice", NULL);
+    const struct provider_adapter *p = provider_adapter("GO_CARDLESS");
+    struct provider_money  m1 = {1050, "GBP", "x", "pay-api-refund-a"};
+    struct provider_money  m2 = {1050, "GBP", "x", "pay-api-refund-b"};
+    struct provider_result a = {0}, b = {0}, c = {0};
+
+    CHECK(p->refund_submit(&r, &m1, &a) == 0 && p->refund_submit(&r, &m1, &b) == 0 &&
+              p->refund_submit(&r, &m2, &c) == 0,
+          "sandbox refunds succeed");
+    CHECK_STR(a.status, "REFUND_SETTLED", "sandbox refund status");
+    CHECK(a.reference && strncmp(a.reference, "SBX-RF-", 7) == 0 &&
+              strlen(a.reference) == 7 + 16,
+          "sandbox refund reference shape: %s", a.reference);
+    CHECK_STR(b.reference, a.reference, "same key, same refund reference");
+    CHECK(c.reference && strcmp(c.reference, a.reference) != 0,
+          "another key, another refund reference");
+
+    struct provider_result d = {0}, e = {0};
+    CHECK(p->payment_submit(&r, &m1, &d) == 0 && p->payment_submit(&r, &m1, &e) == 0,
+          "sandbox payments succeed");
+    CHECK_STR(d.status, "CONFIRMED", "sandbox payment status");
+    CHECK_STR(e.reference, d.reference, "same key, same payment reference");
+    CHECK(d.reference && strncmp(d.reference, "SBX-PAY-", 8) == 0 &&
+              strcmp(d.reference + 8, a.reference + 7) != 0,
+          "a payment and a refund with one key have different references");
+
+    struct mandate_details md = {"Ann Lee", "123456", "12345678", "STRIPE",
+                                 "pay-api-mandate-x"};
+    struct provider_result f = {0}, g = {0};
+    CHECK(p->mandate_complete(&r, &md, &f) == 0 && p->mandate_complete(&r, &md, &g) == 0,
+          "sandbox mandates succeed");
+    CHECK_STR(g.reference, f.reference, "same key, same mandate reference");
+    CHECK_STR(g.customer_reference, f.customer_reference,
+              "same key, same Stripe customer reference");
+    CHECK(f.customer_reference && strncmp(f.customer_reference, "SBX-CUS-", 8) == 0,
+          "Stripe mandate has a customer reference: %s", f.customer_reference);
+}
+
+int
+main(void)
+{
+    A = arena_create(1024);
+    test_keys();
+    test_sandbox();
+    arena_destroy(A);
+    return TEST_DONE();
+}
