@@ -1,6 +1,7 @@
 /*
  * Mandates (spec §4.2–§4.4):
- *   /v1/site-payment-mandates          start a mandate set-up flow for a site
+ *   /v1/site-payment-mandates          start a mandate set-up flow for a site,
+ *                                      or attach a mandate the provider holds
  *   /v1/payment-provider-mandates/…    a mandate as its provider holds it
  *   /v1/instant-bank-payment-for-mandate  instant payments taken on one
  * The flow itself completes on the provider's hosted page (pages.c for the
@@ -63,12 +64,76 @@ url_or_fail(struct req *r, const char *name, int required, const char **out)
     return st;
 }
 
+/* Mandate references are provider identifiers: printable ASCII. */
+static int
+reference_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 64)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Mandate statuses a mandate can be attached in (the public reference's
+ * GoCardless rule, applied to every provider). */
+static const char *const ATTACHABLE[] = {
+    "CREATED", "PENDING_SUBMISSION", "SUBMITTED", "ACTIVE", "REINSTATED",
+    "CUSTOMER_APPROVAL_GRANTED", "CUSTOMER_APPROVAL_SKIPPED", NULL};
+
+/*
+ * With a mandateReference in the body, the mandate already exists at the
+ * provider: it must be one the provider holds (provider_mandates) for this
+ * contract owner, in an attachable status, with the Stripe customer id
+ * when the provider is a Stripe one. Sets *tpcr to the mandate's customer
+ * reference. 0, or the failure status.
+ */
+static int
+attachable_or_fail(struct req *r, int64_t owner, const char *type, const char *ref,
+                   const char *given_tpcr, const char **tpcr)
+{
+    if (!reference_ok(ref))
+        return req_failf(r, PAY_E_INVALID_FIELD, "mandateReference",
+                         "mandateReference must be 1..64 printable ASCII characters");
+    if (given_tpcr == NULL && payment_method_stripe(type))
+        return req_failf(r, PAY_E_MISSING_FIELD, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference (the Stripe customer id) is"
+                         " required for %s mandates", type);
+    struct dbq *q = dbq_new(r,
+        "SELECT status, third_party_customer_reference FROM provider_mandates"
+        " WHERE payment_method = ? AND mandate_reference = ? AND contract_owner_id = ?");
+    dbq_str(q, type);
+    dbq_str(q, ref);
+    dbq_i64(q, owner);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "mandateReference",
+                         "the %s provider of this site's contract owner holds no"
+                         " mandate with this reference", type);
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    const char *status = dbq_col_str(q, 0);
+    *tpcr = dbq_col_str(q, 1);
+    if (given_tpcr != NULL && (*tpcr == NULL || strcmp(given_tpcr, *tpcr) != 0))
+        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference is not the mandate's customer");
+    if (enum_index(ATTACHABLE, status) < 0)
+        return req_failf(r, PAY_E_CONFLICT, "mandateReference",
+                         "the mandate is %s; only a CREATED, PENDING_SUBMISSION,"
+                         " SUBMITTED, ACTIVE, REINSTATED, CUSTOMER_APPROVAL_GRANTED or"
+                         " CUSTOMER_APPROVAL_SKIPPED mandate can be used", status);
+    return 0;
+}
+
 int
 site_payment_mandates_create(struct req *r)
 {
     static const char *const fields[] = {"siteId", "returnURL", "redirectURL",
-                                         "exitURL", NULL};
-    const char     *return_url, *redirect_url, *exit_url;
+                                         "exitURL", "mandateReference",
+                                         "thirdPartyCustomerReference", NULL};
+    const char     *return_url, *redirect_url, *exit_url, *ref, *tpcr;
     int64_t         site_id;
     struct customer c;
     enum db_rc      rc;
@@ -78,8 +143,18 @@ site_payment_mandates_create(struct req *r)
         (st = body_id_or_fail(r, "siteId", 1, &site_id, NULL)) != 0 ||
         (st = url_or_fail(r, "returnURL", 1, &return_url)) != 0 ||
         (st = url_or_fail(r, "redirectURL", 0, &redirect_url)) != 0 ||
-        (st = url_or_fail(r, "exitURL", 0, &exit_url)) != 0)
+        (st = url_or_fail(r, "exitURL", 0, &exit_url)) != 0 ||
+        (st = body_str_or_fail(r, "mandateReference", 0, 64, &ref)) != 0 ||
+        (st = body_str_or_fail(r, "thirdPartyCustomerReference", 0, 100, &tpcr)) != 0)
         return st;
+    if (tpcr != NULL && *tpcr == '\0')
+        tpcr = NULL;
+    if (tpcr != NULL && ref == NULL)
+        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference is only accepted with a"
+                         " mandateReference");
+    if ((rc = db_tx_begin(r)) != DB_OK)
+        return db_fail(r, rc);
     struct dbq *q = dbq_new(r, "SELECT customer_id FROM sites WHERE id = ?");
     dbq_i64(q, site_id);
     rc = dbq_one(q);
@@ -109,37 +184,43 @@ site_payment_mandates_create(struct req *r)
     int64_t     provider_id = dbq_col_i64(q, 0);
     const char *type = dbq_col_str(q, 1);
 
-    const char *tok = token_random(r->arena, 32);
-    const char *hosted = provider_adapter(type)->mandate_flow_start(r, tok);
+    /* A mandate that exists already is attached at once: no flow to go
+     * through (redirectURL null, the flow token already used), and the
+     * site's payment method becomes the provider's, as a completed flow
+     * would make it. */
+    const char *tok = token_random(r->arena, 32), *hosted = NULL;
+    if (ref != NULL) {
+        if ((st = attachable_or_fail(r, c.owner, type, ref, tpcr, &tpcr)) != 0)
+            return st;
+        q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
+        dbq_str(q, type);
+        dbq_i64(q, site_id);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return db_fail(r, rc);
+    } else {
+        hosted = provider_adapter(type)->mandate_flow_start(r, tok);
+    }
     q = dbq_new(r,
         "INSERT INTO site_payment_mandates (site_id, provider_id, return_url,"
-        " redirect_url, exit_url, flow_token, flow_expires_at)"
-        " VALUES (?,?,?,?,?,?, UTC_TIMESTAMP() + INTERVAL 1 HOUR)");
+        " redirect_url, exit_url, flow_token, flow_expires_at, flow_completed_at,"
+        " mandate_reference, third_party_customer_reference)"
+        " VALUES (?,?,?,?,?,?, UTC_TIMESTAMP() + INTERVAL 1 HOUR,"
+        " IF(? IS NULL, NULL, UTC_TIMESTAMP()), ?, ?)");
     dbq_i64(q, site_id);
     dbq_i64(q, provider_id);
     dbq_str(q, return_url);
     dbq_str(q, hosted);
     dbq_str(q, exit_url);
     dbq_str(q, tok);
+    dbq_str(q, ref);
+    dbq_str(q, ref);
+    dbq_str(q, tpcr);
     if ((rc = dbq_exec(q)) != DB_OK)
         return db_fail(r, rc);
     int64_t id = dbq_insert_id(q);
     resp_header(r, "Location", arena_printf(r->arena, "/v1/site-payment-mandates/%" PRId64, id));
     st = resource_get(r, &mandates, id);
     return st == 200 ? 201 : st;
-}
-
-/* Mandate references are provider identifiers: printable ASCII. */
-static int
-reference_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > 64)
-        return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
-            return 0;
-    return 1;
 }
 
 int

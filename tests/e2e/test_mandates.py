@@ -26,6 +26,7 @@ with SQL (owner 2's direct debit provider is GoCardless, id 2).
 import datetime
 import http.cookiejar
 import json
+import os
 import re
 import urllib.error
 import urllib.parse
@@ -306,8 +307,8 @@ def test_create_validation(s):
         "UNKNOWN_REFERENCE", tok=TOK2)
     bad("siteId 0", {"siteId": 0, "returnURL": RETURN}, "siteId")
     bad("siteId as string", {"siteId": "91", "returnURL": RETURN}, "siteId")
-    bad("unknown field", {"siteId": 91, "returnURL": RETURN, "mandateReference": "x"},
-        "mandateReference", "UNKNOWN_FIELD")
+    bad("unknown field", {"siteId": 91, "returnURL": RETURN, "mandateRef": "x"},
+        "mandateRef", "UNKNOWN_FIELD")
     bad("read-only token", {"siteId": 91, "returnURL": RETURN}, status=403, tok=READ)
     bad("no token", {"siteId": 91, "returnURL": RETURN}, status=401, tok=None)
     s.eq(int(sql_one("SELECT COUNT(*) FROM site_payment_mandates")), before,
@@ -616,7 +617,123 @@ def test_instant_bank_payment(s):
     s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA"), 401, "no token -> 401")
 
 
+INTEGRATED = ("'GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD','STRIPE_DD',"
+              "'FINASTRA','EZYPAY','PAYPAL'")
+
+
+def owner_providers(owner):
+    """(id, status) of the integrated providers serving a contract owner."""
+    return [(int(i), st) for i, st in sql(
+        "SELECT p.id, p.status FROM payment_providers p JOIN payment_provider_owners o"
+        " ON o.provider_id = p.id WHERE o.contract_owner_id = %d AND p.type IN (%s)"
+        % (owner, INTEGRATED))]
+
+
+def chosen_type(owner):
+    """The type of the provider a site of this owner gets (ACTIVE first, lowest id)."""
+    return sql_one("SELECT p.type FROM payment_providers p JOIN payment_provider_owners o"
+                   " ON o.provider_id = p.id WHERE o.contract_owner_id = %d AND p.type IN (%s)"
+                   " ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1" % (owner, INTEGRATED))
+
+
+def held_mandate(typ, owner, pid, status="ACTIVE", customer=None):
+    """A mandate the provider holds, set up outside this API (a fresh reference)."""
+    ref = "EXT-" + os.urandom(6).hex()
+    sql("INSERT INTO provider_mandates (payment_method, mandate_reference, contract_owner_id,"
+        " provider_id, third_party_customer_reference, status, account_holder_name, sort_code,"
+        " account_number_last4) VALUES ('%s', '%s', %d, %d, %s, '%s', 'Ext Holder', '112233',"
+        " '4321')" % (typ, ref, owner, pid, "'%s'" % customer if customer else "NULL", status))
+    return ref
+
+
+def test_attach_existing_mandate(s):
+    """A body with mandateReference attaches a mandate the provider already
+    holds (the public reference's way): no flow, the site's payment method
+    becomes the provider's; unknown, foreign or unusable mandates change nothing."""
+    site = 92
+    old_method = sql("SELECT payment_method IS NULL, COALESCE(payment_method, '') FROM sites"
+                     " WHERE id = %d" % site)[0]
+    typ = chosen_type(1)
+    ref = held_mandate(typ, 1, P1)
+    try:
+        sql("UPDATE sites SET payment_method = NULL WHERE id = %d" % site)
+        r = create(siteId=site, returnURL=RETURN, mandateReference=ref)
+        s.status(r, 201, "attach: 201")
+        j = r.json or {}
+        s.eq((j.get("siteId"), j.get("mandateReference"), j.get("redirectURL")),
+             (site, ref, None), "attach: the reference, no hosted page to visit")
+        s.check(TOKEN_RE.match(j.get("flowToken") or ""), "attach: a flowToken all the same", j)
+        s.eq(r.header("Location"), "%s/%s" % (PATH, j.get("id")), "attach: Location")
+        s.eq(sql_one("SELECT payment_method FROM sites WHERE id = %d" % site), typ,
+             "attach: the site's payment method is the provider's")
+        got = get("%s/%s" % (PATH, j.get("id")), tok=TOK)
+        s.eq((got.json or {}).get("mandateReference"), ref, "attach: GET shows the reference")
+        s.eq(Browser().get(BASE + "/mandate/" + (j.get("flowToken") or "x")).status, 410,
+             "attach: its flow page is already used (410)")
+
+        before = int(sql_one("SELECT COUNT(*) FROM site_payment_mandates"))
+        sql("UPDATE sites SET payment_method = NULL WHERE id = %d" % site)
+
+        def refused(what, status, code, field, tok=TOK, site_id=site, **extra):
+            body = dict({"siteId": site_id, "returnURL": RETURN}, **extra)
+            s.error(create(tok=tok, **body), status, code, what, field=field)
+
+        refused("unknown mandateReference", 400, "UNKNOWN_REFERENCE", "mandateReference",
+                mandateReference="EXT-nobody-holds-this")
+        refused("another owner's mandate (site of owner 2)", 400, "UNKNOWN_REFERENCE",
+                "mandateReference", site_id=102, mandateReference=ref)
+        refused("mandateReference with a space", 400, "INVALID_FIELD", "mandateReference",
+                mandateReference="EXT 1")
+        refused("mandateReference of 65 characters", 400, "INVALID_FIELD", "mandateReference",
+                mandateReference="E" * 65)
+        refused("mandateReference not a string", 400, "INVALID_FIELD", "mandateReference",
+                mandateReference=5)
+        refused("thirdPartyCustomerReference without a mandateReference", 400, "INVALID_FIELD",
+                "thirdPartyCustomerReference", thirdPartyCustomerReference="cus_1")
+        refused("thirdPartyCustomerReference that is not the mandate's", 400, "INVALID_FIELD",
+                "thirdPartyCustomerReference", mandateReference=ref,
+                thirdPartyCustomerReference="cus_other")
+        for st in ["CANCELLED", "EXPIRED", "FAILED", "INACTIVE", "NEW"]:
+            refused("a %s mandate" % st, 409, "CONFLICT", "mandateReference",
+                    mandateReference=held_mandate(typ, 1, P1, status=st))
+        s.eq(int(sql_one("SELECT COUNT(*) FROM site_payment_mandates")), before,
+             "refused attaches store no site mandate")
+        s.eq(sql_one("SELECT payment_method IS NULL FROM sites WHERE id = %d" % site), "1",
+             "refused attaches leave the site's payment method alone")
+        for st in ["CREATED", "PENDING_SUBMISSION", "SUBMITTED", "REINSTATED",
+                   "CUSTOMER_APPROVAL_GRANTED", "CUSTOMER_APPROVAL_SKIPPED"]:
+            r = create(siteId=site, returnURL=RETURN,
+                       mandateReference=held_mandate(typ, 1, P1, status=st))
+            s.status(r, 201, "a %s mandate can be attached" % st)
+
+        # Stripe (spec 4.2): the Stripe customer id is required and must match.
+        saved = owner_providers(1)
+        try:
+            sql("UPDATE payment_providers SET status = 'INACTIVE' WHERE id IN (%s)"
+                % ",".join(str(i) for i, _ in saved))
+            sql("UPDATE payment_providers SET status = 'ACTIVE' WHERE id = %d" % P4)
+            sref = held_mandate("STRIPE", 1, P4, customer="cus_ext1")
+            refused("stripe: no thirdPartyCustomerReference", 400, "MISSING_FIELD",
+                    "thirdPartyCustomerReference", mandateReference=sref)
+            refused("stripe: another customer", 400, "INVALID_FIELD",
+                    "thirdPartyCustomerReference", mandateReference=sref,
+                    thirdPartyCustomerReference="cus_ext2")
+            r = create(siteId=site, returnURL=RETURN, mandateReference=sref,
+                       thirdPartyCustomerReference="cus_ext1")
+            s.status(r, 201, "stripe: attached with its customer id")
+            s.eq(((r.json or {}).get("mandateReference"),
+                  (r.json or {}).get("thirdPartyCustomerReference")), (sref, "cus_ext1"),
+                 "stripe: reference and customer id")
+        finally:
+            for i, st in saved:
+                sql("UPDATE payment_providers SET status = '%s' WHERE id = %d" % (st, i))
+    finally:
+        sql("UPDATE sites SET payment_method = %s WHERE id = %d"
+            % ("NULL" if old_method[0] == "1" else "'%s'" % old_method[1], site))
+
+
 if __name__ == "__main__":
     Suite().run([test_create_and_list, test_create_validation, test_flow,
                  test_expired_inactive_unknown, test_stripe_customer_reference,
-                 test_browser_like_post, test_instant_bank_payment])
+                 test_browser_like_post, test_instant_bank_payment,
+                 test_attach_existing_mandate])
