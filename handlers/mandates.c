@@ -83,39 +83,46 @@ static const char *const ATTACHABLE[] = {
     "CREATED", "PENDING_SUBMISSION", "SUBMITTED", "ACTIVE", "REINSTATED",
     "CUSTOMER_APPROVAL_GRANTED", "CUSTOMER_APPROVAL_SKIPPED", NULL};
 
+#define INTEGRATED_SQL "('GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD'," \
+                       "'STRIPE_DD','FINASTRA','EZYPAY','PAYPAL')"
+
 /*
- * With a mandateReference in the body, the mandate already exists at the
- * provider: it must be one the provider holds (provider_mandates) for this
- * contract owner, in an attachable status, with the Stripe customer id
- * when the provider is a Stripe one. Sets *tpcr to the mandate's customer
- * reference. 0, or the failure status.
+ * With a mandateReference in the body, the mandate already exists at a
+ * provider: it must be one that an integrated provider still serving the
+ * site's contract owner holds (provider_mandates), in an attachable status,
+ * with the Stripe customer id when it is a Stripe mandate. Sets the
+ * mandate's provider, type and customer reference. 0, or the failure status.
  */
 static int
-attachable_or_fail(struct req *r, int64_t owner, const char *type, const char *ref,
-                   const char *given_tpcr, const char **tpcr)
+attachable_or_fail(struct req *r, int64_t owner, const char *ref, const char *given_tpcr,
+                   int64_t *provider_id, const char **type, const char **tpcr)
 {
     if (!reference_ok(ref))
         return req_failf(r, PAY_E_INVALID_FIELD, "mandateReference",
                          "mandateReference must be 1..64 printable ASCII characters");
-    if (given_tpcr == NULL && payment_method_stripe(type))
-        return req_failf(r, PAY_E_MISSING_FIELD, "thirdPartyCustomerReference",
-                         "thirdPartyCustomerReference (the Stripe customer id) is"
-                         " required for %s mandates", type);
     struct dbq *q = dbq_new(r,
-        "SELECT status, third_party_customer_reference FROM provider_mandates"
-        " WHERE payment_method = ? AND mandate_reference = ? AND contract_owner_id = ?");
-    dbq_str(q, type);
+        "SELECT m.payment_method, m.provider_id, m.status, m.third_party_customer_reference"
+        " FROM provider_mandates m JOIN payment_provider_owners o"
+        " ON o.provider_id = m.provider_id AND o.contract_owner_id = m.contract_owner_id"
+        " WHERE m.payment_method IN " INTEGRATED_SQL " AND m.mandate_reference = ?"
+        " AND m.contract_owner_id = ? ORDER BY m.payment_method LIMIT 1");
     dbq_str(q, ref);
     dbq_i64(q, owner);
     enum db_rc rc = dbq_one(q);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "mandateReference",
-                         "the %s provider of this site's contract owner holds no"
-                         " mandate with this reference", type);
+                         "no payment provider of this site's contract owner holds a"
+                         " mandate with this reference");
     if (rc != DB_OK)
         return db_fail(r, rc);
-    const char *status = dbq_col_str(q, 0);
-    *tpcr = dbq_col_str(q, 1);
+    *type = dbq_col_str(q, 0);
+    *provider_id = dbq_col_i64(q, 1);
+    const char *status = dbq_col_str(q, 2);
+    *tpcr = dbq_col_str(q, 3);
+    if (given_tpcr == NULL && payment_method_stripe(*type))
+        return req_failf(r, PAY_E_MISSING_FIELD, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference (the Stripe customer id) is"
+                         " required for %s mandates", *type);
     if (given_tpcr != NULL && (*tpcr == NULL || strcmp(given_tpcr, *tpcr) != 0))
         return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference is not the mandate's customer");
@@ -165,32 +172,14 @@ site_payment_mandates_create(struct req *r)
     if (rc != DB_OK)
         return db_fail(r, rc);
 
-    /* The provider collecting Direct Debits for the contract owner: an
-     * integrated provider serving it, ACTIVE ones first. An INACTIVE one
-     * still gets a flow: its page sends the customer to exitURL. */
-    q = dbq_new(r,
-        "SELECT p.id, p.type FROM payment_providers p JOIN payment_provider_owners o"
-        " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type IN"
-        " ('GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD','STRIPE_DD',"
-        "'FINASTRA','EZYPAY','PAYPAL') ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1");
-    dbq_i64(q, c.owner);
-    rc = dbq_one(q);
-    if (rc == DB_NOT_FOUND)
-        return req_failf(r, PAY_E_CONFLICT, "siteId",
-                         "no payment provider collects Direct Debits for this"
-                         " site's contract owner");
-    if (rc != DB_OK)
-        return db_fail(r, rc);
-    int64_t     provider_id = dbq_col_i64(q, 0);
-    const char *type = dbq_col_str(q, 1);
-
     /* A mandate that exists already is attached at once: no flow to go
      * through (redirectURL null, the flow token already used), and the
-     * site's payment method becomes the provider's, as a completed flow
+     * site's payment method becomes the mandate's, as a completed flow
      * would make it. */
-    const char *tok = token_random(r->arena, 32), *hosted = NULL;
+    int64_t     provider_id = 0;
+    const char *type = NULL, *tok = token_random(r->arena, 32), *hosted = NULL;
     if (ref != NULL) {
-        if ((st = attachable_or_fail(r, c.owner, type, ref, tpcr, &tpcr)) != 0)
+        if ((st = attachable_or_fail(r, c.owner, ref, tpcr, &provider_id, &type, &tpcr)) != 0)
             return st;
         q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
         dbq_str(q, type);
@@ -198,6 +187,23 @@ site_payment_mandates_create(struct req *r)
         if ((rc = dbq_exec(q)) != DB_OK)
             return db_fail(r, rc);
     } else {
+        /* The provider collecting Direct Debits for the contract owner: an
+         * integrated provider serving it, ACTIVE ones first. An INACTIVE one
+         * still gets a flow: its page sends the customer to exitURL. */
+        q = dbq_new(r,
+            "SELECT p.id, p.type FROM payment_providers p JOIN payment_provider_owners o"
+            " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type IN "
+            INTEGRATED_SQL " ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1");
+        dbq_i64(q, c.owner);
+        rc = dbq_one(q);
+        if (rc == DB_NOT_FOUND)
+            return req_failf(r, PAY_E_CONFLICT, "siteId",
+                             "no payment provider collects Direct Debits for this"
+                             " site's contract owner");
+        if (rc != DB_OK)
+            return db_fail(r, rc);
+        provider_id = dbq_col_i64(q, 0);
+        type = dbq_col_str(q, 1);
         hosted = provider_adapter(type)->mandate_flow_start(r, tok);
     }
     q = dbq_new(r,

@@ -617,25 +617,6 @@ def test_instant_bank_payment(s):
     s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA"), 401, "no token -> 401")
 
 
-INTEGRATED = ("'GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD','STRIPE_DD',"
-              "'FINASTRA','EZYPAY','PAYPAL'")
-
-
-def owner_providers(owner):
-    """(id, status) of the integrated providers serving a contract owner."""
-    return [(int(i), st) for i, st in sql(
-        "SELECT p.id, p.status FROM payment_providers p JOIN payment_provider_owners o"
-        " ON o.provider_id = p.id WHERE o.contract_owner_id = %d AND p.type IN (%s)"
-        % (owner, INTEGRATED))]
-
-
-def chosen_type(owner):
-    """The type of the provider a site of this owner gets (ACTIVE first, lowest id)."""
-    return sql_one("SELECT p.type FROM payment_providers p JOIN payment_provider_owners o"
-                   " ON o.provider_id = p.id WHERE o.contract_owner_id = %d AND p.type IN (%s)"
-                   " ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1" % (owner, INTEGRATED))
-
-
 def held_mandate(typ, owner, pid, status="ACTIVE", customer=None):
     """A mandate the provider holds, set up outside this API (a fresh reference)."""
     ref = "EXT-" + os.urandom(6).hex()
@@ -646,14 +627,24 @@ def held_mandate(typ, owner, pid, status="ACTIVE", customer=None):
     return ref
 
 
+def site_method(site):
+    return sql("SELECT payment_method IS NULL, COALESCE(payment_method, '') FROM sites"
+               " WHERE id = %d" % site)[0]
+
+
+def put_site_method(site, old):
+    sql("UPDATE sites SET payment_method = %s WHERE id = %d"
+        % ("NULL" if old[0] == "1" else "'%s'" % old[1], site))
+
+
 def test_attach_existing_mandate(s):
-    """A body with mandateReference attaches a mandate the provider already
-    holds (the public reference's way): no flow, the site's payment method
-    becomes the provider's; unknown, foreign or unusable mandates change nothing."""
+    """A body with mandateReference attaches a mandate that a provider of the
+    site's owner already holds (the public reference's way): no flow, the
+    site's payment method becomes the mandate's; unknown, foreign or
+    unusable mandates change nothing."""
     site = 92
-    old_method = sql("SELECT payment_method IS NULL, COALESCE(payment_method, '') FROM sites"
-                     " WHERE id = %d" % site)[0]
-    typ = chosen_type(1)
+    old_method, old_102 = site_method(site), site_method(102)
+    typ = "GO_CARDLESS"
     ref = held_mandate(typ, 1, P1)
     try:
         sql("UPDATE sites SET payment_method = NULL WHERE id = %d" % site)
@@ -706,30 +697,40 @@ def test_attach_existing_mandate(s):
                        mandateReference=held_mandate(typ, 1, P1, status=st))
             s.status(r, 201, "a %s mandate can be attached" % st)
 
-        # Stripe (spec 4.2): the Stripe customer id is required and must match.
-        saved = owner_providers(1)
+        # Any integrated provider of the owner: Stripe (provider 4, INACTIVE,
+        # which does not matter for a mandate that exists), where the Stripe
+        # customer id is required and must match (spec 4.2) ...
+        sref = held_mandate("STRIPE", 1, P4, customer="cus_ext1")
+        refused("stripe: no thirdPartyCustomerReference", 400, "MISSING_FIELD",
+                "thirdPartyCustomerReference", mandateReference=sref)
+        refused("stripe: another customer", 400, "INVALID_FIELD",
+                "thirdPartyCustomerReference", mandateReference=sref,
+                thirdPartyCustomerReference="cus_ext2")
+        r = create(siteId=site, returnURL=RETURN, mandateReference=sref,
+                   thirdPartyCustomerReference="cus_ext1")
+        s.status(r, 201, "stripe: attached with its customer id")
+        s.eq(((r.json or {}).get("mandateReference"),
+              (r.json or {}).get("thirdPartyCustomerReference")), (sref, "cus_ext1"),
+             "stripe: reference and customer id")
+        s.eq(sql_one("SELECT payment_method FROM sites WHERE id = %d" % site), "STRIPE",
+             "stripe: the site's payment method is the mandate's")
+        # ... and FINASTRA for owner 2 (whose GoCardless provider has a lower id).
+        fref = held_mandate("FINASTRA", 2, P5)
+        r = create(tok=TOK2, siteId=102, returnURL=RETURN, mandateReference=fref)
+        s.status(r, 201, "owner 2: a FINASTRA mandate attached")
+        s.eq(sql_one("SELECT payment_method FROM sites WHERE id = 102"), "FINASTRA",
+             "owner 2: the site's payment method is FINASTRA")
+        # A mandate of a provider that no longer serves the owner is unknown.
+        sql("DELETE FROM payment_provider_owners WHERE provider_id = %d AND contract_owner_id = 2"
+            % P5)
         try:
-            sql("UPDATE payment_providers SET status = 'INACTIVE' WHERE id IN (%s)"
-                % ",".join(str(i) for i, _ in saved))
-            sql("UPDATE payment_providers SET status = 'ACTIVE' WHERE id = %d" % P4)
-            sref = held_mandate("STRIPE", 1, P4, customer="cus_ext1")
-            refused("stripe: no thirdPartyCustomerReference", 400, "MISSING_FIELD",
-                    "thirdPartyCustomerReference", mandateReference=sref)
-            refused("stripe: another customer", 400, "INVALID_FIELD",
-                    "thirdPartyCustomerReference", mandateReference=sref,
-                    thirdPartyCustomerReference="cus_ext2")
-            r = create(siteId=site, returnURL=RETURN, mandateReference=sref,
-                       thirdPartyCustomerReference="cus_ext1")
-            s.status(r, 201, "stripe: attached with its customer id")
-            s.eq(((r.json or {}).get("mandateReference"),
-                  (r.json or {}).get("thirdPartyCustomerReference")), (sref, "cus_ext1"),
-                 "stripe: reference and customer id")
+            refused("a provider that no longer serves the owner", 400, "UNKNOWN_REFERENCE",
+                    "mandateReference", tok=TOK2, site_id=102, mandateReference=fref)
         finally:
-            for i, st in saved:
-                sql("UPDATE payment_providers SET status = '%s' WHERE id = %d" % (st, i))
+            sql("INSERT IGNORE INTO payment_provider_owners VALUES (%d, 2)" % P5)
     finally:
-        sql("UPDATE sites SET payment_method = %s WHERE id = %d"
-            % ("NULL" if old_method[0] == "1" else "'%s'" % old_method[1], site))
+        put_site_method(site, old_method)
+        put_site_method(102, old_102)
 
 
 if __name__ == "__main__":
