@@ -22,6 +22,11 @@ extern const char *const TXN_TYPES[];
 int enum_index(const char *const *vals, const char *s);
 /* 1 for methods collected through a provider (spec §2). */
 int payment_method_integrated(const char *m);
+/* The same set as an SQL list, for `type IN " INTEGRATED_METHODS_SQL "`
+ * (a unit test keeps the two equal). */
+#define INTEGRATED_METHODS_SQL                                                  \
+    "('GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD',"         \
+    "'STRIPE_DD','FINASTRA','EZYPAY','PAYPAL')"
 /* STRIPE, STRIPE_CARD, STRIPE_DD: mandates need the Stripe customer id. */
 int payment_method_stripe(const char *m);
 

@@ -83,9 +83,6 @@ static const char *const ATTACHABLE[] = {
     "CREATED", "PENDING_SUBMISSION", "SUBMITTED", "ACTIVE", "REINSTATED",
     "CUSTOMER_APPROVAL_GRANTED", "CUSTOMER_APPROVAL_SKIPPED", NULL};
 
-#define INTEGRATED_SQL "('GO_CARDLESS','GC_INSTANT_BANK_PAYMENTS','STRIPE','STRIPE_CARD'," \
-                       "'STRIPE_DD','FINASTRA','EZYPAY','PAYPAL')"
-
 /*
  * With a mandateReference in the body, the mandate already exists at a
  * provider: it must be one that an integrated provider still serving the
@@ -104,7 +101,7 @@ attachable_or_fail(struct req *r, int64_t owner, const char *ref, const char *gi
         "SELECT m.payment_method, m.provider_id, m.status, m.third_party_customer_reference"
         " FROM provider_mandates m JOIN payment_provider_owners o"
         " ON o.provider_id = m.provider_id AND o.contract_owner_id = m.contract_owner_id"
-        " WHERE m.payment_method IN " INTEGRATED_SQL " AND m.mandate_reference = ?"
+        " WHERE m.payment_method IN " INTEGRATED_METHODS_SQL " AND m.mandate_reference = ?"
         " AND m.contract_owner_id = ? ORDER BY m.payment_method LIMIT 1");
     dbq_str(q, ref);
     dbq_i64(q, owner);
@@ -193,7 +190,7 @@ site_payment_mandates_create(struct req *r)
         q = dbq_new(r,
             "SELECT p.id, p.type FROM payment_providers p JOIN payment_provider_owners o"
             " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type IN "
-            INTEGRATED_SQL " ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1");
+            INTEGRATED_METHODS_SQL " ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1");
         dbq_i64(q, c.owner);
         rc = dbq_one(q);
         if (rc == DB_NOT_FOUND)

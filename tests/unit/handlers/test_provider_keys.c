@@ -3,7 +3,8 @@
  * the sandbox adapter's answers to them (handlers/provider_sandbox.c): a
  * key is the same for every run of one operation and different for
  * different operations, and the sandbox, like a provider honouring
- * idempotency keys, gives the same reference for the same key.
+ * idempotency keys, gives the same reference for the same key. Also: the
+ * SQL list of integrated methods matches payment_method_integrated.
  */
 #include "test.h"
 
@@ -119,12 +120,34 @@ test_sandbox(void)
           "Stripe mandate has a customer reference: %s", f.customer_reference);
 }
 
+/* INTEGRATED_METHODS_SQL lists exactly the methods payment_method_integrated
+ * accepts. */
+static void
+test_integrated_sql(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; PAYMENT_METHODS[i] != NULL; i++) {
+        const char *quoted = arena_printf(A, "'%s'", PAYMENT_METHODS[i]);
+        int         listed = strstr(INTEGRATED_METHODS_SQL, quoted) != NULL;
+        CHECK(listed == payment_method_integrated(PAYMENT_METHODS[i]),
+              "%s: in INTEGRATED_METHODS_SQL %d, integrated %d", PAYMENT_METHODS[i],
+              listed, payment_method_integrated(PAYMENT_METHODS[i]));
+        n += listed;
+    }
+    size_t quotes = 0;
+    for (const char *c = INTEGRATED_METHODS_SQL; *c; c++)
+        quotes += *c == '\'';
+    CHECK(n > 0 && quotes == 2 * n, "the SQL list names only payment methods (%zu, %zu quotes)",
+          n, quotes);
+}
+
 int
 main(void)
 {
     A = arena_create(1024);
     test_keys();
     test_sandbox();
+    test_integrated_sql();
     arena_destroy(A);
     return TEST_DONE();
 }
