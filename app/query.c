@@ -36,12 +36,13 @@ fail_named(struct arena *a, const char **bad, const char *pre, const char *s,
 }
 
 /* Like fail_named for the decoded, valid name of a parameter whose value
- * or repetition is wrong: also records the name in q->bad_name. */
+ * or repetition is wrong: also records the name, as it is, in q->bad_name
+ * (the error's `field`, JSON-escaped like every field name). */
 static int
 fail_param(struct arena *a, struct query *q, const char **bad,
            const char *pre, const char *name, size_t nlen, const char *post)
 {
-    q->bad_name = echo_n(a, name, nlen);
+    q->bad_name = arena_strndup(a, name, nlen);
     return fail_named(a, bad, pre, name, nlen, post);
 }
 

@@ -10,8 +10,9 @@
  *    the same order); every name/value is valid UTF-8, NUL-terminated,
  *    <= QUERY_MAX_LEN bytes; at most QUERY_MAX_PARAMS parameters, names
  *    unique; every `bad` message is valid UTF-8 without control characters
- *    and short (it echoes at most 64 bytes of input), and so is the
- *    parameter name it blames (q.bad_name), when there is one.
+ *    and short (it echoes at most 64 bytes of input); the parameter name it
+ *    blames (q.bad_name), when there is one, is valid UTF-8 and at most
+ *    QUERY_MAX_LEN bytes.
  *  - For every decoded value (and name): filter_parse of each kind either
  *    fails leaving *f reset, or yields 1..FILTER_MAX_IN valid values that
  *    obey the kind's syntax; filter_like_pattern escapes exactly '\\', '%',
@@ -327,8 +328,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                bad ? bad : "-");
     if (rc != 0) {
         check_bad(bad);
-        if (q.bad_name != NULL) /* the error's `field`: the same rules */
-            check_bad(q.bad_name);
+        if (q.bad_name != NULL) /* the error's `field`: a decoded name */
+            FUZZ_CHECK(ref_cstr_utf8(q.bad_name) && strlen(q.bad_name) <= QUERY_MAX_LEN,
+                       "field is not a valid parameter name (%zu bytes)",
+                       strlen(q.bad_name));
         arena_reset(a);
         return 0;
     }
