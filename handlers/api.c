@@ -89,8 +89,12 @@ const char *
 provider_call_key(struct req *r, const char *what, const char *capability)
 {
     const char *basis = capability;
-    if (basis == NULL && r->idempotency_key != NULL)
-        basis = arena_printf(r->arena, "%s\n%s", r->principal.sub, r->idempotency_key);
+    if (basis == NULL && r->idempotency_key != NULL) /* the body too: a key the
+        client reuses for another request after a 5xx is another operation */
+        basis = arena_printf(r->arena, "%s\n%s\n%s",
+                             r->principal.sub ? r->principal.sub : "", r->idempotency_key,
+                             token_sha256_hex(r->arena, r->body ? r->body : "",
+                                              r->body_len));
     if (basis == NULL) {
         if (r->call_key == NULL)
             r->call_key = token_random(r->arena, 24);

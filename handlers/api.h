@@ -101,10 +101,12 @@ enum db_rc mandate_instant_payment(struct req *r, int64_t customer_id,
 /*
  * The idempotency key of the provider call that does `what` ("refund",
  * "link-payment", ...) for this request: "pay-api-<what>-<64 hex>". The hex
- * is the SHA-256 of, in order of preference: the single-use token of a page
- * (capability, the same for every press of its button); the caller's sub
- * and Idempotency-Key (the same for every retry of the request); or random
- * bytes made once per request (the same for every re-run of the handler).
+ * is the SHA-256 of, in order of preference: `capability`, the single-use
+ * token of a page (with what the customer entered, when the call depends on
+ * it), the same for every press of its button; the caller's sub,
+ * Idempotency-Key and the body's SHA-256 (the same for every retry of the
+ * request); or random bytes made once per request (the same for every
+ * re-run of the handler).
  */
 const char *provider_call_key(struct req *r, const char *what, const char *capability);
 

@@ -85,14 +85,20 @@ static const char *const ATTACHABLE[] = {
 
 /*
  * With a mandateReference in the body, the mandate already exists at a
- * provider: it must be one that an integrated provider still serving the
- * site's contract owner holds (provider_mandates), in an attachable status,
- * with the Stripe customer id when it is a Stripe mandate. Sets the
- * mandate's provider, type and customer reference. 0, or the failure status.
+ * provider: one that an integrated provider still serving the site's
+ * contract owner holds (provider_mandates). A reference held under several
+ * payment methods is told apart by its thirdPartyCustomerReference. The
+ * mandate must be in an attachable status, come with its Stripe customer id
+ * when it is a Stripe mandate, and not be attached to a site of another
+ * customer already (it debits one bank account). Its row stays locked until
+ * the end of the transaction, so two attaches of one mandate are serialised.
+ * Sets the mandate's provider, type and customer reference. 0, or the
+ * failure status.
  */
 static int
-attachable_or_fail(struct req *r, int64_t owner, const char *ref, const char *given_tpcr,
-                   int64_t *provider_id, const char **type, const char **tpcr)
+attachable_or_fail(struct req *r, const struct customer *c, const char *ref,
+                   const char *given_tpcr, int64_t *provider_id, const char **type,
+                   const char **tpcr)
 {
     if (!reference_ok(ref))
         return req_failf(r, PAY_E_INVALID_FIELD, "mandateReference",
@@ -102,32 +108,57 @@ attachable_or_fail(struct req *r, int64_t owner, const char *ref, const char *gi
         " FROM provider_mandates m JOIN payment_provider_owners o"
         " ON o.provider_id = m.provider_id AND o.contract_owner_id = m.contract_owner_id"
         " WHERE m.payment_method IN " INTEGRATED_METHODS_SQL " AND m.mandate_reference = ?"
-        " AND m.contract_owner_id = ? ORDER BY m.payment_method LIMIT 1");
+        " AND m.contract_owner_id = ? ORDER BY m.payment_method FOR UPDATE");
     dbq_str(q, ref);
-    dbq_i64(q, owner);
-    enum db_rc rc = dbq_one(q);
-    if (rc == DB_NOT_FOUND)
+    dbq_i64(q, c->owner);
+    enum db_rc  rc = dbq_exec(q);
+    int         held = 0, matching = 0;
+    const char *status = NULL;
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK) {
+        const char *t = dbq_col_str(q, 3);
+        held++;
+        if (given_tpcr != NULL && (t == NULL || strcmp(t, given_tpcr) != 0))
+            continue;
+        matching++;
+        *type = arena_strdup(r->arena, dbq_col_str(q, 0));
+        *provider_id = dbq_col_i64(q, 1);
+        status = arena_strdup(r->arena, dbq_col_str(q, 2));
+        *tpcr = t ? arena_strdup(r->arena, t) : NULL;
+    }
+    if (rc != DB_NOT_FOUND)
+        return db_fail(r, rc);
+    if (held == 0)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "mandateReference",
                          "no payment provider of this site's contract owner holds a"
                          " mandate with this reference");
-    if (rc != DB_OK)
-        return db_fail(r, rc);
-    *type = dbq_col_str(q, 0);
-    *provider_id = dbq_col_i64(q, 1);
-    const char *status = dbq_col_str(q, 2);
-    *tpcr = dbq_col_str(q, 3);
+    if (matching == 0)
+        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
+                         "thirdPartyCustomerReference is not the mandate's customer");
+    if (matching > 1)
+        return req_failf(r, PAY_E_CONFLICT, "mandateReference",
+                         "mandates of %d payment methods have this reference; send"
+                         " the thirdPartyCustomerReference of the one meant", matching);
     if (given_tpcr == NULL && payment_method_stripe(*type))
         return req_failf(r, PAY_E_MISSING_FIELD, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference (the Stripe customer id) is"
                          " required for %s mandates", *type);
-    if (given_tpcr != NULL && (*tpcr == NULL || strcmp(given_tpcr, *tpcr) != 0))
-        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
-                         "thirdPartyCustomerReference is not the mandate's customer");
     if (enum_index(ATTACHABLE, status) < 0)
         return req_failf(r, PAY_E_CONFLICT, "mandateReference",
                          "the mandate is %s; only a CREATED, PENDING_SUBMISSION,"
                          " SUBMITTED, ACTIVE, REINSTATED, CUSTOMER_APPROVAL_GRANTED or"
                          " CUSTOMER_APPROVAL_SKIPPED mandate can be used", status);
+    q = dbq_new(r,
+        "SELECT COUNT(*) FROM site_payment_mandates spm JOIN sites s ON s.id = spm.site_id"
+        " JOIN payment_providers p ON p.id = spm.provider_id"
+        " WHERE spm.mandate_reference = ? AND p.type = ? AND s.customer_id <> ?");
+    dbq_str(q, ref);
+    dbq_str(q, *type);
+    dbq_i64(q, c->id);
+    if ((rc = dbq_one(q)) != DB_OK)
+        return db_fail(r, rc);
+    if (dbq_col_i64(q, 0) > 0)
+        return req_failf(r, PAY_E_CONFLICT, "mandateReference",
+                         "the mandate is attached to a site of another customer");
     return 0;
 }
 
@@ -176,7 +207,7 @@ site_payment_mandates_create(struct req *r)
     int64_t     provider_id = 0;
     const char *type = NULL, *tok = token_random(r->arena, 32), *hosted = NULL;
     if (ref != NULL) {
-        if ((st = attachable_or_fail(r, c.owner, ref, tpcr, &provider_id, &type, &tpcr)) != 0)
+        if ((st = attachable_or_fail(r, &c, ref, tpcr, &provider_id, &type, &tpcr)) != 0)
             return st;
         q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
         dbq_str(q, type);

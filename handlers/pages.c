@@ -516,8 +516,11 @@ pages_mandate_post(struct req *r)
         return mandate_form(r, tok, &f, 422, error,
                             name && text_valid(name, strlen(name), 255) ? name : NULL);
 
+    /* Corrected details after a refusal are another call for the provider. */
     struct mandate_details d = {name, sort, acct, f.type,
-                                provider_call_key(r, "mandate", tok)};
+                                provider_call_key(r, "mandate",
+                                                  arena_printf(r->arena, "%s\n%s\n%s\n%s",
+                                                               tok, name, sort, acct))};
     struct provider_result res = {0};
     if (provider_adapter(f.type)->mandate_complete(r, &d, &res) != 0 || res.reference == NULL) {
         if (f.exit_url != NULL)

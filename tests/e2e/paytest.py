@@ -146,7 +146,8 @@ def sql(query):
 def sandbox_reference(kind, what, basis):
     """The reference the sandbox provider answers for the provider call that
     does `what` with the idempotency key built from `basis` (a page's token,
-    or "sub\nIdempotency-Key"): handlers/api.c provider_call_key and
+    with the details entered where the call depends on them):
+    handlers/api.c provider_call_key and
     handlers/provider_sandbox.c sandbox_reference, written out again."""
     key = "pay-api-%s-%s" % (what, hashlib.sha256(basis.encode()).hexdigest())
     return "SBX-%s-%s" % (kind, hashlib.sha256(("%s\n%s" % (kind, key)).encode()).hexdigest()[:16])

@@ -489,13 +489,15 @@ def test_stripe_customer_reference(s):
     ref, cus = got.get("mandateReference") or "", got.get("thirdPartyCustomerReference") or ""
     s.check(ref and cus.startswith("SBX-CUS-"),
             "stripe mandate: a mandateReference and a Stripe customer id", got)
-    # The provider calls carry an idempotency key made from the flow token, so
+    # The provider call carries an idempotency key made from the flow token and
+    # the details entered (bank() as submitted, the sort code's digits), so
     # pressing the button again could never set up a second mandate.
     flow_tok = m.get("flowToken") or ""
     s.eq(m.get("redirectURL", "").rsplit("/", 1)[-1], flow_tok, "the page's token is the flowToken")
-    s.eq((ref, cus), (sandbox_reference("MD", "mandate", flow_tok),
-                      sandbox_reference("CUS", "mandate", flow_tok)),
-         "stripe mandate: references follow the call's idempotency key (flow token)")
+    basis = "\n".join([flow_tok, "Jane Doe", "123456", "12345678"])
+    s.eq((ref, cus), (sandbox_reference("MD", "mandate", basis),
+                      sandbox_reference("CUS", "mandate", basis)),
+         "stripe mandate: references follow the call's idempotency key (token and details)")
     base = "/v1/payment-provider-mandates/STRIPE/" + ref
     s.error(get(base, tok=TOK), 400, "MISSING_PARAMETER", "stripe fetch without the customer id",
             field="thirdPartyCustomerReference")
@@ -617,9 +619,10 @@ def test_instant_bank_payment(s):
     s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA"), 401, "no token -> 401")
 
 
-def held_mandate(typ, owner, pid, status="ACTIVE", customer=None):
-    """A mandate the provider holds, set up outside this API (a fresh reference)."""
-    ref = "EXT-" + os.urandom(6).hex()
+def held_mandate(typ, owner, pid, status="ACTIVE", customer=None, ref=None):
+    """A mandate the provider holds, set up outside this API (by default with
+    a fresh reference)."""
+    ref = ref or "EXT-" + os.urandom(6).hex()
     sql("INSERT INTO provider_mandates (payment_method, mandate_reference, contract_owner_id,"
         " provider_id, third_party_customer_reference, status, account_holder_name, sort_code,"
         " account_number_last4) VALUES ('%s', '%s', %d, %d, %s, '%s', 'Ext Holder', '112233',"
@@ -720,6 +723,33 @@ def test_attach_existing_mandate(s):
         s.status(r, 201, "owner 2: a FINASTRA mandate attached")
         s.eq(sql_one("SELECT payment_method FROM sites WHERE id = 102"), "FINASTRA",
              "owner 2: the site's payment method is FINASTRA")
+        # One reference under two payment methods: the customer id tells which.
+        dref = "EXT-" + os.urandom(6).hex()
+        held_mandate("GO_CARDLESS", 2, P2, customer="CU-gc", ref=dref)
+        held_mandate("FINASTRA", 2, P5, customer="CU-fin", ref=dref)
+        refused("a reference of two payment methods, no customer id", 409, "CONFLICT",
+                "mandateReference", tok=TOK2, site_id=102, mandateReference=dref)
+        refused("a reference of two payment methods, another customer id", 400,
+                "INVALID_FIELD", "thirdPartyCustomerReference", tok=TOK2, site_id=102,
+                mandateReference=dref, thirdPartyCustomerReference="CU-other")
+        r = create(tok=TOK2, siteId=102, returnURL=RETURN, mandateReference=dref,
+                   thirdPartyCustomerReference="CU-fin")
+        s.status(r, 201, "a reference of two payment methods, with the FINASTRA customer id")
+        s.eq(sql_one("SELECT payment_method FROM sites WHERE id = 102"), "FINASTRA",
+             "the customer id chose the FINASTRA mandate")
+        # One bank account, one customer: a mandate attached to a site of customer
+        # 70 (site 92) cannot be attached to customer 69's site 91, but can be to
+        # customer 70's other site 93.
+        old_91, old_93 = site_method(91), site_method(93)
+        try:
+            refused("a mandate attached to another customer's site", 409, "CONFLICT",
+                    "mandateReference", site_id=91, mandateReference=ref)
+            s.eq(site_method(91), old_91, "refused: site 91's payment method unchanged")
+            r = create(siteId=93, returnURL=RETURN, mandateReference=ref)
+            s.status(r, 201, "the same customer's other site may use the mandate")
+        finally:
+            put_site_method(91, old_91)
+            put_site_method(93, old_93)
         # A mandate of a provider that no longer serves the owner is unknown.
         sql("DELETE FROM payment_provider_owners WHERE provider_id = %d AND contract_owner_id = 2"
             % P5)

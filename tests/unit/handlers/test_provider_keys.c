@@ -51,14 +51,21 @@ test_keys(void)
                  provider_call_key(&r, "mandate-payment", "tok123")) != 0,
           "two calls of one page have different keys");
 
-    /* The client's Idempotency-Key, scoped by the caller's sub. */
+    /* The client's Idempotency-Key, scoped by the caller's sub, with the
+     * request body (a key reused for another body is another operation). */
     new_req(&r, "alice", "k1");
     new_req(&r2, "alice", "k1");
+    r.body = r2.body = "{\"amountInMajorCurrency\":5}";
+    r.body_len = r2.body_len = strlen(r.body);
     const char *k = provider_call_key(&r, "refund", NULL);
-    CHECK_STR(k, arena_printf(A, "pay-api-refund-%s", hex_of("alice\nk1")),
+    CHECK_STR(k, arena_printf(A, "pay-api-refund-%s",
+                              hex_of(arena_printf(A, "alice\nk1\n%s", hex_of(r.body)))),
               "Idempotency-Key key");
     CHECK_STR(provider_call_key(&r2, "refund", NULL), k,
               "the same for a retry of the request with the key");
+    r2.body = "{\"amountInMajorCurrency\":6}";
+    CHECK(strcmp(provider_call_key(&r2, "refund", NULL), k) != 0,
+          "the same Idempotency-Key with another body gives another key");
     new_req(&r2, "bob", "k1");
     CHECK(strcmp(provider_call_key(&r2, "refund", NULL), k) != 0,
           "another caller's same Idempotency-Key gives another key");
