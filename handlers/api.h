@@ -92,6 +92,10 @@ enum db_rc ledger_append(struct req *r, struct customer *c,
  * (lowest id), or 0 when there is none. */
 int64_t provider_find(struct req *r, int64_t owner, const char *type);
 
+/* A mandate for the site is in place (a completed flow or an attached
+ * mandate): the site is now paid by that payment method (mandates.c). */
+enum db_rc mandate_site_method(struct req *r, int64_t site_id, const char *method);
+
 /* After a mandate is set up with a provider that syncs instant bank
  * payments: collects what the customer owes through it (mandates.c). */
 enum db_rc mandate_instant_payment(struct req *r, int64_t customer_id,

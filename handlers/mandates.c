@@ -209,10 +209,7 @@ site_payment_mandates_create(struct req *r)
     if (ref != NULL) {
         if ((st = attachable_or_fail(r, &c, ref, tpcr, &provider_id, &type, &tpcr)) != 0)
             return st;
-        q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
-        dbq_str(q, type);
-        dbq_i64(q, site_id);
-        if ((rc = dbq_exec(q)) != DB_OK)
+        if ((rc = mandate_site_method(r, site_id, type)) != DB_OK)
             return db_fail(r, rc);
     } else {
         /* The provider collecting Direct Debits for the contract owner: an
@@ -377,6 +374,15 @@ instant_bank_payments_list(struct req *r)
     }
     yajl_gen_array_close(g);
     return rc == DB_NOT_FOUND ? 200 : req_fail(r, PAY_E_UNAVAILABLE, NULL);
+}
+
+enum db_rc
+mandate_site_method(struct req *r, int64_t site_id, const char *method)
+{
+    struct dbq *q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
+    dbq_str(q, method);
+    dbq_i64(q, site_id);
+    return dbq_exec(q);
 }
 
 enum db_rc

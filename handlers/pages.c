@@ -559,10 +559,7 @@ pages_mandate_post(struct req *r)
     dbq_i64(q, f.id);
     if ((rc = dbq_exec(q)) != DB_OK)
         return flow_state_page(r, rc, &f);
-    q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
-    dbq_str(q, f.type);
-    dbq_i64(q, f.site_id);
-    if ((rc = dbq_exec(q)) != DB_OK)
+    if ((rc = mandate_site_method(r, f.site_id, f.type)) != DB_OK)
         return flow_state_page(r, rc, &f);
     if (f.instant && f.sync &&
         (rc = mandate_instant_payment(r, f.customer_id, f.type, res.reference,
