@@ -343,7 +343,9 @@ do_start() {
         --datadir="$DIR/mysql" --socket="$MYSQL_SOCK" --pid-file="$RUN/mysqld.pid" \
         --skip-networking --log-error="$LOGS/mariadb.err" \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-        --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=1
+        --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=1 \
+        --default-time-zone=+00:00               # as pay-api's sessions: the
+                                                 # mariadb client sees UTC too
 
     local i ok=0 mpid
     mpid=$(recorded_pid mariadbd) || die "mariadbd exited during start-up"

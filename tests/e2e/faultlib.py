@@ -98,6 +98,22 @@ def wait_for(pred, timeout, step=0.05):
         time.sleep(step)
 
 
+def accept_backlog(path):
+    """Connections waiting in the accept queue of the listening unix socket
+    path (ss's Recv-Q of a listener), None when ss cannot tell."""
+    out = subprocess.run(["ss", "-xlnH", "src", path], capture_output=True, text=True).stdout
+    fields = out.split()
+    return int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else None
+
+
+def wait_accepted(path, timeout=5.0):
+    """Waits until workers have accepted every connection made to path, then
+    a moment more for them to read what was sent."""
+    ok = wait_for(lambda: accept_backlog(path) == 0, timeout)
+    time.sleep(0.2)
+    return ok
+
+
 def clean_env(**extra):
     """The environment tests/stack.sh gives its daemons: no PAY_* (each
     PAY_<KEY> would override the config file)."""
@@ -245,7 +261,8 @@ def default_mariadbd_command():
              "--pid-file=" + os.path.join(RUN, "mysqld.pid"), "--skip-networking",
              "--log-error=" + os.path.join(LOGS, "mariadb.err"),
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-             "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=1"]
+             "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=1",
+             "--default-time-zone=+00:00"]
     return argv, os.path.join(STACK, "mysql")
 
 

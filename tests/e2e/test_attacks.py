@@ -69,7 +69,8 @@ ADM = token(sub="e2e-attacks-admin", scope="payments:read payments:write payment
 
 A2, A3 = 9002, 9003            # attack-tenant customers (owner 2 EUR, owner 3 JPY)
 MISSING = 999999999            # an id nothing has
-SLOW = 2.0                     # seconds: any answer slower than this ran a SLEEP
+SLOW = 4.0                     # seconds: any answer slower ran the payloads' SLEEP(5)
+                               # (a stall of the test VM alone stays under it)
 
 CATS = ["1 IDOR", "2 SQL injection", "3 HTML/script escaping", "4 response headers",
         "5 method/path confusion"]

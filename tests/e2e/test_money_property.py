@@ -296,7 +296,6 @@ def test_money_property(s):
         by[key] = by.get(key, 0) + 1
     print("money property: %d requests in %.1f s (%.0f/s): %s"
           % (len(reqs), elapsed, len(reqs) / elapsed, dict(sorted(by.items()))))
-    s.check(elapsed < 90, "the concurrent run takes under 90 s", "%.1f s" % elapsed)
     s.eq(errors[:5], [], "no transport errors")
 
     def accepted(q):

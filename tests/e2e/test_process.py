@@ -73,11 +73,11 @@ def children(ppid):
     return sorted(out)
 
 
-def vmrss_kib(pid):
+def rss_anon_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("RssAnon:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -135,7 +135,7 @@ def clean_env(**extra):
 # ---- FastCGI -----------------------------------------------------------------
 
 # The FastCGI client is shared with the fault-injection test.
-from faultlib import FcgiConn  # noqa: E402
+from faultlib import FcgiConn, wait_accepted  # noqa: E402
 
 
 def fcgi_get(path, uri, **kw):
@@ -366,12 +366,12 @@ def test_memory_flat(t):
     master = master_pid()
     blast(tok, 2000)  # warm-up: statement cache, first arena chunk, libc pools
     pids = children(master)
-    rss0 = {p: vmrss_kib(p) for p in pids}
+    rss0 = {p: rss_anon_kib(p) for p in pids}
     offset = log_size()
     t0 = time.monotonic()
     results = blast(tok, 20000)
     secs = time.monotonic() - t0
-    rss1 = {p: vmrss_kib(p) for p in pids}
+    rss1 = {p: rss_anon_kib(p) for p in pids}
 
     sent = sum(results.values())
     wrong = {k: v for k, v in results.items() if k[1] != k[2]}
@@ -383,9 +383,9 @@ def test_memory_flat(t):
     for p in pids:
         a, b = rss0.get(p), rss1.get(p)
         if a is None or b is None:
-            t.check(False, "VmRSS of worker %d readable" % p)
+            t.check(False, "RssAnon of worker %d readable" % p)
             continue
-        print("memory: worker %d VmRSS %d KiB -> %d KiB (%+d KiB)" % (p, a, b, b - a))
+        print("memory: worker %d RssAnon %d KiB -> %d KiB (%+d KiB)" % (p, a, b, b - a))
         # Under AddressSanitizer freed memory sits in a quarantine (256 MiB
         # by default), so RSS legitimately grows; leaks are LSan's job there.
         limit = 300 * 1024 if os.environ.get("PAY_SANITIZED") else 1024
@@ -409,7 +409,7 @@ def kill_busy_worker(t, master, sock, logf, tok, body):
     workers are made busy with a held request, one is killed with -9, and
     the master's log line must name the route it was serving."""
     conns = [hold_request(sock, tok, body) for _ in range(2)]
-    time.sleep(0.5)
+    wait_accepted(sock)
     before = children(master)
     offset = os.path.getsize(logf)
     victim = before[0]
@@ -497,7 +497,7 @@ def test_second_master(t):
         c = FcgiConn(sock)
         c.begin("POST", "/v1/customer-payments", content_type="application/json",
                 content_length=len(body), headers={"Authorization": "Bearer " + tok})
-        time.sleep(0.5)  # let a worker accept it and block reading the body
+        wait_accepted(sock)  # a worker accepted it and blocks reading the body
         offset = os.path.getsize(logf)
         t_term = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
