@@ -35,43 +35,17 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import paytest  # noqa: E402
 from paytest import ENV, Suite  # noqa: E402
+from faultlib import (FcgiConn, alive, children, config_value, log_since,  # noqa: E402
+                      log_size, wait_accepted, wait_for)
 
 STACK = ENV["PAY_STACK_DIR"]
 BIN = ENV["PAY_BIN"]
 CONFIG = ENV["PAY_CONFIG"]
-LOG = os.path.join(STACK, "logs", "pay-api.log")
 PIDFILE = os.path.join(STACK, "run", "pay-api.pid")
 CUSTOMER = 26
 
 
-# ---- processes via /proc ---------------------------------------------------
-
-def proc_stat(pid):
-    """(state, ppid) of pid, or None when it does not exist."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            s = f.read()
-    except OSError:
-        return None
-    fields = s[s.rindex(")") + 2:].split()
-    return fields[0], int(fields[1])
-
-
-def alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
-
-
-def children(ppid):
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        st = proc_stat(int(name))
-        if st is not None and st[1] == ppid and st[0] not in ("Z", "X"):
-            out.append(int(name))
-    return sorted(out)
-
+# ---- processes via /proc (shared helpers: faultlib) -------------------------
 
 def rss_anon_kib(pid):
     try:
@@ -89,41 +63,6 @@ def master_pid():
         return int(f.read().split()[0])
 
 
-def config_value(path, key):
-    val = None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("#") or "=" not in line:
-                continue
-            k, v = line.split("=", 1)
-            if k.strip() == key:
-                val = v.strip()
-    return val
-
-
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(step)
-
-
-def log_size():
-    try:
-        return os.path.getsize(LOG)
-    except OSError:
-        return 0
-
-
-def log_since(offset):
-    with open(LOG, "rb") as f:
-        f.seek(offset)
-        return f.read().decode("utf-8", "replace")
-
-
 def clean_env(**extra):
     """Environment for pay-api: no PAY_* from outside (each key could
     override the config file), plus extra."""
@@ -134,8 +73,7 @@ def clean_env(**extra):
 
 # ---- FastCGI -----------------------------------------------------------------
 
-# The FastCGI client is shared with the fault-injection test.
-from faultlib import FcgiConn, wait_accepted  # noqa: E402
+# The FastCGI client is shared with the fault-injection test (imported above).
 
 
 def fcgi_get(path, uri, **kw):
