@@ -19,7 +19,7 @@
 #include "config.h"
 #include "db.h"
 #include "db_load.h"
-#include "db_pipeline.h"
+#include "pipeline.h"
 #include "fcgi.h"
 #include "handlers.h"
 #include "log.h"
@@ -92,7 +92,7 @@ static int
 cmd_serve(void)
 {
     init_auth();
-    router_init(routes_table, routes_count, &db_pipeline_hooks);
+    router_init(routes_table, routes_count, &pipeline_hooks);
     provider_set_public_base_url(cfg.public_base_url);
     metrics_init(routes_count);
     mysql_library_init(0, NULL, NULL);

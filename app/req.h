@@ -13,6 +13,7 @@
 
 #include "arena.h"
 #include "auth.h"
+#include "db.h"
 #include "errors.h"
 #include "json.h"
 #include "query.h"
@@ -90,12 +91,10 @@ struct req {
     const char   *err_field;
     const char   *err_message;
 
-    /* Set by the DB layer when the transaction hit a deadlock or lock
-     * wait timeout: the pipeline runs the handler again. */
-    int retry;
-    /* State owned by the layers above the framework (DB transaction,
-     * idempotency claim). */
-    void *tx;
+    /* The request's database unit of work (db/db.h); the router only
+     * starts it, the layers above use it. */
+    struct db_uow db;
+    /* State owned by the layers above the framework (idempotency claim). */
     void *idem;
 };
 

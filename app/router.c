@@ -358,6 +358,7 @@ router_dispatch(struct req *r)
     int status;
 
     clock_gettime(CLOCK_MONOTONIC, &r->started);
+    db_uow_init(&r->db, r->arena);
     r->method_name = req_env(r, "REQUEST_METHOD");
     r->method = parse_method(r->method_name);
     if (r->method_name == NULL)
@@ -374,14 +375,13 @@ router_dispatch(struct req *r)
     if (status == 0) {
         if (hooks.before != NULL && (r->route->flags & R_IDEMPOTENT))
             status = hooks.before(r);
-        for (int attempt = 0; status == 0; attempt++) {
+        for (int attempt = 1; status == 0; attempt++) {
             status = r->route->handler(r);
-            if (!r->retry || attempt >= 3 || r->headers_sent)
+            if (r->headers_sent || hooks.again == NULL || !hooks.again(r))
                 break;
-            log_warn("router", "transaction conflict, retrying (%d)", attempt + 1);
+            log_warn("router", "transaction conflict, running again (%d)", attempt);
             resp_discard(r);
             r->failed = 0;
-            r->retry = 0;
             status = 0;
         }
         if (hooks.after != NULL)

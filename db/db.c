@@ -2,8 +2,8 @@
  * MariaDB connection, statement cache and typed binding (see db.h).
  * Rules from DEPS.md: connect after fork; MYSQL_OPT_RECONNECT stays off
  * (a silent reconnect invalidates every prepared statement), so on a lost
- * connection we drop the statement cache and reconnect before the next
- * request; CLIENT_FOUND_ROWS so affected rows means matched rows; session
+ * connection we drop the statement cache, fail the unit of work and
+ * reconnect at the start of the next one; CLIENT_FOUND_ROWS so affected rows means matched rows; session
  * lock wait < read timeout < nginx fastcgi_read_timeout.
  */
 #include "db.h"
@@ -29,6 +29,7 @@ struct cached {
 };
 
 static MYSQL             *conn;
+static int                conn_tx;   /* a transaction is open on conn */
 static struct db_settings cfg;
 static struct cached      cache[CACHE_SIZE];
 
@@ -50,6 +51,7 @@ drop_connection(void)
     if (conn != NULL)
         mysql_close(conn);
     conn = NULL;
+    conn_tx = 0;
 }
 
 static int
@@ -102,18 +104,10 @@ db_close(void)
     drop_connection();
 }
 
-static MYSQL *
-db_conn(void)
-{
-    if (conn == NULL)
-        connect_now();
-    return conn;
-}
-
 int
 db_ping(void)
 {
-    if (db_conn() == NULL)
+    if (conn == NULL && connect_now() != 0)
         return -1;
     if (mysql_ping(conn) != 0) {
         drop_connection();
@@ -122,10 +116,11 @@ db_ping(void)
     return 0;
 }
 
-/* Maps a MariaDB error number to db_rc; drops a dead connection. */
+/* Maps a MariaDB error number to db_rc; drops a dead connection (*lost). */
 static enum db_rc
-map_error(unsigned err, const char *what, const char *msg)
+map_error(unsigned err, const char *what, const char *msg, int *lost)
 {
+    *lost = 0;
     switch (err) {
     case ER_LOCK_DEADLOCK:
     case ER_LOCK_WAIT_TIMEOUT:
@@ -142,6 +137,7 @@ map_error(unsigned err, const char *what, const char *msg)
         log_error("db", "%s: connection lost: %s", what, msg);
         metrics_db_error();
         drop_connection();
+        *lost = 1;
         return DB_ERROR;
     default:
         log_error("db", "%s: error %u: %s", what, err, msg);
@@ -150,13 +146,13 @@ map_error(unsigned err, const char *what, const char *msg)
     }
 }
 
-enum db_rc
-db_exec_fixed(const char *sql)
+/* Runs a fixed statement on the connection, discarding any result. */
+static enum db_rc
+exec_on_conn(const char *sql, int *lost)
 {
-    if (db_conn() == NULL)
-        return DB_ERROR;
+    *lost = 0;
     if (mysql_real_query(conn, sql, strlen(sql)) != 0)
-        return map_error(mysql_errno(conn), "query", mysql_error(conn));
+        return map_error(mysql_errno(conn), "query", mysql_error(conn), lost);
     MYSQL_RES *res = mysql_store_result(conn);
     if (res != NULL)
         mysql_free_result(res);
@@ -166,8 +162,77 @@ db_exec_fixed(const char *sql)
             mysql_free_result(res);
     }
     if (mysql_errno(conn) != 0)
-        return map_error(mysql_errno(conn), "query", mysql_error(conn));
+        return map_error(mysql_errno(conn), "query", mysql_error(conn), lost);
     return DB_OK;
+}
+
+/* A deadlock rolls the whole transaction back, a lock wait timeout only
+ * the statement: roll back explicitly either way, at once (the locks go
+ * now, and a later START TRANSACTION cannot commit half of the work). */
+static void
+rollback_conn(void)
+{
+    int lost;
+    if (conn_tx && conn != NULL && exec_on_conn("ROLLBACK", &lost) != DB_OK)
+        log_warn("db", "rollback failed");
+    conn_tx = 0;
+}
+
+static void
+rollback_now(struct db_uow *u)
+{
+    if (u->in_tx)
+        rollback_conn();
+    u->in_tx = 0;
+}
+
+/* Records the outcome of a failed statement: DB_RETRY and a lost
+ * connection fail the whole unit (sticky), the others are the statement's
+ * own result. */
+static enum db_rc
+unit_error(struct db_uow *u, unsigned err, const char *what, const char *msg)
+{
+    int        lost;
+    enum db_rc rc = map_error(err, what, msg, &lost);
+    if (rc == DB_RETRY || lost) {
+        rollback_now(u);
+        u->failed = rc;
+    }
+    return rc;
+}
+
+/* The connection for the next statement of u: NULL (and the unit failed)
+ * when the unit has failed already, or when the connection went away in
+ * the middle of it. Reconnects only at the start of a unit. */
+static MYSQL *
+unit_conn(struct db_uow *u)
+{
+    if (u->failed != DB_OK)
+        return NULL;
+    if (conn == NULL && (u->in_tx || connect_now() != 0)) {
+        u->in_tx = 0;
+        u->failed = DB_ERROR;
+        return NULL;
+    }
+    if (conn_tx && !u->in_tx) {
+        log_warn("db", "rolling back a transaction left open");
+        rollback_conn();
+    }
+    return conn;
+}
+
+enum db_rc
+db_exec_fixed(struct db_uow *u, const char *sql)
+{
+    int lost;
+    if (unit_conn(u) == NULL)
+        return u->failed;
+    enum db_rc rc = exec_on_conn(sql, &lost);
+    if (rc == DB_RETRY || lost) {
+        rollback_now(u);
+        u->failed = rc;
+    }
+    return rc;
 }
 
 /* FNV-1a: statement cache key. */
@@ -180,10 +245,12 @@ hash_sql(const char *s)
     return h;
 }
 
+/* The cached statement for sql, prepared on first use; NULL (the unit
+ * failed, or the prepare error is logged) when it cannot be had. */
 static MYSQL_STMT *
-stmt_get(const char *sql)
+stmt_get(struct db_uow *u, const char *sql)
 {
-    if (db_conn() == NULL)
+    if (unit_conn(u) == NULL)
         return NULL;
     uint64_t h = hash_sql(sql);
     size_t   i = h % CACHE_SIZE;
@@ -204,7 +271,7 @@ stmt_get(const char *sql)
         unsigned err = mysql_stmt_errno(st);
         log_error("db", "prepare failed (%u): %s", err, mysql_stmt_error(st));
         mysql_stmt_close(st);
-        map_error(err, "prepare", "");
+        (void)unit_error(u, err, "prepare", "");
         return NULL;
     }
     cache[i].sql = strdup(sql);
@@ -220,7 +287,7 @@ stmt_get(const char *sql)
 /* ---- typed statements ----------------------------------------------------- */
 
 struct dbq {
-    struct req   *r;
+    struct db_uow *u;
     const char   *sql;
     MYSQL_STMT   *st;
     MYSQL_BIND   *params;
@@ -235,10 +302,10 @@ struct dbq {
 };
 
 struct dbq *
-dbq_new(struct req *r, const char *sql)
+dbq_new(struct db_uow *u, const char *sql)
 {
-    struct dbq *q = arena_zalloc(r->arena, sizeof(*q));
-    q->r = r;
+    struct dbq *q = arena_zalloc(u->arena, sizeof(*q));
+    q->u = u;
     q->sql = sql;
     return q;
 }
@@ -248,7 +315,7 @@ next_param(struct dbq *q)
 {
     if (q->np == q->pcap) {
         size_t ncap = q->pcap ? q->pcap * 2 : 8;
-        q->params = arena_realloc(q->r->arena, q->params,
+        q->params = arena_realloc(q->u->arena, q->params,
                                   q->pcap * sizeof(MYSQL_BIND),
                                   ncap * sizeof(MYSQL_BIND));
         q->pcap = ncap;
@@ -262,7 +329,7 @@ void
 dbq_i64(struct dbq *q, int64_t v)
 {
     MYSQL_BIND *b = next_param(q);
-    int64_t    *p = arena_alloc(q->r->arena, sizeof(*p));
+    int64_t    *p = arena_alloc(q->u->arena, sizeof(*p));
     *p = v;
     b->buffer_type = MYSQL_TYPE_LONGLONG;
     b->buffer = p;
@@ -276,7 +343,7 @@ dbq_strn(struct dbq *q, const char *s, size_t n)
         b->buffer_type = MYSQL_TYPE_NULL;
         return;
     }
-    unsigned long *len = arena_alloc(q->r->arena, sizeof(*len));
+    unsigned long *len = arena_alloc(q->u->arena, sizeof(*len));
     *len = (unsigned long)n;
     b->buffer_type = MYSQL_TYPE_STRING;
     b->buffer = (void *)s;
@@ -306,23 +373,6 @@ release(void *arg)
     }
 }
 
-/* A deadlock rolls the whole transaction back, a lock wait timeout only
- * the statement: roll back explicitly either way before the pipeline runs
- * the handler again (a new START TRANSACTION would commit the rest).
- * Another attempt is only made while one more full lock wait still ends
- * within db_timeout of the request's start: db_timeout is below nginx's
- * fastcgi_read_timeout, so nginx never answers 503 for a request that may
- * still commit afterwards. */
-static void
-retry_later(struct req *r)
-{
-    db_tx_rollback(r);
-    long ms = req_elapsed_us(r) / 1000;
-    r->retry = ms + cfg.lock_wait * 1000L <= cfg.timeout * 1000L;
-    if (!r->retry)
-        log_warn("db", "no time left for another attempt (%ld ms so far)", ms);
-}
-
 static int
 is_int_type(enum enum_field_types t)
 {
@@ -335,7 +385,7 @@ is_int_type(enum enum_field_types t)
 static void
 bind_results(struct dbq *q, MYSQL_RES *meta)
 {
-    struct arena *a = q->r->arena;
+    struct arena *a = q->u->arena;
     q->nc = mysql_num_fields(meta);
     MYSQL_FIELD *f = mysql_fetch_fields(meta);
     q->cols = arena_zalloc(a, q->nc * sizeof(MYSQL_BIND));
@@ -363,30 +413,27 @@ bind_results(struct dbq *q, MYSQL_RES *meta)
 enum db_rc
 dbq_exec(struct dbq *q)
 {
-    q->st = stmt_get(q->sql);
+    q->st = stmt_get(q->u, q->sql);
     if (q->st == NULL)
-        return DB_ERROR;
+        return q->u->failed != DB_OK ? q->u->failed : DB_ERROR;
     if (mysql_stmt_param_count(q->st) != q->np) {
         log_error("db", "parameter count mismatch (%lu vs %zu) for: %.200s",
                   mysql_stmt_param_count(q->st), q->np, q->sql);
         return DB_ERROR;
     }
     if (q->np > 0 && mysql_stmt_bind_param(q->st, q->params) != 0)
-        return map_error(mysql_stmt_errno(q->st), "bind", mysql_stmt_error(q->st));
-    if (mysql_stmt_execute(q->st) != 0) {
-        enum db_rc rc = map_error(mysql_stmt_errno(q->st), "execute",
-                                  mysql_stmt_error(q->st));
-        if (rc == DB_RETRY)
-            retry_later(q->r);
-        return rc;
-    }
+        return unit_error(q->u, mysql_stmt_errno(q->st), "bind",
+                          mysql_stmt_error(q->st));
+    if (mysql_stmt_execute(q->st) != 0)
+        return unit_error(q->u, mysql_stmt_errno(q->st), "execute",
+                          mysql_stmt_error(q->st));
     q->executed = 1;
     MYSQL_RES *meta = mysql_stmt_result_metadata(q->st);
     if (meta != NULL) {
         bind_results(q, meta);
         mysql_free_result(meta);
         q->has_result = 1;
-        arena_defer(q->r->arena, release, q);
+        arena_defer(q->u->arena, release, q);
     }
     return DB_OK;
 }
@@ -394,6 +441,8 @@ dbq_exec(struct dbq *q)
 enum db_rc
 dbq_fetch(struct dbq *q)
 {
+    if (q->u->failed != DB_OK)
+        return q->u->failed;
     if (!q->has_result)
         return DB_NOT_FOUND;
     int rc = mysql_stmt_fetch(q->st);
@@ -401,13 +450,9 @@ dbq_fetch(struct dbq *q)
         release(q);
         return DB_NOT_FOUND;
     }
-    if (rc == 1) {
-        enum db_rc e = map_error(mysql_stmt_errno(q->st), "fetch",
-                                 mysql_stmt_error(q->st));
-        if (e == DB_RETRY)
-            retry_later(q->r);
-        return e;
-    }
+    if (rc == 1)
+        return unit_error(q->u, mysql_stmt_errno(q->st), "fetch",
+                          mysql_stmt_error(q->st));
     if (rc == MYSQL_DATA_TRUNCATED) {
         /* Re-read long text columns into buffers of their real size. */
         for (size_t i = 0; i < q->nc; i++) {
@@ -416,7 +461,7 @@ dbq_fetch(struct dbq *q)
                 continue;
             MYSQL_BIND one = *b;
             one.buffer_length = q->lens[i] + 1;
-            one.buffer = arena_alloc(q->r->arena, one.buffer_length);
+            one.buffer = arena_alloc(q->u->arena, one.buffer_length);
             if (mysql_stmt_fetch_column(q->st, &one, (unsigned)i, 0) != 0)
                 return DB_ERROR;
             b->buffer = one.buffer;
@@ -440,7 +485,7 @@ dbq_one(struct dbq *q)
         for (size_t i = 0; i < q->nc; i++) {
             MYSQL_BIND *b = &q->cols[i];
             if (b->buffer_type == MYSQL_TYPE_STRING && !q->nulls[i])
-                b->buffer = arena_strndup(q->r->arena, b->buffer, q->lens[i]);
+                b->buffer = arena_strndup(q->u->arena, b->buffer, q->lens[i]);
         }
         release(q);
     }
@@ -476,7 +521,7 @@ dbq_col_str(struct dbq *q, size_t col)
         return NULL;
     MYSQL_BIND *b = &q->cols[col];
     if (b->buffer_type == MYSQL_TYPE_LONGLONG)
-        return arena_printf(q->r->arena, "%lld", (long long)q->ints[col]);
+        return arena_printf(q->u->arena, "%lld", (long long)q->ints[col]);
     char *s = b->buffer;
     size_t n = q->lens[col] < b->buffer_length ? q->lens[col] : b->buffer_length;
     s[n] = '\0';
@@ -503,45 +548,58 @@ dbq_done(struct dbq *q)
 
 /* ---- transactions -------------------------------------------------------- */
 
-static void
-tx_defer(void *arg)
-{
-    struct req *r = arg;
-    if (r->tx != NULL)
-        db_tx_rollback(r);
-}
-
 enum db_rc
-db_tx_begin(struct req *r)
+db_tx_begin(struct db_uow *u)
 {
-    enum db_rc rc = db_exec_fixed("START TRANSACTION");
+    enum db_rc rc = db_exec_fixed(u, "START TRANSACTION");
     if (rc != DB_OK)
         return rc;
-    r->tx = r;
-    arena_defer(r->arena, tx_defer, r);
+    u->in_tx = conn_tx = 1;
     return DB_OK;
 }
 
 enum db_rc
-db_tx_commit(struct req *r)
+db_tx_commit(struct db_uow *u)
 {
-    if (r->tx == NULL)
+    if (u->failed != DB_OK)
+        return u->failed;
+    if (!u->in_tx)
         return DB_OK;
-    r->tx = NULL;
-    enum db_rc rc = db_exec_fixed("COMMIT");
+    enum db_rc rc = db_exec_fixed(u, "COMMIT");
     if (rc != DB_OK)
-        db_exec_fixed("ROLLBACK");
+        rollback_now(u);
+    u->in_tx = conn_tx = 0;
     return rc;
 }
 
 void
-db_tx_rollback(struct req *r)
+db_tx_rollback(struct db_uow *u)
 {
-    if (r->tx == NULL)
-        return;
-    r->tx = NULL;
-    if (conn != NULL)
-        db_exec_fixed("ROLLBACK");
+    rollback_now(u);
+}
+
+void
+db_uow_reset(struct db_uow *u)
+{
+    rollback_now(u);
+    u->failed = DB_OK;
+}
+
+int
+db_uow_retry(struct db_uow *u)
+{
+    if (u->failed != DB_RETRY)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - u->started.tv_sec) * 1000L +
+              (now.tv_nsec - u->started.tv_nsec) / 1000000L;
+    if (ms + cfg.lock_wait * 1000L > cfg.timeout * 1000L) {
+        log_warn("db", "no time left for another attempt (%ld ms so far)", ms);
+        return 0;
+    }
+    db_uow_reset(u);
+    return 1;
 }
 
 /* ---- migrations ---------------------------------------------------------- */
@@ -575,9 +633,11 @@ slurp(const char *path)
 int
 db_migrate(const char *dir)
 {
-    if (db_conn() == NULL)
+    struct db_uow u; /* fixed statements only: no arena needed */
+    db_uow_init(&u, NULL);
+    if (unit_conn(&u) == NULL)
         return -1;
-    if (db_exec_fixed("CREATE TABLE IF NOT EXISTS schema_migrations ("
+    if (db_exec_fixed(&u, "CREATE TABLE IF NOT EXISTS schema_migrations ("
                       " version VARCHAR(191) PRIMARY KEY,"
                       " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
                       ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4") != DB_OK)
@@ -629,14 +689,14 @@ db_migrate(const char *dir)
             break;
         }
         printf("applying %s\n", names[i]);
-        if (db_exec_fixed(sql) != DB_OK) {
+        if (db_exec_fixed(&u, sql) != DB_OK) {
             fprintf(stderr, "migration %s failed: %s\n", names[i], mysql_error(conn));
             rc = -1;
         } else {
             snprintf(check, sizeof(check),
                      "INSERT INTO schema_migrations (version) VALUES ('%s')",
                      names[i]);
-            if (db_exec_fixed(check) != DB_OK)
+            if (db_exec_fixed(&u, check) != DB_OK)
                 rc = -1;
         }
         free(sql);

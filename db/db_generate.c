@@ -30,7 +30,6 @@
 #include <time.h>
 
 #include "db.h"
-#include "router.h"
 
 #define GEN_OWNERS        10
 #define GEN_NORMAL_RUNS   24
@@ -123,9 +122,8 @@ struct gen_base {
 };
 
 struct gen {
-    struct arena    *a, *txa;
-    struct req       r;         /* statements; arena reset per batch */
-    struct req       txr;       /* the open transaction */
+    struct arena    *a;         /* statements; reset per batch */
+    struct db_uow    u;         /* the whole run; one transaction at a time */
     unsigned         seed;
     uint32_t         ncust, ninv;
     struct timespec  t0;
@@ -525,7 +523,7 @@ batch_flush(struct gen *g, struct batch *b)
         fprintf(stderr, "generate: out of memory\n");
         return -1;
     }
-    struct dbq *q = dbq_new(&g->r, tail != NULL ? tail : b->sql_full);
+    struct dbq *q = dbq_new(&g->u, tail != NULL ? tail : b->sql_full);
     for (size_t i = 0; i < b->nv; i++) {
         const struct gen_val *v = &b->v[i];
         if (v->type == GV_I64)
@@ -564,7 +562,7 @@ batch_row_end(struct gen *g, struct batch *b)
 static int
 gen_begin(struct gen *g)
 {
-    if (db_tx_begin(&g->txr) != DB_OK) {
+    if (db_tx_begin(&g->u) != DB_OK) {
         fprintf(stderr, "generate: cannot start a transaction\n");
         return -1;
     }
@@ -576,8 +574,7 @@ static int
 gen_commit(struct gen *g, int reopen)
 {
     g->in_tx = 0;
-    enum db_rc rc = db_tx_commit(&g->txr);
-    arena_reset(g->txa);
+    enum db_rc rc = db_tx_commit(&g->u);
     if (rc != DB_OK) {
         fprintf(stderr, "generate: commit failed\n");
         return -1;
@@ -612,7 +609,7 @@ max_ids(struct gen *g)
                       &g->base.run, &g->base.invoice, &g->base.ledger,
                       &g->base.payment};
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-        struct dbq *q = dbq_new(&g->r, sql[i]);
+        struct dbq *q = dbq_new(&g->u, sql[i]);
         if (dbq_one(q) != DB_OK) {
             fprintf(stderr, "generate: cannot read the current ids\n");
             return -1;
@@ -627,7 +624,7 @@ max_ids(struct gen *g)
 static int
 currency_gbp(struct gen *g)
 {
-    struct dbq *q = dbq_new(&g->r, "SELECT id, minor_digits FROM currencies"
+    struct dbq *q = dbq_new(&g->u, "SELECT id, minor_digits FROM currencies"
                                    " WHERE code = ?");
     dbq_str(q, "GBP");
     enum db_rc rc = dbq_one(q);
@@ -644,11 +641,11 @@ currency_gbp(struct gen *g)
     }
     if (rc != DB_NOT_FOUND)
         goto fail;
-    q = dbq_new(&g->r, "SELECT COALESCE(MAX(id),0) + 1 FROM currencies");
+    q = dbq_new(&g->u, "SELECT COALESCE(MAX(id),0) + 1 FROM currencies");
     if (dbq_one(q) != DB_OK)
         goto fail;
     g->base.currency = dbq_col_i64(q, 0);
-    q = dbq_new(&g->r, "INSERT INTO currencies (id, code, name, minor_digits)"
+    q = dbq_new(&g->u, "INSERT INTO currencies (id, code, name, minor_digits)"
                        " VALUES (?,?,?,?)");
     dbq_i64(q, g->base.currency);
     dbq_str(q, "GBP");
@@ -822,8 +819,6 @@ gen_free(struct gen *g)
     free(g->inv_ord);
     if (g->a != NULL)
         arena_destroy(g->a);
-    if (g->txa != NULL)
-        arena_destroy(g->txa);
 }
 
 int
@@ -844,9 +839,7 @@ db_generate(long customers, long invoices, unsigned seed)
     g->ninv = (uint32_t)invoices;
     g->seed = seed;
     g->a = arena_create(1 << 20);
-    g->txa = arena_create(4096);
-    req_init(&g->r, g->a);
-    req_init(&g->txr, g->txa);
+    db_uow_init(&g->u, g->a);
 
     for (int i = 0; i < B_COUNT; i++)
         if (batch_init(&g->b[i], gen_tables[i].table, gen_tables[i].cols) != 0)
@@ -861,7 +854,7 @@ db_generate(long customers, long invoices, unsigned seed)
     fflush(stdout);
 
     /* Bulk load: this session only; ids are ours, references consistent. */
-    if (db_exec_fixed("SET SESSION foreign_key_checks = 0, unique_checks = 0")
+    if (db_exec_fixed(&g->u, "SET SESSION foreign_key_checks = 0, unique_checks = 0")
         != DB_OK) {
         fprintf(stderr, "generate: cannot set session options\n");
         goto cleanup;
@@ -879,14 +872,13 @@ db_generate(long customers, long invoices, unsigned seed)
 
 cleanup:
     if (rc != 0) {
-        /* The arena's defer rolls the open transaction back. */
         g->in_tx = 0;
-        arena_reset(g->txa);
+        db_uow_reset(&g->u); /* rolls the open transaction back */
         fprintf(stderr, "generate: failed; rows committed before the failure"
                 " remain\n");
     }
     if (checks_off &&
-        db_exec_fixed("SET SESSION foreign_key_checks = 1, unique_checks = 1")
+        db_exec_fixed(&g->u, "SET SESSION foreign_key_checks = 1, unique_checks = 1")
             != DB_OK)
         rc = -1;
     if (rc == 0) {

@@ -15,9 +15,11 @@
 #include <string.h>
 
 #include "db.h"
+#include "ledger.h"
+#include "spec.h"
 #include "json.h"
 #include "money.h"
-#include "router.h"
+#include "query.h"
 #include "text.h"
 
 /* F_LINK: a non-empty array of distinct ids, written after the record as
@@ -40,25 +42,8 @@ struct entity {
     int                 kind;     /* invoices: 1 normal, 2 adhoc */
 };
 
-static const char *const BILL_RUN_TYPE[] = {"NORMAL", "ADHOC", NULL};
-static const char *const BILL_RUN_STATUS[] = {"OPEN", "CLOSED", "FINALIZED", NULL};
-static const char *const METHODS[] = {
-    "CHEQUE", "DIRECT_DEBIT", "CANCELLED_DD", "CANCELLED_CARD", "CREDIT_CARD",
-    "PAYPAL", "BACS", "POST_OFFICE_PAYMENT_CARD", "EZYPAY", "GO_CARDLESS",
-    "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD", "STRIPE_DD",
-    "FINASTRA", "FAST_PAY", "OTHER", NULL};
-static const char *const PROVIDER_STATUS[] = {"ACTIVE", "INACTIVE", NULL};
 static const char *const PROVIDER_OWNERS[] = {
     "payment_provider_owners", "provider_id", "contract_owner_id", NULL};
-static const char *const TP_STATUS[] = {
-    "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
-    "SUBMITTED", "CONFIRMED", "PAID_OUT", "CANCELLED", "FAILED",
-    "FAILED_RETRYING", "CHARGED_BACK", "CUSTOMER_APPROVAL_GRANTED",
-    "CUSTOMER_APPROVAL_DENIED", "CHARGEBACK_CANCELLED", "LATE_FAILURE_SETTLED",
-    "CHARGEBACK_SETTLED", "SURCHARGE_FEE_DEBITED", "RESUBMISSION_REQUESTED",
-    "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE",
-    "CUSTOMER_APPROVAL_MISSING", "SURCHARGE_FEE_CREDITED", "MANUALLY_PAID",
-    "UNSENT", "REFUNDED", "PARTIALLY_REFUNDED", "REFUND_PENDING", NULL};
 
 /*   JSON field                        type     column                              required */
 static const struct fdesc owner_f[] = {
@@ -85,14 +70,14 @@ static const struct fdesc site_f[] = {
     {"siteName",                      F_STR,   "site_name",                         1, NULL},
     {"startDate",                     F_DATE,  "start_date",                        1, NULL},
     {"endDate",                       F_DATE,  "end_date",                          0, NULL},
-    {"paymentMethod",                 F_ENUM,  "payment_method",                    0, METHODS},
+    {"paymentMethod",                 F_ENUM,  "payment_method",                    0, PAYMENT_METHODS},
     {"repaymentPlanAmount",           F_MONEY, "repayment_plan_amount",             0, NULL},
     {"repaymentPlanRemainingPeriods", F_INT,   "repayment_plan_remaining_periods",  0, NULL},
     {NULL, 0, NULL, 0, NULL}};
 static const struct fdesc bill_run_f[] = {
     {"id",                            F_ID,    "id",                                1, NULL},
-    {"type",                          F_ENUM,  "type",                              1, BILL_RUN_TYPE},
-    {"status",                        F_ENUM,  "status",                            1, BILL_RUN_STATUS},
+    {"type",                          F_ENUM,  "type",                              1, BILL_RUN_TYPES},
+    {"status",                        F_ENUM,  "status",                            1, BILL_RUN_STATUSES},
     {NULL, 0, NULL, 0, NULL}};
 static const struct fdesc invoice_f[] = {
     {"id",                            F_ID,    "id",                                1, NULL},
@@ -104,14 +89,14 @@ static const struct fdesc invoice_f[] = {
     {"dueDate",                       F_DATE,  "due_date",                          0, NULL},
     {"amount",                        F_MONEY, "amount",                            1, NULL},
     {"autoCollect",                   F_BOOL,  "auto_collect",                      0, NULL},
-    {"thirdPartyStatus",              F_ENUM,  "third_party_status",                0, TP_STATUS},
+    {"thirdPartyStatus",              F_ENUM,  "third_party_status",                0, THIRD_PARTY_STATUSES},
     {NULL, 0, NULL, 0, NULL}};
 static const struct fdesc provider_f[] = {
     {"id",                            F_ID,    "id",                                1, NULL},
-    {"type",                          F_ENUM,  "type",                              1, METHODS},
+    {"type",                          F_ENUM,  "type",                              1, PAYMENT_METHODS},
     {"name",                          F_STR,   "name",                              1, NULL},
     {"directDebitWithName",           F_STR,   "direct_debit_with_name",            0, NULL},
-    {"status",                        F_ENUM,  "status",                            1, PROVIDER_STATUS},
+    {"status",                        F_ENUM,  "status",                            1, PROVIDER_STATUSES},
     {"creditorIdentifier",            F_STR,   "creditor_identifier",               0, NULL},
     {"instantBankPayments",           F_BOOL,  "instant_bank_payments",             0, NULL},
     {"retryIfPossible",               F_BOOL,  "retry_if_possible",                 0, NULL},
@@ -132,7 +117,7 @@ static const struct entity entities[] = {
 };
 #define NENTITIES (sizeof(entities) / sizeof(entities[0]))
 
-static struct req r;
+static struct db_uow u; /* the load: one unit of work, one transaction */
 
 static int
 fail(const char *what, size_t i, const struct json_value *rec, const char *msg)
@@ -149,7 +134,7 @@ fail(const char *what, size_t i, const struct json_value *rec, const char *msg)
 static int
 customer_digits(int64_t customer, int *digits)
 {
-    struct dbq *q = dbq_new(&r, "SELECT cur.minor_digits FROM customers c"
+    struct dbq *q = dbq_new(&u, "SELECT cur.minor_digits FROM customers c"
                                 " JOIN currencies cur ON cur.id = c.currency_id"
                                 " WHERE c.id = ?");
     dbq_i64(q, customer);
@@ -162,7 +147,7 @@ customer_digits(int64_t customer, int *digits)
 static int
 currency_digits(int64_t currency, int *digits)
 {
-    struct dbq *q = dbq_new(&r, "SELECT minor_digits FROM currencies WHERE id = ?");
+    struct dbq *q = dbq_new(&u, "SELECT minor_digits FROM currencies WHERE id = ?");
     dbq_i64(q, currency);
     if (dbq_one(q) != DB_OK)
         return -1;
@@ -170,39 +155,18 @@ currency_digits(int64_t currency, int *digits)
     return 0;
 }
 
-/* Appends the invoice's creation row to the ledger and moves the balance. */
+/* Raises the invoice just inserted: its creation row in the ledger (the
+ * customer's balance moves) and its derived payment status. */
 static int
 ledger_invoice(const struct entity *e, int64_t id, int64_t customer,
                int64_t amount, const char *number, const char *date)
 {
-    struct dbq *q = dbq_new(&r, "SELECT balance, currency_id FROM customers"
-                                " WHERE id = ? FOR UPDATE");
-    dbq_i64(q, customer);
-    if (dbq_one(q) != DB_OK)
+    struct customer c;
+    struct invoice  inv = {.kind = e->kind, .id = id, .customer_id = customer,
+                           .amount = amount, .number = number};
+    if (customer_load(&u, customer, 1, &c) != DB_OK)
         return -1;
-    int64_t balance = dbq_col_i64(q, 0) - amount;
-    int64_t currency = dbq_col_i64(q, 1);
-    q = dbq_new(&r,
-        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
-        " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
-        " invoice_number, bill_run_type) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
-    dbq_i64(q, customer);
-    dbq_str(q, e->kind == 1 ? "INVOICE_CREATED" : "ADHOC_INVOICE_CREATED");
-    dbq_str(q, e->kind == 1 ? "INVOICE" : "ADHOC_INVOICE");
-    dbq_i64(q, -amount);
-    dbq_i64(q, balance);
-    dbq_i64(q, currency);
-    dbq_str(q, date);
-    dbq_i64(q, e->kind);
-    dbq_i64(q, id);
-    dbq_str(q, number);
-    dbq_str(q, e->kind == 1 ? "NORMAL" : "ADHOC");
-    if (dbq_exec(q) != DB_OK)
-        return -1;
-    q = dbq_new(&r, "UPDATE customers SET balance = ? WHERE id = ?");
-    dbq_i64(q, balance);
-    dbq_i64(q, customer);
-    return dbq_exec(q) == DB_OK ? 0 : -1;
+    return invoice_raise(&u, &c, &inv, date) == DB_OK ? 0 : -1;
 }
 
 /* 1 if v is a non-empty array of distinct positive ids (F_LINK). */
@@ -226,11 +190,11 @@ link_valid(const struct json_value *v)
 static int
 link_insert(const struct fdesc *f, int64_t id, const struct json_value *v)
 {
-    const char *sql = arena_printf(r.arena, "INSERT INTO %s (%s, %s) VALUES (?, ?)",
+    const char *sql = arena_printf(u.arena, "INSERT INTO %s (%s, %s) VALUES (?, ?)",
                                    f->values[0], f->values[1], f->values[2]);
     for (size_t k = 0; k < v->n; k++) {
         int64_t other;
-        struct dbq *q = dbq_new(&r, sql);
+        struct dbq *q = dbq_new(&u, sql);
         parse_id(v->items[k]->str, &other);
         dbq_i64(q, id);
         dbq_i64(q, other);
@@ -278,8 +242,8 @@ load_record(const struct entity *e, size_t i, const struct json_value *rec)
     const struct fdesc      *link_f = NULL;
     const struct json_value *link_v = NULL;
 
-    abuf_init(&cols, r.arena);
-    abuf_init(&marks, r.arena);
+    abuf_init(&cols, u.arena);
+    abuf_init(&marks, u.arena);
     if (e->kind) {
         abuf_adds(&cols, "kind, ");
         abuf_adds(&marks, "?, ");
@@ -362,7 +326,7 @@ load_record(const struct entity *e, size_t i, const struct json_value *rec)
     }
     cols.len -= 2;
     marks.len -= 2;
-    struct dbq *ins = dbq_new(&r, arena_printf(r.arena, "INSERT INTO %s (%.*s) VALUES (%.*s)",
+    struct dbq *ins = dbq_new(&u, arena_printf(u.arena, "INSERT INTO %s (%.*s) VALUES (%.*s)",
                                                e->table, (int)cols.len, cols.p,
                                                (int)marks.len, marks.p));
     for (size_t k = 0; k < nv; k++) {
@@ -395,7 +359,7 @@ read_file(const char *path, size_t *len)
     struct abuf b;
     char        chunk[65536];
     size_t      n;
-    abuf_init(&b, r.arena);
+    abuf_init(&b, u.arena);
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         abuf_add(&b, chunk, n);
     fclose(f);
@@ -407,7 +371,7 @@ int
 db_load_file(const char *path)
 {
     struct arena *a = arena_create(1 << 20);
-    req_init(&r, a);
+    db_uow_init(&u, a);
     size_t             len;
     const char        *err;
     struct json_value *doc;
@@ -420,7 +384,7 @@ db_load_file(const char *path)
         fprintf(stderr, "load: %s: %s\n", path, err);
     } else if (doc->type != JSON_OBJECT) {
         fprintf(stderr, "load: %s: the document must be a JSON object\n", path);
-    } else if (db_tx_begin(&r) == DB_OK) {
+    } else if (db_tx_begin(&u) == DB_OK) {
         rc = 0;
         for (size_t k = 0; k < doc->n && rc == 0; k++) {
             size_t e = 0;
@@ -445,8 +409,9 @@ db_load_file(const char *path)
                 rc = load_record(&entities[e], i, list->items[i]);
             total += list->n;
         }
-        if (rc == 0 && db_tx_commit(&r) != DB_OK)
+        if (rc == 0 && db_tx_commit(&u) != DB_OK)
             rc = -1;
+        db_tx_rollback(&u);
         if (rc == 0)
             printf("loaded %zu records from %s\n", total, path);
         else

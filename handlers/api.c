@@ -10,81 +10,6 @@
 #include "text.h"
 #include "token.h"
 
-const char *const PAYMENT_METHODS[] = {
-    "CHEQUE", "DIRECT_DEBIT", "CANCELLED_DD", "CANCELLED_CARD", "CREDIT_CARD",
-    "PAYPAL", "BACS", "POST_OFFICE_PAYMENT_CARD", "EZYPAY", "GO_CARDLESS",
-    "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD", "STRIPE_DD",
-    "FINASTRA", "FAST_PAY", "OTHER", NULL};
-const char *const BILL_RUN_TYPES[] = {"NORMAL", "ADHOC", NULL};
-const char *const CUSTOMER_PAYMENT_TYPES[] = {
-    "CUSTOMER", "INVOICE", "ADHOC_INVOICE", "ADJUSTMENT", "REFUND", NULL};
-const char *const TXN_TYPES[] = {
-    "INVOICE_CREATED", "ADHOC_INVOICE_CREATED", "PAYMENT", "PAYMENT_REVERSED",
-    "REFUND", "ADJUSTMENT", NULL};
-
-const char *const THIRD_PARTY_STATUSES[] = {
-    "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
-    "SUBMITTED", "CONFIRMED", "PAID_OUT", "CANCELLED", "FAILED",
-    "FAILED_RETRYING", "CHARGED_BACK", "CUSTOMER_APPROVAL_GRANTED",
-    "CUSTOMER_APPROVAL_DENIED", "CHARGEBACK_CANCELLED", "LATE_FAILURE_SETTLED",
-    "CHARGEBACK_SETTLED", "SURCHARGE_FEE_DEBITED", "RESUBMISSION_REQUESTED",
-    "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE",
-    "CUSTOMER_APPROVAL_MISSING", "SURCHARGE_FEE_CREDITED", "MANUALLY_PAID",
-    "UNSENT", "REFUNDED", "PARTIALLY_REFUNDED", "REFUND_PENDING", NULL};
-
-static const char *const TP_COLLECTED_SET[] = {
-    "CONFIRMED", "PAID_OUT", "MANUALLY_PAID", "CHARGEBACK_CANCELLED", NULL};
-static const char *const TP_REVERSED_SET[] = {
-    "CHARGED_BACK", "LATE_FAILURE_SETTLED", "CHARGEBACK_SETTLED", NULL};
-static const char *const TP_PENDING_SET[] = {
-    "NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
-    "SUBMITTED", "CUSTOMER_APPROVAL_GRANTED", "UNSENT", "RESUBMISSION_REQUESTED",
-    "FAILED_RETRYING", NULL};
-static const char *const TP_FAILED_SET[] = {
-    "FAILED", "CANCELLED", "CUSTOMER_APPROVAL_DENIED", "CUSTOMER_APPROVAL_MISSING",
-    "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE", NULL};
-
-enum tp_group
-tp_group_of(const char *status)
-{
-    if (status == NULL || enum_index(TP_COLLECTED_SET, status) >= 0)
-        return TP_COLLECTED;
-    if (enum_index(TP_REVERSED_SET, status) >= 0)
-        return TP_REVERSED;
-    if (enum_index(TP_PENDING_SET, status) >= 0)
-        return TP_PENDING;
-    if (enum_index(TP_FAILED_SET, status) >= 0)
-        return TP_FAILED;
-    return TP_INFO;
-}
-
-static const char *const INTEGRATED[] = {
-    "GO_CARDLESS", "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD",
-    "STRIPE_DD", "FINASTRA", "EZYPAY", "PAYPAL", NULL};
-
-int
-enum_index(const char *const *vals, const char *s)
-{
-    if (s == NULL)
-        return -1;
-    for (int i = 0; vals[i] != NULL; i++)
-        if (strcmp(vals[i], s) == 0)
-            return i;
-    return -1;
-}
-
-int
-payment_method_integrated(const char *m)
-{
-    return enum_index(INTEGRATED, m) >= 0;
-}
-
-int
-payment_method_stripe(const char *m)
-{
-    return m != NULL && strncmp(m, "STRIPE", 6) == 0;
-}
-
 const char *
 provider_call_key(struct req *r, const char *what, const char *capability)
 {
@@ -231,199 +156,36 @@ money_text(struct req *r, int64_t minor, int digits)
 }
 
 enum db_rc
-customer_load(struct req *r, int64_t id, int lock, struct customer *c)
+customer_load_visible(struct req *r, int64_t id, int lock, struct customer *c)
 {
-    struct dbq *q = dbq_new(r, lock
-        ? "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits,"
-          " cur.code FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
-          " WHERE c.id = ? FOR UPDATE"
-        : "SELECT c.contract_owner_id, c.currency_id, c.balance, cur.minor_digits,"
-          " cur.code FROM customers c JOIN currencies cur ON cur.id = c.currency_id"
-          " WHERE c.id = ?");
-    dbq_i64(q, id);
-    enum db_rc rc = dbq_one(q);
-    if (rc != DB_OK)
-        return rc;
-    c->id = id;
-    c->owner = dbq_col_i64(q, 0);
-    c->currency_id = dbq_col_i64(q, 1);
-    c->balance = dbq_col_i64(q, 2);
-    c->digits = (int)dbq_col_i64(q, 3);
-    c->currency_code = dbq_col_str(q, 4);
-    if (!auth_owner_allowed(&r->principal, c->owner))
+    enum db_rc rc = customer_load(&r->db, id, lock, c);
+    if (rc == DB_OK && !auth_owner_allowed(&r->principal, c->owner))
         return DB_NOT_FOUND;
-    return DB_OK;
-}
-
-enum db_rc
-ledger_append(struct req *r, struct customer *c, const struct ledger_row *row,
-              int64_t *id)
-{
-    int64_t balance = c->balance + row->amount;
-    struct dbq *q = dbq_new(r,
-        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
-        " resulting_balance, currency_id, description, reference, payment_method,"
-        " payment_date, invoice_kind, invoice_id, invoice_number, bill_run_type)"
-        " VALUES (?,?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?,?)");
-    dbq_i64(q, c->id);
-    dbq_str(q, row->txn_type);
-    dbq_str(q, row->customer_payment_type);
-    dbq_i64(q, row->amount);
-    dbq_i64(q, balance);
-    dbq_i64(q, c->currency_id);
-    dbq_str(q, row->description);
-    dbq_str(q, row->reference);
-    dbq_str(q, row->payment_method);
-    if (row->invoice_kind) {
-        dbq_i64(q, row->invoice_kind);
-        dbq_i64(q, row->invoice_id);
-    } else {
-        dbq_null(q);
-        dbq_null(q);
-    }
-    dbq_str(q, row->invoice_number);
-    dbq_str(q, row->bill_run_type);
-    enum db_rc rc = dbq_exec(q);
-    if (rc != DB_OK)
-        return rc;
-    *id = dbq_insert_id(q);
-    q = dbq_new(r, "UPDATE customers SET balance = ? WHERE id = ?");
-    dbq_i64(q, balance);
-    dbq_i64(q, c->id);
-    if ((rc = dbq_exec(q)) != DB_OK)
-        return rc;
-    c->balance = balance;
-    return DB_OK;
-}
-
-enum db_rc
-invoice_lock(struct req *r, int kind, int64_t id, struct customer *c,
-             struct invoice *inv)
-{
-    struct dbq *q = dbq_new(r, "SELECT customer_id FROM invoices WHERE kind = ? AND id = ?");
-    dbq_i64(q, kind);
-    dbq_i64(q, id);
-    enum db_rc rc = dbq_one(q);
-    if (rc != DB_OK)
-        return rc;
-    if ((rc = customer_load(r, dbq_col_i64(q, 0), 1, c)) != DB_OK)
-        return rc;
-    q = dbq_new(r, "SELECT customer_id, amount, paid, refunded, refund_pending,"
-                   " auto_collect, invoice_number, third_party_status"
-                   " FROM invoices WHERE kind = ? AND id = ? FOR UPDATE");
-    dbq_i64(q, kind);
-    dbq_i64(q, id);
-    if ((rc = dbq_one(q)) != DB_OK)
-        return rc;
-    inv->kind = kind;
-    inv->id = id;
-    inv->customer_id = dbq_col_i64(q, 0);
-    inv->amount = dbq_col_i64(q, 1);
-    inv->paid = dbq_col_i64(q, 2);
-    inv->refunded = dbq_col_i64(q, 3);
-    inv->refund_pending = dbq_col_i64(q, 4);
-    inv->auto_collect = (int)dbq_col_i64(q, 5);
-    inv->number = dbq_col_str(q, 6);
-    inv->tp_status = dbq_col_str(q, 7);
-    /* Invoices never change customer; this guards the lock order. */
-    return inv->customer_id == c->id ? DB_OK : DB_ERROR;
-}
-
-enum db_rc
-invoice_update(struct req *r, const struct invoice *inv, int64_t paid_delta,
-               int64_t refunded_delta, int64_t pending_delta, const char *tp_status)
-{
-    struct dbq *q = dbq_new(r,
-        "UPDATE invoices SET paid = paid + ?, refunded = refunded + ?,"
-        " refund_pending = refund_pending + ?,"
-        " third_party_status = COALESCE(?, third_party_status), " INVOICE_STATUS_SQL
-        " WHERE kind = ? AND id = ?");
-    dbq_i64(q, paid_delta);
-    dbq_i64(q, refunded_delta);
-    dbq_i64(q, pending_delta);
-    dbq_str(q, tp_status);
-    dbq_i64(q, inv->kind);
-    dbq_i64(q, inv->id);
-    return dbq_exec(q);
-}
-
-int64_t
-invoice_event_effect(const char *tp_status, int64_t amount)
-{
-    switch (tp_group_of(tp_status)) {
-    case TP_COLLECTED: return amount;
-    case TP_REVERSED:  return amount < 0 ? amount : -amount;
-    default:           return 0;
-    }
-}
-
-enum db_rc
-invoice_event_record(struct req *r, struct customer *c, const struct invoice *inv,
-                     struct invoice_event *e, int64_t *id)
-{
-    int64_t    moved = invoice_event_effect(e->tp_status, e->amount);
-    enum db_rc rc;
-    if (moved != 0) {
-        struct ledger_row row = {
-            .txn_type = moved < 0 && tp_group_of(e->tp_status) == TP_REVERSED
-                            ? "PAYMENT_REVERSED" : "PAYMENT",
-            .customer_payment_type = e->customer_payment_type, .amount = moved,
-            .description = e->description, .payment_method = e->payment_method,
-            .invoice_kind = inv->kind, .invoice_id = inv->id,
-            .invoice_number = inv->number,
-            .bill_run_type = inv->kind == INVOICE_ADHOC ? "ADHOC" : "NORMAL",
-        };
-        if ((rc = ledger_append(r, c, &row, &e->ledger_id)) != DB_OK)
-            return rc;
-    }
-    if ((rc = invoice_event_insert(r, inv, c, e, id)) != DB_OK)
-        return rc;
-    return invoice_update(r, inv, moved, 0, 0, e->tp_status);
-}
-
-enum db_rc
-invoice_event_insert(struct req *r, const struct invoice *inv,
-                     const struct customer *c, const struct invoice_event *e,
-                     int64_t *id)
-{
-    struct dbq *q = dbq_new(r,
-        "INSERT INTO invoice_payments (invoice_kind, invoice_id, customer_id,"
-        " third_party_status, amount, currency_id, description, payment_method,"
-        " payment_date, customer_payment_type, customer_payment_id, ledger_id)"
-        " VALUES (?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?)");
-    dbq_i64(q, inv->kind);
-    dbq_i64(q, inv->id);
-    dbq_i64(q, c->id);
-    dbq_str(q, e->tp_status);
-    dbq_i64(q, e->amount);
-    dbq_i64(q, c->currency_id);
-    dbq_str(q, e->description);
-    dbq_str(q, e->payment_method);
-    dbq_str(q, e->customer_payment_type);
-    if (e->customer_payment_id)
-        dbq_i64(q, e->customer_payment_id);
-    else
-        dbq_null(q);
-    if (e->ledger_id)
-        dbq_i64(q, e->ledger_id);
-    else
-        dbq_null(q);
-    enum db_rc rc = dbq_exec(q);
-    if (rc == DB_OK && id != NULL)
-        *id = dbq_insert_id(q);
     return rc;
 }
 
-int64_t
-provider_find(struct req *r, int64_t owner, const char *type)
+enum db_rc
+invoice_lock_visible(struct req *r, int kind, int64_t id, struct customer *c,
+                     struct invoice *inv)
 {
-    struct dbq *q = dbq_new(r,
+    enum db_rc rc = invoice_lock(&r->db, kind, id, c, inv);
+    if (rc == DB_OK && !auth_owner_allowed(&r->principal, c->owner))
+        return DB_NOT_FOUND;
+    return rc;
+}
+
+enum db_rc
+provider_find(struct req *r, int64_t owner, const char *type, int64_t *id)
+{
+    struct dbq *q = dbq_new(&r->db,
         "SELECT p.id FROM payment_providers p JOIN payment_provider_owners o"
         " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type = ?"
         " AND p.status = 'ACTIVE' ORDER BY p.id LIMIT 1");
     dbq_i64(q, owner);
     dbq_str(q, type);
-    return dbq_one(q) == DB_OK ? dbq_col_i64(q, 0) : 0;
+    enum db_rc rc = dbq_one(q);
+    *id = rc == DB_OK ? dbq_col_i64(q, 0) : 0;
+    return rc;
 }
 
 int

@@ -56,10 +56,10 @@ customer_balances_get(struct req *r)
     if ((st = req_query_id_or_fail(r, "customer_id", 1, &id, NULL)) != 0 ||
         (st = req_query_all_known_or_fail(r)) != 0)
         return st;
-    if ((rc = customer_load(r, id, 0, &c)) != DB_OK)
+    if ((rc = customer_load_visible(r, id, 0, &c)) != DB_OK)
         return db_fail(r, rc);
 
-    struct dbq *totals = dbq_new(r,
+    struct dbq *totals = dbq_new(&r->db,
         "SELECT COALESCE(SUM(amount), 0),"
         " COALESCE(SUM(CASE WHEN id > (SELECT COALESCE(MAX(id), 0) FROM ledger"
         "   WHERE customer_id = ? AND txn_type IN ('INVOICE_CREATED','ADHOC_INVOICE_CREATED'))"
@@ -67,11 +67,11 @@ customer_balances_get(struct req *r)
         " FROM ledger WHERE customer_id = ? AND txn_type IN ('PAYMENT','PAYMENT_REVERSED')");
     dbq_i64(totals, id);
     dbq_i64(totals, id);
-    struct dbq *methods = dbq_new(r,
+    struct dbq *methods = dbq_new(&r->db,
         "SELECT COUNT(DISTINCT payment_method), MIN(payment_method) FROM sites"
         " WHERE" LIVE_SITE " AND payment_method IS NOT NULL");
     dbq_i64(methods, id);
-    struct dbq *plans = dbq_new(r,
+    struct dbq *plans = dbq_new(&r->db,
         "SELECT COUNT(DISTINCT repayment_plan_amount, repayment_plan_remaining_periods),"
         " MIN(repayment_plan_amount), MIN(repayment_plan_remaining_periods) FROM sites"
         " WHERE" LIVE_SITE " AND repayment_plan_amount > 0");
@@ -116,9 +116,9 @@ customer_balance_adjustments_create(struct req *r)
         (st = body_number_or_fail(r, "amountInMajorCurrency", &amount_text)) != 0 ||
         (st = body_str_or_fail(r, "description", 0, 255, &description)) != 0)
         return st;
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    rc = customer_load(r, customer_id, 1, &c);
+    rc = customer_load_visible(r, customer_id, 1, &c);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "customerId", "unknown customerId");
     if (rc != DB_OK)
@@ -131,7 +131,7 @@ customer_balance_adjustments_create(struct req *r)
         .txn_type = "ADJUSTMENT", .customer_payment_type = "ADJUSTMENT",
         .amount = amount, .description = description,
     };
-    if ((rc = ledger_append(r, &c, &row, &id)) != DB_OK)
+    if ((rc = ledger_append(&r->db, &c, &row, &id)) != DB_OK)
         return db_fail(r, rc);
 
     yajl_gen g = resp_json(r, 200);

@@ -78,75 +78,6 @@ customer_payments_get(struct req *r)
     return resource_get_param(r, &ledger, "customer_payment_id");
 }
 
-struct open_invoice {
-    int64_t     id;
-    int64_t     outstanding;
-};
-
-/* Spreads `amount` over the customer's open invoices of this kind. */
-static enum db_rc
-allocate(struct req *r, struct customer *c, int kind, int64_t amount,
-         int64_t payment_id, const char *method, const char *description)
-{
-    struct dbq *q = dbq_new(r,
-        "SELECT id, amount - paid FROM invoices"
-        " WHERE customer_id = ? AND kind = ? AND is_open = 1"
-        " ORDER BY invoice_date, id FOR UPDATE");
-    dbq_i64(q, c->id);
-    dbq_i64(q, kind);
-    enum db_rc rc = dbq_exec(q);
-    if (rc != DB_OK)
-        return rc;
-    struct abuf rows;
-    abuf_init(&rows, r->arena);
-    int64_t need = 0;
-    while ((rc = dbq_fetch(q)) == DB_OK) {
-        struct open_invoice inv = {dbq_col_i64(q, 0), dbq_col_i64(q, 1)};
-        if (need < amount)
-            abuf_add(&rows, &inv, sizeof(inv));
-        need += inv.outstanding;
-    }
-    if (rc != DB_NOT_FOUND)
-        return rc;
-
-    const struct open_invoice *inv = (const struct open_invoice *)rows.p;
-    size_t n = rows.len / sizeof(*inv);
-    for (size_t i = 0; i < n && amount > 0; i++) {
-        int64_t apply = inv[i].outstanding < amount ? inv[i].outstanding : amount;
-        if (apply <= 0)
-            continue;
-        struct invoice       target = {.kind = kind, .id = inv[i].id};
-        struct invoice_event e = {
-            .amount = apply, .description = description, .payment_method = method,
-            .customer_payment_type = "CUSTOMER", .customer_payment_id = payment_id,
-        };
-        if ((rc = invoice_event_insert(r, &target, c, &e, NULL)) != DB_OK ||
-            (rc = invoice_update(r, &target, apply, 0, 0, NULL)) != DB_OK)
-            return rc;
-        amount -= apply;
-    }
-    return DB_OK;
-}
-
-enum db_rc
-customer_payment_record(struct req *r, struct customer *c, int64_t amount,
-                        const char *method, const char *description,
-                        const char *reference, const char *bill_run_type,
-                        int64_t *ledger_id)
-{
-    struct ledger_row row = {
-        .txn_type = "PAYMENT", .customer_payment_type = "CUSTOMER",
-        .amount = amount, .description = description, .reference = reference,
-        .payment_method = method, .bill_run_type = bill_run_type,
-    };
-    enum db_rc rc = ledger_append(r, c, &row, ledger_id);
-    if (rc != DB_OK)
-        return rc;
-    return allocate(r, c,
-                    strcmp(bill_run_type, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL,
-                    amount, *ledger_id, method, description);
-}
-
 int
 customer_payments_create(struct req *r)
 {
@@ -170,9 +101,9 @@ customer_payments_create(struct req *r)
     if (brt == NULL)
         brt = "NORMAL";
 
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    rc = customer_load(r, customer_id, 1, &c);
+    rc = customer_load_visible(r, customer_id, 1, &c);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "customerId", "unknown customerId");
     if (rc != DB_OK)
@@ -182,7 +113,7 @@ customer_payments_create(struct req *r)
                                  1, 10000000 * unit - 1, 0, &amount)) != 0)
         return st;
 
-    if ((rc = customer_payment_record(r, &c, amount, type, description, reference,
+    if ((rc = customer_payment_record(&r->db, &c, amount, type, description, reference,
                                       brt, &id)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location",

@@ -94,7 +94,7 @@ events_get_generic(struct req *r, const struct kind *k, const char *param)
     if ((rc = req_param_id_or_fail(r, 0, param, &id)) != 0)
         return rc;
     /* The id space is shared; an event of the other kind is not found. */
-    struct dbq *q = dbq_new(r, "SELECT invoice_kind FROM invoice_payments WHERE id = ?");
+    struct dbq *q = dbq_new(&r->db, "SELECT invoice_kind FROM invoice_payments WHERE id = ?");
     dbq_i64(q, id);
     enum db_rc dr = dbq_one(q);
     if (dr == DB_OK && dbq_col_i64(q, 0) != k->kind)
@@ -133,9 +133,9 @@ events_create_generic(struct req *r, const struct kind *k)
                          "thirdPartyPaymentStatus %s does not apply to the manual"
                          " payment method %s", status, method);
 
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    rc = invoice_lock(r, k->kind, invoice_id, &c, &inv);
+    rc = invoice_lock_visible(r, k->kind, invoice_id, &c, &inv);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, k->id_field, "unknown %s",
                          k->id_field);
@@ -158,7 +158,7 @@ events_create_generic(struct req *r, const struct kind *k)
         .tp_status = status, .amount = amount, .description = description,
         .payment_method = method, .customer_payment_type = k->payment_type,
     };
-    if ((rc = invoice_event_record(r, &c, &inv, &e, &id)) != DB_OK)
+    if ((rc = invoice_event_record(&r->db, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location", arena_printf(r->arena, "%s/%" PRId64, k->path, id));
     int status_code = resource_get(r, k->res, id);
@@ -221,9 +221,9 @@ transition_generic(struct req *r, int cancel)
         (st = body_str_or_fail(r, "notes", 0, 255, &notes)) != 0)
         return st;
     const struct kind *k = strcmp(brt, "ADHOC") == 0 ? &adhoc : &normal;
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    rc = invoice_lock(r, k->kind, invoice_id, &c, &inv);
+    rc = invoice_lock_visible(r, k->kind, invoice_id, &c, &inv);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "invoiceId", "unknown invoiceId");
     if (rc != DB_OK)
@@ -244,7 +244,7 @@ transition_generic(struct req *r, int cancel)
         .tp_status = to, .amount = inv.amount - inv.paid, .description = notes,
         .customer_payment_type = k->payment_type,
     };
-    if ((rc = invoice_event_record(r, &c, &inv, &e, &id)) != DB_OK)
+    if ((rc = invoice_event_record(&r->db, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);
     st = resource_get(r, k->res, id);
     return st == 200 && cancel ? 202 : st;
@@ -275,7 +275,7 @@ requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
     enum db_rc rc;
     struct abuf list;
     abuf_init(&list, r->arena);
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT i.kind, i.id, c.contract_owner_id FROM invoices i"
         " JOIN customers c ON c.id = i.customer_id"
         " JOIN payment_provider_owners o ON o.contract_owner_id = c.contract_owner_id"
@@ -300,7 +300,7 @@ requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
         struct customer    c;
         struct invoice     inv;
         const struct kind *k = pairs[2 * i] == INVOICE_ADHOC ? &adhoc : &normal;
-        if ((rc = invoice_lock(r, k->kind, pairs[2 * i + 1], &c, &inv)) != DB_OK)
+        if ((rc = invoice_lock_visible(r, k->kind, pairs[2 * i + 1], &c, &inv)) != DB_OK)
             return db_fail(r, rc);
         /* Re-check under the lock. */
         if (inv.tp_status == NULL || tp_group_of(inv.tp_status) != TP_FAILED ||
@@ -310,7 +310,7 @@ requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
             .tp_status = "RESUBMISSION_REQUESTED", .amount = inv.amount - inv.paid,
             .description = notes, .customer_payment_type = k->payment_type,
         };
-        if ((rc = invoice_event_record(r, &c, &inv, &e, NULL)) != DB_OK)
+        if ((rc = invoice_event_record(&r->db, &c, &inv, &e, NULL)) != DB_OK)
             return db_fail(r, rc);
         (*count)++;
     }
@@ -330,21 +330,24 @@ payment_provider_reprocess_create(struct req *r)
         (st = body_id_or_fail(r, "paymentProviderId", 1, &provider_id, NULL)) != 0 ||
         (st = body_str_or_fail(r, "notes", 0, 255, &notes)) != 0)
         return st;
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    struct dbq *q = dbq_new(r, "SELECT retry_if_possible FROM payment_providers"
+    struct dbq *q = dbq_new(&r->db, "SELECT retry_if_possible FROM payment_providers"
                                " WHERE id = ? FOR UPDATE");
     dbq_i64(q, provider_id);
     rc = dbq_one(q);
     int visible = 0;
     if (rc == DB_OK) {
-        struct dbq *o = dbq_new(r, "SELECT contract_owner_id FROM payment_provider_owners"
+        struct dbq *o = dbq_new(&r->db, "SELECT contract_owner_id FROM payment_provider_owners"
                                    " WHERE provider_id = ?");
         dbq_i64(o, provider_id);
-        if (dbq_exec(o) != DB_OK)
-            return req_fail(r, PAY_E_UNAVAILABLE, NULL);
-        while (dbq_fetch(o) == DB_OK)
+        if ((rc = dbq_exec(o)) != DB_OK)
+            return db_fail(r, rc);
+        while ((rc = dbq_fetch(o)) == DB_OK)
             visible |= auth_owner_allowed(&r->principal, dbq_col_i64(o, 0));
+        if (rc != DB_NOT_FOUND)
+            return db_fail(r, rc);
+        rc = DB_OK;
     }
     if (rc == DB_NOT_FOUND || (rc == DB_OK && !visible))
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "paymentProviderId",

@@ -343,7 +343,7 @@ list_run(struct list *l)
     abuf_init(&sql, r->arena);
     abuf_printf(&sql, "SELECT COUNT(*) %s WHERE 1=1%s", res->from,
                 l->where.len ? abuf_str(&l->where) : "");
-    struct dbq *q = dbq_new(r, abuf_str(&sql));
+    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
     bind_all(q, l->binds);
     if (dbq_one(q) != DB_OK)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
@@ -364,7 +364,7 @@ list_run(struct list *l)
         abuf_printf(&sql, "%s, ", res->id_sql);
     sql.len -= 2;
     abuf_adds(&sql, " LIMIT ? OFFSET ?");
-    q = dbq_new(r, abuf_str(&sql));
+    q = dbq_new(&r->db, abuf_str(&sql));
     bind_all(q, l->binds);
     dbq_i64(q, l->page_size);
     dbq_i64(q, (l->page - 1) * l->page_size);
@@ -406,7 +406,7 @@ resource_get(struct req *r, const struct resource *res, int64_t id)
     select_list(&sql, res);
     abuf_printf(&sql, " AND %s = ?%s", res->id_sql,
                 l.where.len ? abuf_str(&l.where) : "");
-    struct dbq *q = dbq_new(r, abuf_str(&sql));
+    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
     bind_all(q, l.binds);
     switch (dbq_one(q)) {
     case DB_OK:        break;

@@ -103,7 +103,7 @@ attachable_or_fail(struct req *r, const struct customer *c, const char *ref,
     if (!reference_ok(ref))
         return req_failf(r, PAY_E_INVALID_FIELD, "mandateReference",
                          "mandateReference must be 1..64 printable ASCII characters");
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT m.payment_method, m.provider_id, m.status, m.third_party_customer_reference"
         " FROM provider_mandates m JOIN payment_provider_owners o"
         " ON o.provider_id = m.provider_id AND o.contract_owner_id = m.contract_owner_id"
@@ -147,7 +147,7 @@ attachable_or_fail(struct req *r, const struct customer *c, const char *ref,
                          "the mandate is %s; only a CREATED, PENDING_SUBMISSION,"
                          " SUBMITTED, ACTIVE, REINSTATED, CUSTOMER_APPROVAL_GRANTED or"
                          " CUSTOMER_APPROVAL_SKIPPED mandate can be used", status);
-    q = dbq_new(r,
+    q = dbq_new(&r->db,
         "SELECT COUNT(*) FROM site_payment_mandates spm JOIN sites s ON s.id = spm.site_id"
         " JOIN payment_providers p ON p.id = spm.provider_id"
         " WHERE spm.mandate_reference = ? AND p.type = ? AND s.customer_id <> ?");
@@ -188,13 +188,13 @@ site_payment_mandates_create(struct req *r)
         return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference is only accepted with a"
                          " mandateReference");
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    struct dbq *q = dbq_new(r, "SELECT customer_id FROM sites WHERE id = ?");
+    struct dbq *q = dbq_new(&r->db, "SELECT customer_id FROM sites WHERE id = ?");
     dbq_i64(q, site_id);
     rc = dbq_one(q);
     if (rc == DB_OK)
-        rc = customer_load(r, dbq_col_i64(q, 0), 0, &c);
+        rc = customer_load_visible(r, dbq_col_i64(q, 0), 0, &c);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "siteId", "unknown siteId");
     if (rc != DB_OK)
@@ -215,7 +215,7 @@ site_payment_mandates_create(struct req *r)
         /* The provider collecting Direct Debits for the contract owner: an
          * integrated provider serving it, ACTIVE ones first. An INACTIVE one
          * still gets a flow: its page sends the customer to exitURL. */
-        q = dbq_new(r,
+        q = dbq_new(&r->db,
             "SELECT p.id, p.type FROM payment_providers p JOIN payment_provider_owners o"
             " ON o.provider_id = p.id WHERE o.contract_owner_id = ? AND p.type IN "
             INTEGRATED_METHODS_SQL " ORDER BY p.status = 'ACTIVE' DESC, p.id LIMIT 1");
@@ -231,7 +231,7 @@ site_payment_mandates_create(struct req *r)
         type = dbq_col_str(q, 1);
         hosted = provider_adapter(type)->mandate_flow_start(r, tok);
     }
-    q = dbq_new(r,
+    q = dbq_new(&r->db,
         "INSERT INTO site_payment_mandates (site_id, provider_id, return_url,"
         " redirect_url, exit_url, flow_token, flow_expires_at, flow_completed_at,"
         " mandate_reference, third_party_customer_reference)"
@@ -280,7 +280,7 @@ provider_mandates_get(struct req *r)
     if ((st = req_query_all_known_or_fail(r)) != 0)
         return st;
 
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT mandate_reference, third_party_customer_reference,"
         " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ'), email_address, first_name,"
         " last_name, company_name, address_line1, address_line2, address_line3, city,"
@@ -335,7 +335,7 @@ instant_bank_payments_list(struct req *r)
     if ((st = req_query_all_known_or_fail(r)) != 0)
         return st;
 
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT m.contract_owner_id FROM provider_mandates m"
         " WHERE m.payment_method = ? AND m.mandate_reference = ?");
     dbq_str(q, method);
@@ -345,7 +345,7 @@ instant_bank_payments_list(struct req *r)
         rc = DB_NOT_FOUND;
     if (rc != DB_OK)
         return db_fail(r, rc);
-    q = dbq_new(r,
+    q = dbq_new(&r->db,
         "SELECT b.mandate_reference, b.amount, cur.minor_digits, b.description,"
         " b.payment_method, b.reference, b.creation_date"
         " FROM instant_bank_payments b JOIN currencies cur ON cur.id = b.currency_id"
@@ -379,7 +379,7 @@ instant_bank_payments_list(struct req *r)
 enum db_rc
 mandate_site_method(struct req *r, int64_t site_id, const char *method)
 {
-    struct dbq *q = dbq_new(r, "UPDATE sites SET payment_method = ? WHERE id = ?");
+    struct dbq *q = dbq_new(&r->db, "UPDATE sites SET payment_method = ? WHERE id = ?");
     dbq_str(q, method);
     dbq_i64(q, site_id);
     return dbq_exec(q);
@@ -390,7 +390,7 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
                         const char *mandate_reference, const char *idempotency_key)
 {
     struct customer c;
-    enum db_rc      rc = customer_load(r, customer_id, 1, &c);
+    enum db_rc      rc = customer_load_visible(r, customer_id, 1, &c);
     if (rc != DB_OK)
         return rc;
     if (c.balance >= 0)
@@ -402,11 +402,11 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
     if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 ||
         tp_group_of(res.status) != TP_COLLECTED)
         return DB_OK; /* not collected: the mandate still stands */
-    if ((rc = customer_payment_record(r, &c, owed, method,
+    if ((rc = customer_payment_record(&r->db, &c, owed, method,
                                       "Instant bank payment on mandate creation",
                                       res.reference, "NORMAL", &ledger_id)) != DB_OK)
         return rc;
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "INSERT INTO instant_bank_payments (payment_method, mandate_reference, amount,"
         " currency_id, description, reference, creation_date)"
         " VALUES (?,?,?,?,?,?,UTC_DATE())");

@@ -154,7 +154,7 @@ link_load(struct req *r, const char *tok, int lock, struct link *l)
         " ON i.kind = l.invoice_kind AND i.id = l.invoice_id" \
         " WHERE l.token_hash = ?"
 
-    struct dbq *q = dbq_new(r, lock ? LINK_SQL " FOR UPDATE" : LINK_SQL);
+    struct dbq *q = dbq_new(&r->db, lock ? LINK_SQL " FOR UPDATE" : LINK_SQL);
     dbq_str(q, token_sha256_hex(r->arena, tok, strlen(tok)));
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
@@ -273,12 +273,12 @@ pages_pay_post(struct req *r)
         (st = csrf_check_or_page(r, &form)) != 0)
         return st;
     act_for_token_owner(r);
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return link_state_page(r, rc, &l);
     if ((st = link_state_page(r, link_load(r, tok, 1, &l), &l)) != 0)
         return st; /* unknown, expired, or already paid: the receipt again */
 
-    struct dbq *q = dbq_new(r, "SELECT type, status FROM payment_providers WHERE id = ?");
+    struct dbq *q = dbq_new(&r->db, "SELECT type, status FROM payment_providers WHERE id = ?");
     dbq_i64(q, l.provider_id);
     if ((rc = dbq_one(q)) != DB_OK)
         return link_state_page(r, rc, &l);
@@ -287,8 +287,8 @@ pages_pay_post(struct req *r)
         return message_page(r, 503, "Payments are unavailable",
                             "Payments cannot be taken at the moment. Please try"
                             " again later.");
-    rc = l.kind ? invoice_lock(r, l.kind, l.invoice_id, &c, &inv)
-                : customer_load(r, l.customer_id, 1, &c);
+    rc = l.kind ? invoice_lock_visible(r, l.kind, l.invoice_id, &c, &inv)
+                : customer_load_visible(r, l.customer_id, 1, &c);
     if (rc != DB_OK)
         return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
 
@@ -306,14 +306,14 @@ pages_pay_post(struct req *r)
             .payment_method = method,
             .customer_payment_type = l.kind == INVOICE_ADHOC ? "ADHOC_INVOICE" : "INVOICE",
         };
-        rc = invoice_event_record(r, &c, &inv, &e, &id);
+        rc = invoice_event_record(&r->db, &c, &inv, &e, &id);
     } else {
-        rc = customer_payment_record(r, &c, l.amount, method, l.description,
+        rc = customer_payment_record(&r->db, &c, l.amount, method, l.description,
                                      res.reference, "NORMAL", &id);
     }
     if (rc != DB_OK)
         return link_state_page(r, rc, &l);
-    q = dbq_new(r, "UPDATE payment_links SET paid_at = UTC_TIMESTAMP(),"
+    q = dbq_new(&r->db, "UPDATE payment_links SET paid_at = UTC_TIMESTAMP(),"
                    " receipt_reference = ? WHERE id = ?");
     dbq_str(q, res.reference);
     dbq_i64(q, l.id);
@@ -345,7 +345,7 @@ flow_load(struct req *r, const char *tok, int lock, struct flow *f)
         " JOIN payment_providers p ON p.id = m.provider_id" \
         " WHERE m.flow_token = ?"
 
-    struct dbq *q = dbq_new(r, lock ? FLOW_SQL " FOR UPDATE" : FLOW_SQL);
+    struct dbq *q = dbq_new(&r->db, lock ? FLOW_SQL " FOR UPDATE" : FLOW_SQL);
     dbq_str(q, tok);
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
@@ -497,7 +497,7 @@ pages_mandate_post(struct req *r)
         (st = csrf_check_or_page(r, &form)) != 0)
         return st;
     act_for_token_owner(r);
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return flow_state_page(r, rc, &f);
     if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
         return st;
@@ -529,7 +529,7 @@ pages_mandate_post(struct req *r)
                             "Your bank details could not be confirmed.");
     }
     const char *space = strrchr(name, ' ');
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "INSERT INTO provider_mandates (payment_method, mandate_reference,"
         " third_party_customer_reference, contract_owner_id, provider_id, status,"
         " account_holder_name, sort_code, account_number_last4, first_name,"
@@ -551,7 +551,7 @@ pages_mandate_post(struct req *r)
     dbq_str(q, f.customer_name);
     if ((rc = dbq_exec(q)) != DB_OK)
         return flow_state_page(r, rc, &f);
-    q = dbq_new(r, "UPDATE site_payment_mandates SET mandate_reference = ?,"
+    q = dbq_new(&r->db, "UPDATE site_payment_mandates SET mandate_reference = ?,"
                    " third_party_customer_reference = ?,"
                    " flow_completed_at = UTC_TIMESTAMP() WHERE id = ?");
     dbq_str(q, res.reference);

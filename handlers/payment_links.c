@@ -62,17 +62,17 @@ payment_links_create(struct req *r)
 
     int kind = has[0] ? INVOICE_NORMAL : has[1] ? INVOICE_ADHOC : 0;
     const char *target_field = has[0] ? "invoiceId" : has[1] ? "adhocInvoiceId" : "customerId";
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    rc = kind ? invoice_lock(r, kind, target[kind - 1], &c, &inv)
-              : customer_load(r, target[2], 0, &c);
+    rc = kind ? invoice_lock_visible(r, kind, target[kind - 1], &c, &inv)
+              : customer_load_visible(r, target[2], 0, &c);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, target_field, "unknown %s",
                          target_field);
     if (rc != DB_OK)
         return db_fail(r, rc);
 
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT p.type FROM payment_providers p JOIN payment_provider_owners o"
         " ON o.provider_id = p.id WHERE p.id = ? AND o.contract_owner_id = ?"
         " AND p.status = 'ACTIVE'");
@@ -97,7 +97,7 @@ payment_links_create(struct req *r)
         return st;
 
     const char *tok = token_random(r->arena, 32);
-    q = dbq_new(r,
+    q = dbq_new(&r->db,
         "INSERT INTO payment_links (token_hash, provider_id, contract_owner_id,"
         " customer_id, invoice_kind, invoice_id, target_customer, amount, currency_id,"
         " description, email_address, expires_at)"

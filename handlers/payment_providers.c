@@ -46,7 +46,6 @@ static const struct resource providers = {
     provider_cols, sizeof(provider_cols) / sizeof(provider_cols[0]),
 };
 
-static const char *const PROVIDER_STATUSES[] = {"ACTIVE", "INACTIVE", NULL};
 
 /* The boolean fields (default false) and their columns, in one order. */
 #define NFLAGS 4
@@ -173,7 +172,7 @@ owners_exist_or_fail(struct req *r, const struct provider *p)
     for (size_t i = 0; i < p->nowners; i++)
         abuf_adds(&sql, i ? ",?" : "?");
     abuf_adds(&sql, ") ORDER BY id");
-    struct dbq *q = dbq_new(r, abuf_str(&sql));
+    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
     for (size_t i = 0; i < p->nowners; i++)
         dbq_i64(q, p->owners[i]);
     enum db_rc rc = dbq_exec(q);
@@ -199,7 +198,7 @@ owners_exist_or_fail(struct req *r, const struct provider *p)
 static enum db_rc
 provider_save(struct req *r, const struct provider *p, int64_t *id)
 {
-    struct dbq *q = dbq_new(r, *id == 0
+    struct dbq *q = dbq_new(&r->db, *id == 0
         ? "INSERT INTO payment_providers (type, name, direct_debit_with_name,"
           " status, creditor_identifier, instant_bank_payments, retry_if_possible,"
           " accept_external_payments, sync_ibp_with_mandate_creation)"
@@ -224,13 +223,13 @@ provider_save(struct req *r, const struct provider *p, int64_t *id)
     if (*id == 0) {
         *id = dbq_insert_id(q);
     } else {
-        q = dbq_new(r, "DELETE FROM payment_provider_owners WHERE provider_id = ?");
+        q = dbq_new(&r->db, "DELETE FROM payment_provider_owners WHERE provider_id = ?");
         dbq_i64(q, *id);
         if ((rc = dbq_exec(q)) != DB_OK)
             return rc;
     }
     for (size_t i = 0; i < p->nowners; i++) {
-        q = dbq_new(r, "INSERT INTO payment_provider_owners"
+        q = dbq_new(&r->db, "INSERT INTO payment_provider_owners"
                        " (provider_id, contract_owner_id) VALUES (?,?)");
         dbq_i64(q, *id);
         dbq_i64(q, p->owners[i]);
@@ -248,7 +247,7 @@ provider_lock(struct req *r, int64_t id, struct provider *p,
                   int64_t **hidden, size_t *nhidden)
 {
     memset(p, 0, sizeof(*p));
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT type, name, direct_debit_with_name, status, creditor_identifier,"
         " instant_bank_payments, retry_if_possible, accept_external_payments,"
         " sync_ibp_with_mandate_creation FROM payment_providers"
@@ -265,7 +264,7 @@ provider_lock(struct req *r, int64_t id, struct provider *p,
     for (size_t i = 0; i < NFLAGS; i++)
         p->flags[i] = dbq_col_i64(q, 5 + i) != 0;
 
-    q = dbq_new(r, "SELECT contract_owner_id FROM payment_provider_owners"
+    q = dbq_new(&r->db, "SELECT contract_owner_id FROM payment_provider_owners"
                    " WHERE provider_id = ? ORDER BY contract_owner_id FOR UPDATE");
     dbq_i64(q, id);
     if ((rc = dbq_exec(q)) != DB_OK)
@@ -390,7 +389,7 @@ payment_providers_create(struct req *r)
                          "id is assigned by the server and cannot be given");
     if ((st = provider_read_or_fail(r, r->json, CREATE_FIELDS, &p)) != 0)
         return st;
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
     if ((st = owners_exist_or_fail(r, &p)) != 0)
         return st;
@@ -435,7 +434,7 @@ payment_providers_update(struct req *r)
 
     if ((st = req_param_id_or_fail(r, 0, "payment_provider_id", &id)) != 0)
         return st;
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
     if ((rc = provider_lock(r, id, &cur, &hidden, &nhidden)) != DB_OK)
         return db_fail(r, rc);

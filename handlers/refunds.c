@@ -61,11 +61,11 @@ refunds_get(struct req *r)
 }
 
 /* The method of the invoice's last successful (collected, positive)
- * payment, or NULL. */
-static const char *
-last_payment_method(struct req *r, const struct invoice *inv)
+ * payment in *method: DB_OK, DB_NOT_FOUND when there is none, or an error. */
+static DB_MUST_CHECK enum db_rc
+last_payment_method(struct req *r, const struct invoice *inv, const char **method)
 {
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "SELECT payment_method FROM invoice_payments"
         " WHERE invoice_kind = ? AND invoice_id = ? AND amount > 0"
         " AND payment_method IS NOT NULL"
@@ -74,7 +74,9 @@ last_payment_method(struct req *r, const struct invoice *inv)
         " ORDER BY id DESC LIMIT 1");
     dbq_i64(q, inv->kind);
     dbq_i64(q, inv->id);
-    return dbq_one(q) == DB_OK ? dbq_col_str(q, 0) : NULL;
+    enum db_rc rc = dbq_one(q);
+    *method = rc == DB_OK ? dbq_col_str(q, 0) : NULL;
+    return rc;
 }
 
 int
@@ -98,9 +100,9 @@ refunds_create(struct req *r)
         return st;
     int kind = strcmp(brt, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL;
 
-    if ((rc = db_tx_begin(r)) != DB_OK)
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
-    rc = invoice_lock(r, kind, invoice_id, &c, &inv);
+    rc = invoice_lock_visible(r, kind, invoice_id, &c, &inv);
     if (rc == DB_NOT_FOUND)
         return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "invoiceId", "unknown invoiceId");
     if (rc != DB_OK)
@@ -109,7 +111,9 @@ refunds_create(struct req *r)
                                  100000 * minor_per_major(c.digits), 0, &amount)) != 0)
         return st;
     if (method == NULL || inv.auto_collect) {
-        method = last_payment_method(r, &inv);
+        rc = last_payment_method(r, &inv, &method);
+        if (rc != DB_OK && rc != DB_NOT_FOUND)
+            return db_fail(r, rc);
         if (method == NULL)
             return req_failf(r, PAY_E_INVALID_FIELD, "paymentMethod",
                              "paymentMethod is required: the invoice has no"
@@ -127,7 +131,11 @@ refunds_create(struct req *r)
     if (payment_method_integrated(method)) {
         status = "PENDING_SUBMISSION";
         settled = 0;
-        if (provider_find(r, c.owner, method) > 0) {
+        int64_t provider;
+        rc = provider_find(r, c.owner, method, &provider);
+        if (rc != DB_OK && rc != DB_NOT_FOUND)
+            return db_fail(r, rc);
+        if (rc == DB_OK) {
             struct provider_money  m = {amount, c.currency_code, description,
                                         provider_call_key(r, "refund", NULL)};
             struct provider_result res = {0};
@@ -144,10 +152,10 @@ refunds_create(struct req *r)
             .payment_method = method, .invoice_kind = kind, .invoice_id = inv.id,
             .invoice_number = inv.number, .bill_run_type = brt,
         };
-        if ((rc = ledger_append(r, &c, &row, &ledger_id)) != DB_OK)
+        if ((rc = ledger_append(&r->db, &c, &row, &ledger_id)) != DB_OK)
             return db_fail(r, rc);
     }
-    struct dbq *q = dbq_new(r,
+    struct dbq *q = dbq_new(&r->db,
         "INSERT INTO refunds (invoice_kind, invoice_id, customer_id,"
         " third_party_refund_status, amount, currency_id, description,"
         " payment_method, ledger_id) VALUES (?,?,?,?,?,?,?,?,?)");
@@ -166,7 +174,7 @@ refunds_create(struct req *r)
     if ((rc = dbq_exec(q)) != DB_OK)
         return db_fail(r, rc);
     id = dbq_insert_id(q);
-    if ((rc = invoice_update(r, &inv, 0, amount, settled ? 0 : amount, NULL)) != DB_OK)
+    if ((rc = invoice_update(&r->db, &inv, 0, amount, settled ? 0 : amount, NULL)) != DB_OK)
         return db_fail(r, rc);
     resp_header(r, "Location", arena_printf(r->arena, "/v1/refunds/%" PRId64, id));
     st = resource_get(r, &refunds, id);

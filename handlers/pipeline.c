@@ -7,13 +7,13 @@
  * over once its lease (LEASE_SECONDS, longer than any request may run)
  * has expired. 4xx outcomes are stored too (the same request gets the
  * same answer); 5xx outcomes release the key so the client can retry.
+ * The records' storage is db/idempotency.c.
  */
-#include "db_pipeline.h"
+#include "pipeline.h"
 
-#include <stdio.h>
 #include <string.h>
 
-#include "db.h"
+#include "idempotency.h"
 #include "log.h"
 #include "token.h"
 
@@ -50,28 +50,34 @@ key_valid(const char *k)
 }
 
 static int
-replay(struct req *r, struct dbq *q)
+replay(struct req *r, const struct idem_record *rec)
 {
-    int status = (int)dbq_col_i64(q, 2);
-    const char *loc = dbq_col_str(q, 3);
-    const char *body = dbq_col_str(q, 4);
-    if (loc != NULL)
-        resp_header(r, "Location", loc);
+    if (rec->location != NULL)
+        resp_header(r, "Location", rec->location);
     resp_header(r, "Idempotent-Replayed", "true");
-    return resp_body(r, status, "application/json; charset=utf-8",
-                     body ? body : "", body ? strlen(body) : 0);
+    return resp_body(r, rec->status, "application/json; charset=utf-8",
+                     rec->response ? rec->response : "",
+                     rec->response ? strlen(rec->response) : 0);
 }
 
 static void
 purge_old(struct req *r)
 {
     static unsigned claims;
-    if (++claims % PURGE_EVERY != 0)
-        return;
-    struct dbq *q = dbq_new(r, "DELETE FROM idempotency_keys WHERE created_at <"
-                               " UTC_TIMESTAMP() - INTERVAL 48 HOUR LIMIT 1000");
-    if (dbq_exec(q) != DB_OK)
+    if (++claims % PURGE_EVERY == 0 && idem_purge(&r->db) != DB_OK) {
         log_warn("idempotency", "purge of old keys failed");
+        db_uow_reset(&r->db); /* the claim is committed already */
+    }
+}
+
+static int
+claimed(struct req *r, const char *sub, const char *key)
+{
+    struct claim *c = arena_alloc(r->arena, sizeof(*c));
+    c->sub = sub;
+    c->key = key;
+    r->idem = c;
+    return 0;
 }
 
 static int
@@ -86,110 +92,79 @@ idem_before(struct req *r)
     const char *sub = r->principal.sub ? r->principal.sub : "";
     const char *hash = request_hash(r);
 
-    struct dbq *q = dbq_new(r, "INSERT INTO idempotency_keys"
-                               " (sub, idem_key, request_hash, state) VALUES (?,?,?,0)");
-    dbq_str(q, sub);
-    dbq_str(q, key);
-    dbq_str(q, hash);
-    enum db_rc rc = dbq_exec(q);
+    enum db_rc rc = idem_claim(&r->db, sub, key, hash);
     if (rc == DB_OK) {
-        struct claim *c = arena_alloc(r->arena, sizeof(*c));
-        c->sub = sub;
-        c->key = key;
-        r->idem = c;
         purge_old(r);
-        return 0;
+        return claimed(r, sub, key);
     }
     if (rc != DB_CONFLICT)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
 
-    q = dbq_new(r, "SELECT request_hash, state, status, location, response,"
-                   " TIMESTAMPDIFF(SECOND, claimed_at, NOW(6)), claimed_at"
-                   " FROM idempotency_keys WHERE sub = ? AND idem_key = ?");
-    dbq_str(q, sub);
-    dbq_str(q, key);
-    rc = dbq_one(q);
+    struct idem_record rec;
+    rc = idem_lookup(&r->db, sub, key, &rec);
     if (rc == DB_NOT_FOUND) /* released in between: let the client retry */
         return req_fail(r, PAY_E_IDEM_IN_PROGRESS, "Idempotency-Key");
     if (rc != DB_OK)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
-    if (strcmp(dbq_col_str(q, 0), hash) != 0)
+    if (strcmp(rec.request_hash, hash) != 0)
         return req_failf(r, PAY_E_IDEM_REUSED, "Idempotency-Key",
                          "this Idempotency-Key was used for a different request");
-    if (dbq_col_i64(q, 1) == 1)
-        return replay(r, q);
-    if (dbq_col_i64(q, 5) < LEASE_SECONDS)
+    if (rec.done)
+        return replay(r, &rec);
+    if (rec.claim_age < LEASE_SECONDS)
         return req_fail(r, PAY_E_IDEM_IN_PROGRESS, "Idempotency-Key");
     /* An abandoned claim (its worker died): take it over atomically. */
-    struct dbq *u = dbq_new(r, "UPDATE idempotency_keys SET claimed_at = NOW(6)"
-                               " WHERE sub = ? AND idem_key = ? AND state = 0"
-                               " AND claimed_at = ?");
-    dbq_str(u, sub);
-    dbq_str(u, key);
-    dbq_str(u, dbq_col_str(q, 6));
-    if (dbq_exec(u) != DB_OK)
-        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
-    if (dbq_affected(u) != 1)
+    rc = idem_take_over(&r->db, sub, key, rec.claimed_at);
+    if (rc == DB_CONFLICT)
         return req_fail(r, PAY_E_IDEM_IN_PROGRESS, "Idempotency-Key");
-    struct claim *c = arena_alloc(r->arena, sizeof(*c));
-    c->sub = sub;
-    c->key = key;
-    r->idem = c;
+    if (rc != DB_OK)
+        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
     log_info("idempotency", "took over an abandoned claim");
-    return 0;
+    return claimed(r, sub, key);
 }
 
 static enum db_rc
-store(struct req *r, int status)
+store(struct req *r, const struct claim *c, int status)
 {
-    struct claim *c = r->idem;
-    const char   *loc = NULL;
+    const char *loc = NULL;
     for (struct resp_header *h = r->resp_headers; h != NULL; h = h->next)
         if (strcmp(h->name, "Location") == 0)
             loc = h->value;
-    struct dbq *q = dbq_new(r, "UPDATE idempotency_keys SET state = 1, status = ?,"
-                               " location = ?, response = ? WHERE sub = ? AND idem_key = ?");
-    dbq_i64(q, status);
-    dbq_str(q, loc);
-    dbq_strn(q, abuf_str(&r->resp_body), r->resp_body.len);
-    dbq_str(q, c->sub);
-    dbq_str(q, c->key);
-    return dbq_exec(q);
+    return idem_store(&r->db, c->sub, c->key, status, loc, abuf_str(&r->resp_body),
+                      r->resp_body.len);
 }
 
-static void
-release_claim(struct req *r)
+static int
+again(struct req *r)
 {
-    struct claim *c = r->idem;
-    struct dbq   *q = dbq_new(r, "DELETE FROM idempotency_keys"
-                                 " WHERE sub = ? AND idem_key = ? AND state = 0");
-    dbq_str(q, c->sub);
-    dbq_str(q, c->key);
-    if (dbq_exec(q) != DB_OK)
-        log_warn("idempotency", "could not release a claim");
+    return db_uow_retry(&r->db);
 }
 
 static int
 after(struct req *r, int status)
 {
+    if (r->db.failed != DB_OK && !r->failed) /* a handler that went on */
+        status = req_fail(r, PAY_E_UNAVAILABLE, NULL);
     int ok = !r->failed && status >= 200 && status < 400;
 
-    if (ok && r->tx != NULL) {
-        if (r->idem != NULL && store(r, status) != DB_OK) {
-            db_tx_rollback(r);
+    if (ok && r->db.in_tx) {
+        if (r->idem != NULL && store(r, r->idem, status) != DB_OK) {
             status = req_fail(r, PAY_E_UNAVAILABLE, NULL);
             ok = 0;
-        } else if (db_tx_commit(r) != DB_OK) {
+        } else if (db_tx_commit(&r->db) != DB_OK) {
             status = req_fail(r, PAY_E_UNAVAILABLE, NULL);
             ok = 0;
         } else if (r->idem != NULL) {
             r->idem = NULL; /* stored with the work */
         }
     }
-    if (r->tx != NULL)
-        db_tx_rollback(r);
+    /* Whatever is left of the work's unit is rolled back; the claim is
+     * settled in a unit of its own. */
+    db_uow_reset(&r->db);
     if (r->idem == NULL)
         return status;
+    struct claim *c = r->idem;
+    r->idem = NULL;
     if (ok || (r->failed && errors_get(r->err)->status < 500)) {
         /* Outcome without a transaction (or a client error): store it. */
         if (r->failed) {
@@ -197,13 +172,12 @@ after(struct req *r, int status)
             r->failed = 0;
             status = r->status;
         }
-        if (store(r, status) != DB_OK)
+        if (store(r, c, status) != DB_OK)
             log_warn("idempotency", "could not store a response");
-    } else {
-        release_claim(r);
+    } else if (idem_release(&r->db, c->sub, c->key) != DB_OK) {
+        log_warn("idempotency", "could not release a claim");
     }
-    r->idem = NULL;
     return status;
 }
 
-const struct router_hooks db_pipeline_hooks = {idem_before, after};
+const struct router_hooks pipeline_hooks = {idem_before, again, after};

@@ -1,0 +1,282 @@
+/*
+ * The money core (see ledger.h): the one place that writes the ledger,
+ * customers' balances, invoices' totals and invoice payment events.
+ */
+#include "ledger.h"
+
+#include <string.h>
+
+enum db_rc
+customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
+{
+    /* Locking reads lock every row they read: the customer row alone is
+     * locked, the currency (reference data) is read in its own statement. */
+    struct dbq *q = dbq_new(u, lock
+        ? "SELECT contract_owner_id, currency_id, balance FROM customers"
+          " WHERE id = ? FOR UPDATE"
+        : "SELECT contract_owner_id, currency_id, balance FROM customers"
+          " WHERE id = ?");
+    dbq_i64(q, id);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    c->id = id;
+    c->owner = dbq_col_i64(q, 0);
+    c->currency_id = dbq_col_i64(q, 1);
+    c->balance = dbq_col_i64(q, 2);
+    q = dbq_new(u, "SELECT minor_digits, code FROM currencies WHERE id = ?");
+    dbq_i64(q, c->currency_id);
+    if ((rc = dbq_one(q)) != DB_OK)
+        return rc == DB_NOT_FOUND ? DB_ERROR : rc;
+    c->digits = (int)dbq_col_i64(q, 0);
+    c->currency_code = dbq_col_str(q, 1);
+    return DB_OK;
+}
+
+enum db_rc
+ledger_append(struct db_uow *u, struct customer *c, const struct ledger_row *row,
+              int64_t *id)
+{
+    int64_t balance = c->balance + row->amount;
+    struct dbq *q = dbq_new(u,
+        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
+        " resulting_balance, currency_id, description, reference, payment_method,"
+        " payment_date, invoice_kind, invoice_id, invoice_number, bill_run_type)"
+        " VALUES (?,?,?,?,?,?,?,?,?,COALESCE(?, UTC_DATE()),?,?,?,?)");
+    dbq_i64(q, c->id);
+    dbq_str(q, row->txn_type);
+    dbq_str(q, row->customer_payment_type);
+    dbq_i64(q, row->amount);
+    dbq_i64(q, balance);
+    dbq_i64(q, c->currency_id);
+    dbq_str(q, row->description);
+    dbq_str(q, row->reference);
+    dbq_str(q, row->payment_method);
+    dbq_str(q, row->payment_date);
+    if (row->invoice_kind) {
+        dbq_i64(q, row->invoice_kind);
+        dbq_i64(q, row->invoice_id);
+    } else {
+        dbq_null(q);
+        dbq_null(q);
+    }
+    dbq_str(q, row->invoice_number);
+    dbq_str(q, row->bill_run_type);
+    enum db_rc rc = dbq_exec(q);
+    if (rc != DB_OK)
+        return rc;
+    *id = dbq_insert_id(q);
+    q = dbq_new(u, "UPDATE customers SET balance = ? WHERE id = ?");
+    dbq_i64(q, balance);
+    dbq_i64(q, c->id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return rc;
+    c->balance = balance;
+    return DB_OK;
+}
+
+enum db_rc
+invoice_lock(struct db_uow *u, int kind, int64_t id, struct customer *c,
+             struct invoice *inv)
+{
+    struct dbq *q = dbq_new(u, "SELECT customer_id FROM invoices WHERE kind = ? AND id = ?");
+    dbq_i64(q, kind);
+    dbq_i64(q, id);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    if ((rc = customer_load(u, dbq_col_i64(q, 0), 1, c)) != DB_OK)
+        return rc;
+    q = dbq_new(u, "SELECT customer_id, amount, paid, refunded, refund_pending,"
+                   " auto_collect, invoice_number, third_party_status"
+                   " FROM invoices WHERE kind = ? AND id = ? FOR UPDATE");
+    dbq_i64(q, kind);
+    dbq_i64(q, id);
+    if ((rc = dbq_one(q)) != DB_OK)
+        return rc;
+    inv->kind = kind;
+    inv->id = id;
+    inv->customer_id = dbq_col_i64(q, 0);
+    inv->amount = dbq_col_i64(q, 1);
+    inv->paid = dbq_col_i64(q, 2);
+    inv->refunded = dbq_col_i64(q, 3);
+    inv->refund_pending = dbq_col_i64(q, 4);
+    inv->auto_collect = (int)dbq_col_i64(q, 5);
+    inv->number = dbq_col_str(q, 6);
+    inv->tp_status = dbq_col_str(q, 7);
+    /* Invoices never change customer; this guards the lock order. */
+    return inv->customer_id == c->id ? DB_OK : DB_ERROR;
+}
+
+enum db_rc
+invoice_update(struct db_uow *u, const struct invoice *inv, int64_t paid_delta,
+               int64_t refunded_delta, int64_t pending_delta, const char *tp_status)
+{
+    struct dbq *q = dbq_new(u,
+        "UPDATE invoices SET paid = paid + ?, refunded = refunded + ?,"
+        " refund_pending = refund_pending + ?,"
+        " third_party_status = COALESCE(?, third_party_status), " INVOICE_STATUS_SQL
+        " WHERE kind = ? AND id = ?");
+    dbq_i64(q, paid_delta);
+    dbq_i64(q, refunded_delta);
+    dbq_i64(q, pending_delta);
+    dbq_str(q, tp_status);
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    return dbq_exec(q);
+}
+
+int64_t
+invoice_event_effect(const char *tp_status, int64_t amount)
+{
+    switch (tp_group_of(tp_status)) {
+    case TP_COLLECTED: return amount;
+    case TP_REVERSED:  return amount < 0 ? amount : -amount;
+    default:           return 0;
+    }
+}
+
+enum db_rc
+invoice_event_record(struct db_uow *u, struct customer *c, const struct invoice *inv,
+                     struct invoice_event *e, int64_t *id)
+{
+    int64_t    moved = invoice_event_effect(e->tp_status, e->amount);
+    enum db_rc rc;
+    if (moved != 0) {
+        struct ledger_row row = {
+            .txn_type = moved < 0 && tp_group_of(e->tp_status) == TP_REVERSED
+                            ? "PAYMENT_REVERSED" : "PAYMENT",
+            .customer_payment_type = e->customer_payment_type, .amount = moved,
+            .description = e->description, .payment_method = e->payment_method,
+            .invoice_kind = inv->kind, .invoice_id = inv->id,
+            .invoice_number = inv->number,
+            .bill_run_type = inv->kind == INVOICE_ADHOC ? "ADHOC" : "NORMAL",
+        };
+        if ((rc = ledger_append(u, c, &row, &e->ledger_id)) != DB_OK)
+            return rc;
+    }
+    if ((rc = invoice_event_insert(u, inv, c, e, id)) != DB_OK)
+        return rc;
+    return invoice_update(u, inv, moved, 0, 0, e->tp_status);
+}
+
+enum db_rc
+invoice_event_insert(struct db_uow *u, const struct invoice *inv,
+                     const struct customer *c, const struct invoice_event *e,
+                     int64_t *id)
+{
+    struct dbq *q = dbq_new(u,
+        "INSERT INTO invoice_payments (invoice_kind, invoice_id, customer_id,"
+        " third_party_status, amount, currency_id, description, payment_method,"
+        " payment_date, customer_payment_type, customer_payment_id, ledger_id)"
+        " VALUES (?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?)");
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    dbq_i64(q, c->id);
+    dbq_str(q, e->tp_status);
+    dbq_i64(q, e->amount);
+    dbq_i64(q, c->currency_id);
+    dbq_str(q, e->description);
+    dbq_str(q, e->payment_method);
+    dbq_str(q, e->customer_payment_type);
+    if (e->customer_payment_id)
+        dbq_i64(q, e->customer_payment_id);
+    else
+        dbq_null(q);
+    if (e->ledger_id)
+        dbq_i64(q, e->ledger_id);
+    else
+        dbq_null(q);
+    enum db_rc rc = dbq_exec(q);
+    if (rc == DB_OK && id != NULL)
+        *id = dbq_insert_id(q);
+    return rc;
+}
+
+struct open_invoice {
+    int64_t     id;
+    int64_t     outstanding;
+};
+
+/* Spreads `amount` over the customer's open invoices of this kind. */
+static enum db_rc
+allocate(struct db_uow *u, struct customer *c, int kind, int64_t amount,
+         int64_t payment_id, const char *method, const char *description)
+{
+    struct dbq *q = dbq_new(u,
+        "SELECT id, amount - paid FROM invoices"
+        " WHERE customer_id = ? AND kind = ? AND is_open = 1"
+        " ORDER BY invoice_date, id FOR UPDATE");
+    dbq_i64(q, c->id);
+    dbq_i64(q, kind);
+    enum db_rc rc = dbq_exec(q);
+    if (rc != DB_OK)
+        return rc;
+    struct abuf rows;
+    abuf_init(&rows, u->arena);
+    int64_t need = 0;
+    while ((rc = dbq_fetch(q)) == DB_OK) {
+        struct open_invoice inv = {dbq_col_i64(q, 0), dbq_col_i64(q, 1)};
+        if (need < amount)
+            abuf_add(&rows, &inv, sizeof(inv));
+        need += inv.outstanding;
+    }
+    if (rc != DB_NOT_FOUND)
+        return rc;
+
+    const struct open_invoice *inv = (const struct open_invoice *)rows.p;
+    size_t n = rows.len / sizeof(*inv);
+    for (size_t i = 0; i < n && amount > 0; i++) {
+        int64_t apply = inv[i].outstanding < amount ? inv[i].outstanding : amount;
+        if (apply <= 0)
+            continue;
+        struct invoice       target = {.kind = kind, .id = inv[i].id};
+        struct invoice_event e = {
+            .amount = apply, .description = description, .payment_method = method,
+            .customer_payment_type = "CUSTOMER", .customer_payment_id = payment_id,
+        };
+        if ((rc = invoice_event_insert(u, &target, c, &e, NULL)) != DB_OK ||
+            (rc = invoice_update(u, &target, apply, 0, 0, NULL)) != DB_OK)
+            return rc;
+        amount -= apply;
+    }
+    return DB_OK;
+}
+
+enum db_rc
+customer_payment_record(struct db_uow *u, struct customer *c, int64_t amount,
+                        const char *method, const char *description,
+                        const char *reference, const char *bill_run_type,
+                        int64_t *ledger_id)
+{
+    struct ledger_row row = {
+        .txn_type = "PAYMENT", .customer_payment_type = "CUSTOMER",
+        .amount = amount, .description = description, .reference = reference,
+        .payment_method = method, .bill_run_type = bill_run_type,
+    };
+    enum db_rc rc = ledger_append(u, c, &row, ledger_id);
+    if (rc != DB_OK)
+        return rc;
+    return allocate(u, c,
+                    strcmp(bill_run_type, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL,
+                    amount, *ledger_id, method, description);
+}
+
+enum db_rc
+invoice_raise(struct db_uow *u, struct customer *c, const struct invoice *inv,
+              const char *invoice_date)
+{
+    int               adhoc = inv->kind == INVOICE_ADHOC;
+    struct ledger_row row = {
+        .txn_type = adhoc ? "ADHOC_INVOICE_CREATED" : "INVOICE_CREATED",
+        .customer_payment_type = adhoc ? "ADHOC_INVOICE" : "INVOICE",
+        .amount = -inv->amount, .invoice_kind = inv->kind, .invoice_id = inv->id,
+        .invoice_number = inv->number, .bill_run_type = adhoc ? "ADHOC" : "NORMAL",
+        .payment_date = invoice_date,
+    };
+    int64_t    id;
+    enum db_rc rc = ledger_append(u, c, &row, &id);
+    if (rc != DB_OK)
+        return rc;
+    return invoice_update(u, inv, 0, 0, 0, NULL);
+}

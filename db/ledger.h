@@ -1,0 +1,117 @@
+/*
+ * The money core (spec §3), below both the API and the loader: the
+ * customer's balance row and its append-only ledger, invoices' totals and
+ * derived statuses, and invoice payment events. Every function runs
+ * inside the caller's unit of work; money-moving ones expect the customer
+ * row locked first (customer_load with lock, or invoice_lock), then the
+ * invoice rows: the one lock order, so concurrent writers never deadlock.
+ * Tenancy is the caller's business (these see every contract owner).
+ */
+#ifndef PAY_DB_LEDGER_H
+#define PAY_DB_LEDGER_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "spec.h"
+
+struct customer {
+    int64_t     id;
+    int64_t     owner;
+    int64_t     currency_id;
+    int64_t     balance;
+    int         digits;
+    const char *currency_code;   /* "GBP" */
+};
+
+/* Loads a customer; with lock, its row (and only its row) is locked FOR
+ * UPDATE. DB_NOT_FOUND when there is none. */
+DB_MUST_CHECK enum db_rc customer_load(struct db_uow *u, int64_t id, int lock,
+                                       struct customer *c);
+
+struct ledger_row {
+    const char *txn_type;
+    const char *customer_payment_type;
+    int64_t     amount;
+    const char *description;
+    const char *reference;
+    const char *payment_method;
+    int         invoice_kind;    /* 0 = none */
+    int64_t     invoice_id;
+    const char *invoice_number;
+    const char *bill_run_type;
+    const char *payment_date;    /* NULL: today (UTC) */
+};
+
+/* Appends a row to a locked customer's ledger and moves the balance.
+ * Returns the new row id in *id. */
+DB_MUST_CHECK enum db_rc ledger_append(struct db_uow *u, struct customer *c,
+                                       const struct ledger_row *row, int64_t *id);
+
+struct invoice {
+    int         kind;
+    int64_t     id;
+    int64_t     customer_id;
+    int64_t     amount;
+    int64_t     paid;
+    int64_t     refunded;
+    int64_t     refund_pending;
+    int         auto_collect;
+    const char *number;
+    const char *tp_status;   /* latest third-party status, may be NULL */
+};
+
+/* Locks the invoice's customer, then the invoice (the lock order).
+ * DB_NOT_FOUND for an unknown invoice. */
+DB_MUST_CHECK enum db_rc invoice_lock(struct db_uow *u, int kind, int64_t id,
+                                      struct customer *c, struct invoice *inv);
+/* Moves the invoice's totals, optionally sets its third-party status, and
+ * re-derives its payment status. */
+DB_MUST_CHECK enum db_rc invoice_update(struct db_uow *u, const struct invoice *inv,
+                                        int64_t paid_delta, int64_t refunded_delta,
+                                        int64_t pending_delta, const char *tp_status);
+
+/* One payment event on an invoice (table invoice_payments). */
+struct invoice_event {
+    const char *tp_status;            /* NULL: none given */
+    int64_t     amount;
+    const char *description;
+    const char *payment_method;
+    const char *customer_payment_type;
+    int64_t     customer_payment_id;  /* 0: none */
+    int64_t     ledger_id;            /* 0: none */
+};
+DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct invoice *inv,
+                                              const struct customer *c,
+                                              const struct invoice_event *e, int64_t *id);
+/* Change of invoices.paid caused by an event (spec §4.5): the amount for
+ * no status or a collected one, minus its magnitude for a reversed one,
+ * 0 otherwise. */
+int64_t invoice_event_effect(const char *tp_status, int64_t amount);
+/* Records event e on a locked invoice of a locked customer: the PAYMENT /
+ * PAYMENT_REVERSED ledger row when money moves (e->ledger_id is set), the
+ * event itself, and the invoice's totals and statuses. The caller has
+ * checked that paid stays >= refunded. */
+DB_MUST_CHECK enum db_rc invoice_event_record(struct db_uow *u, struct customer *c,
+                                              const struct invoice *inv,
+                                              struct invoice_event *e, int64_t *id);
+
+/* A payment against the customer account: the PAYMENT ledger row, then
+ * allocation over open invoices of the bill run type, oldest invoice date
+ * first (then lowest id), one event per invoice touched; the rest stays
+ * as credit. *ledger_id gets the PAYMENT row. */
+DB_MUST_CHECK enum db_rc customer_payment_record(struct db_uow *u, struct customer *c,
+                                                 int64_t amount, const char *method,
+                                                 const char *description,
+                                                 const char *reference,
+                                                 const char *bill_run_type,
+                                                 int64_t *ledger_id);
+
+/* Raises an invoice that was just inserted (loader): its
+ * INVOICE_CREATED / ADHOC_INVOICE_CREATED ledger row on the locked
+ * customer, dated `invoice_date`, and its derived payment status. */
+DB_MUST_CHECK enum db_rc invoice_raise(struct db_uow *u, struct customer *c,
+                                       const struct invoice *inv,
+                                       const char *invoice_date);
+
+#endif

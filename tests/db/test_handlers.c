@@ -1,0 +1,331 @@
+/*
+ * In-process handler suite (label db): the real route table and the real
+ * pipeline hooks, driven through router_dispatch against MariaDB (the
+ * private pay_dbtest database of tests/db/run.sh), without nginx or
+ * FastCGI: a fake source hands in the CGI parameters and the body, a sink
+ * collects the response. Every money-moving operation runs here, and after
+ * each one the customer's balance must equal the sum of its ledger.
+ */
+#include <inttypes.h>
+#include <mysql.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "auth.h"
+#include "db.h"
+#include "handlers.h"
+#include "json.h"
+#include "log.h"
+#include "pipeline.h"
+#include "router.h"
+#include "test.h"
+
+#define SECRET "handler-test-secret-0123456789abcdef-0123456789"
+
+static MYSQL        *other;
+static struct arena *A;   /* the "worker" arena, reset per request */
+static struct arena *JA;  /* responses, kept by the test */
+static char         *token;
+
+/* ---- the other session: reads what was committed ------------------------- */
+
+static int64_t
+sql_i64(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int64_t
+sql_i64(const char *fmt, ...)
+{
+    char    sql[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (mysql_query(other, sql) != 0) {
+        fprintf(stderr, "test_handlers: %s: %s\n", sql, mysql_error(other));
+        exit(2);
+    }
+    MYSQL_RES *res = mysql_store_result(other);
+    MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
+    int64_t    v = row && row[0] ? strtoll(row[0], NULL, 10) : -1;
+    if (res != NULL)
+        mysql_free_result(res);
+    return v;
+}
+
+static int
+ledger_ok(int64_t customer)
+{
+    return sql_i64("SELECT balance FROM customers WHERE id = %" PRId64, customer) ==
+           sql_i64("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %" PRId64,
+                   customer);
+}
+
+/* ---- one request ---------------------------------------------------------- */
+
+struct fake {
+    const char *env[32];
+    const char *body;
+    size_t      len, pos;
+};
+
+static const char *
+f_env(void *ctx, const char *name)
+{
+    struct fake *f = ctx;
+    for (size_t i = 0; f->env[i] != NULL; i += 2)
+        if (strcmp(f->env[i], name) == 0)
+            return f->env[i + 1];
+    return NULL;
+}
+
+static long
+f_read(void *ctx, char *buf, size_t n)
+{
+    struct fake *f = ctx;
+    size_t       k = f->len - f->pos < n ? f->len - f->pos : n;
+    memcpy(buf, f->body + f->pos, k);
+    f->pos += k;
+    return (long)k;
+}
+
+static struct abuf out;
+
+static int
+f_write(void *ctx, const char *p, size_t n)
+{
+    (void)ctx;
+    abuf_add(&out, p, n);
+    return 0;
+}
+
+struct res {
+    int                status;
+    const char        *raw;
+    struct json_value *json;
+};
+
+static struct res
+call(const char *method, const char *path, const char *body, const char *idem)
+{
+    char        auth[1024], len[24];
+    struct fake f = {{NULL}, body, body ? strlen(body) : 0, 0};
+    size_t      n = 0;
+    snprintf(auth, sizeof(auth), "Bearer %s", token);
+    snprintf(len, sizeof(len), "%zu", f.len);
+#define ENV(k, v) (f.env[n++] = (k), f.env[n++] = (v))
+    ENV("REQUEST_METHOD", method);
+    ENV("DOCUMENT_URI", path);
+    ENV("QUERY_STRING", "");
+    ENV("HTTP_AUTHORIZATION", auth);
+    ENV("REMOTE_ADDR", "127.0.0.1");
+    if (body != NULL) {
+        ENV("CONTENT_TYPE", "application/json");
+        ENV("CONTENT_LENGTH", len);
+    }
+    if (idem != NULL)
+        ENV("HTTP_IDEMPOTENCY_KEY", idem);
+#undef ENV
+    struct req r;
+    abuf_init(&out, JA);
+    req_init(&r, A);
+    r.src = (struct source){f_env, f_read, &f};
+    r.out = (struct sink){f_write, NULL};
+    struct res res = {router_dispatch(&r), NULL, NULL};
+    arena_reset(A);
+    res.raw = abuf_str(&out);
+    const char *body_at = strstr(res.raw, "\r\n\r\n");
+    const char *err;
+    if (body_at != NULL && body_at[4] != '\0' &&
+        json_parse(JA, body_at + 4, strlen(body_at + 4), &res.json, &err) != 0)
+        res.json = NULL;
+    return res;
+}
+
+static const char *
+jstr(const struct res *res, const char *key)
+{
+    struct json_value *v = json_get(res->json, key);
+    return v && (v->type == JSON_STRING || v->type == JSON_NUMBER) ? v->str : NULL;
+}
+
+#define POST(path, body) call("POST", path, body, NULL)
+
+/* ---- the money-moving operations ------------------------------------------ */
+
+static void
+test_customer_payment(void)
+{
+    int64_t before = sql_i64("SELECT balance FROM customers WHERE id = 11");
+    int64_t rows = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 11");
+    const char *body = "{\"customerId\":11,\"amountInMajorCurrency\":150.25,"
+                       "\"type\":\"BACS\",\"description\":\"in-process\"}";
+    struct res r = call("POST", "/v1/customer-payments", body, "hk-1");
+    CHECK(r.status == 200, "customer payment 200 (got %d: %.200s)", r.status, r.raw);
+    CHECK(strcmp(jstr(&r, "amountInMajorCurrency") ? jstr(&r, "amountInMajorCurrency") : "",
+                 "150.25") == 0, "amount written back exactly");
+    CHECK(sql_i64("SELECT balance FROM customers WHERE id = 11") == before + 15025,
+          "balance moved by 150.25");
+    /* 245.75 of invoices is open: 120.00 and 30.25 of the second one paid. */
+    CHECK(sql_i64("SELECT paid FROM invoices WHERE kind = 1 AND id = 31") == 12000 &&
+              sql_i64("SELECT paid FROM invoices WHERE kind = 1 AND id = 32") == 3025,
+          "spread oldest first");
+    CHECK(ledger_ok(11), "balance = sum of ledger");
+    struct res again = call("POST", "/v1/customer-payments", body, "hk-1");
+    CHECK(again.status == 200 && strstr(again.raw, "Idempotent-Replayed: true") != NULL,
+          "the same key replays");
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 11") == rows + 1,
+          "one PAYMENT row for both");
+}
+
+static void
+test_adjustment(void)
+{
+    struct res r = POST("/v1/customer-balance-adjustments",
+                        "{\"customerId\":12,\"amountInMajorCurrency\":-7.5,"
+                        "\"description\":\"fee\"}");
+    CHECK(r.status == 200, "adjustment 200 (got %d)", r.status);
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 12 AND"
+                  " txn_type = 'ADJUSTMENT' AND amount = -750") == 1, "ADJUSTMENT row");
+    CHECK(ledger_ok(12), "balance = sum of ledger");
+}
+
+static void
+test_invoice_payments_and_refunds(void)
+{
+    struct res r = POST("/v1/invoice-payments",
+                        "{\"generatedInvoiceId\":34,\"amountInMajorCurrency\":100,"
+                        "\"description\":\"cheque\",\"paymentMethod\":\"CHEQUE\"}");
+    CHECK(r.status == 201, "invoice payment 201 (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT paid FROM invoices WHERE kind = 1 AND id = 34") == 10000, "paid");
+    r = POST("/v1/adhoc-invoice-payments",
+             "{\"generatedAdhocInvoiceId\":12,\"amountInMajorCurrency\":30,"
+             "\"description\":\"cash\",\"paymentMethod\":\"OTHER\"}");
+    CHECK(r.status == 201, "adhoc invoice payment 201 (got %d)", r.status);
+    CHECK(sql_i64("SELECT payment_status = 'PAID' FROM invoices WHERE kind = 2 AND id = 12") == 1,
+          "adhoc invoice PAID");
+
+    r = POST("/v1/refunds", "{\"invoiceId\":34,\"billRunType\":\"NORMAL\","
+                            "\"amountInMajorCurrency\":40,\"paymentMethod\":\"CHEQUE\"}");
+    CHECK(r.status == 201, "manual refund 201 (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT refunded FROM invoices WHERE kind = 1 AND id = 34") == 4000, "refunded");
+    int64_t rows = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 12");
+    r = POST("/v1/refunds", "{\"invoiceId\":34,\"billRunType\":\"NORMAL\","
+                            "\"amountInMajorCurrency\":60.01,\"paymentMethod\":\"CHEQUE\"}");
+    CHECK(r.status == 409, "more than refundable: 409 (got %d)", r.status);
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 12") == rows &&
+              sql_i64("SELECT refunded FROM invoices WHERE kind = 1 AND id = 34") == 4000,
+          "and nothing changed");
+    CHECK(ledger_ok(12), "balance = sum of ledger");
+}
+
+static void
+test_reprocess_cancel(void)
+{
+    struct res r = POST("/v1/invoice-payments",
+                        "{\"generatedInvoiceId\":37,\"amountInMajorCurrency\":120,"
+                        "\"description\":\"dd\",\"paymentMethod\":\"GO_CARDLESS\","
+                        "\"thirdPartyPaymentStatus\":\"FAILED\"}");
+    CHECK(r.status == 201, "failed event 201 (got %d: %.200s)", r.status, r.raw);
+    r = POST("/v1/invoice-payment-reprocess",
+             "{\"invoiceId\":37,\"billRunType\":\"NORMAL\",\"notes\":\"again\"}");
+    CHECK(r.status == 200, "reprocess 200 (got %d: %.200s)", r.status, r.raw);
+    r = POST("/v1/invoice-payment-cancel", "{\"invoiceId\":37,\"billRunType\":\"NORMAL\"}");
+    CHECK(r.status == 202, "cancel of the queued collection 202 (got %d: %.200s)", r.status,
+          r.raw);
+    r = POST("/v1/payment-provider-reprocess", "{\"paymentProviderId\":1}");
+    CHECK(r.status == 200 && jstr(&r, "reprocessedInvoiceCount") != NULL,
+          "provider reprocess 200 (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT paid FROM invoices WHERE kind = 1 AND id = 37") == 0,
+          "no money moved");
+    CHECK(ledger_ok(13), "balance = sum of ledger");
+}
+
+/* ---- a conflict re-runs the handler, which writes once -------------------- */
+
+static void *
+hold_lock(void *arg)
+{
+    MYSQL *m = arg;
+    if (mysql_query(m, "START TRANSACTION") != 0 ||
+        mysql_query(m, "SELECT id FROM customers WHERE id = 14 FOR UPDATE") != 0)
+        return NULL;
+    MYSQL_RES *res = mysql_store_result(m);
+    if (res != NULL)
+        mysql_free_result(res);
+    usleep(1500 * 1000); /* longer than one lock wait (1 s) */
+    if (mysql_query(m, "ROLLBACK") != 0)
+        return NULL;
+    return NULL;
+}
+
+static void
+test_rerun_after_conflict(MYSQL *m)
+{
+    int64_t   rows = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 14");
+    pthread_t th;
+    pthread_create(&th, NULL, hold_lock, m);
+    usleep(200 * 1000);
+    struct res r = POST("/v1/customer-payments",
+                        "{\"customerId\":14,\"amountInMajorCurrency\":1,\"type\":\"BACS\"}");
+    pthread_join(th, NULL);
+    CHECK(r.status == 200, "a payment that waited out a lock wait timeout runs again: 200"
+          " (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 14") == rows + 1,
+          "and is written exactly once");
+    CHECK(ledger_ok(14), "balance = sum of ledger");
+}
+
+int
+main(void)
+{
+    const char *name = getenv("PAY_DB_NAME");
+    struct db_settings s = {
+        .socket = getenv("PAY_DB_SOCKET"), .user = getenv("PAY_DB_USER"),
+        .password = getenv("PAY_DB_PASSWORD"), .name = name, .timeout = 10,
+        .lock_wait = 1};
+    if (s.socket == NULL || s.user == NULL || name == NULL || strcmp(name, "pay_dbtest") != 0) {
+        fprintf(stderr, "test_handlers: run me through tests/db/run.sh\n");
+        return 2;
+    }
+    char  err[256];
+    struct auth_settings as = {.alg = "HS256", .secret = SECRET};
+    if (auth_init(&as, err, sizeof(err)) != 0 || db_open(&s) != 0) {
+        fprintf(stderr, "test_handlers: set-up: %s\n", err);
+        return 2;
+    }
+    int64_t owners[] = {1};
+    token = auth_issue("inproc", "payments:read payments:write", owners, 1, 600,
+                       time(NULL), err, sizeof(err));
+    log_open(NULL, LOG_ERROR);
+    router_init(routes_table, routes_count, &pipeline_hooks);
+    A = arena_create(1 << 16);
+    JA = arena_create(1 << 16);
+    other = mysql_init(NULL);
+    MYSQL *locker = mysql_init(NULL);
+    if (mysql_real_connect(other, NULL, s.user, s.password, name, 0, s.socket, 0) == NULL ||
+        mysql_real_connect(locker, NULL, s.user, s.password, name, 0, s.socket, 0) == NULL) {
+        fprintf(stderr, "test_handlers: connect: %s\n", mysql_error(other));
+        return 2;
+    }
+
+    test_customer_payment();
+    test_adjustment();
+    test_invoice_payments_and_refunds();
+    test_reprocess_cancel();
+    test_rerun_after_conflict(locker);
+
+    mysql_close(locker);
+    mysql_close(other);
+    free(token);
+    arena_destroy(JA);
+    arena_destroy(A);
+    db_close();
+    auth_shutdown();
+    return TEST_DONE();
+}
