@@ -65,12 +65,14 @@ init_auth(void)
         fatal("%s", err);
 }
 
+/* statement_limit: seconds the server may spend on one statement (0 for
+ * the bulk commands, whose statements may take long). */
 static int
-open_db(void)
+open_db(int statement_limit)
 {
     struct db_settings s = {
         cfg.db_host, cfg.db_socket, cfg.db_user, cfg.db_password, cfg.db_name,
-        cfg.db_port, cfg.db_timeout, cfg.db_lock_wait,
+        cfg.db_port, cfg.db_timeout, cfg.db_lock_wait, statement_limit,
     };
     return db_open(&s);
 }
@@ -78,7 +80,7 @@ open_db(void)
 static void
 worker_init(void)
 {
-    if (open_db() != 0)
+    if (open_db(cfg.db_timeout) != 0)
         log_warn("worker", "database not reachable yet; will retry per request");
 }
 
@@ -120,7 +122,7 @@ cmd_migrate(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : getenv("PAY_SCHEMA_DIR");
     if (dir == NULL)
         dir = PAY_SCHEMA_DIR;
-    if (open_db() != 0)
+    if (open_db(0) != 0)
         fatal("cannot connect to the database");
     int rc = db_migrate(dir);
     db_close();
@@ -132,7 +134,7 @@ cmd_load(int argc, char **argv)
 {
     if (argc != 2)
         usage();
-    if (open_db() != 0)
+    if (open_db(0) != 0)
         fatal("cannot connect to the database");
     int rc = db_load_file(argv[1]);
     db_close();
@@ -168,7 +170,7 @@ cmd_generate(int argc, char **argv)
     }
     if (customers == 0)
         usage();
-    if (open_db() != 0)
+    if (open_db(0) != 0)
         fatal("cannot connect to the database");
     int rc = db_generate(customers, invoices, (unsigned)seed);
     db_close();

@@ -3,8 +3,9 @@
  * Rules from DEPS.md: connect after fork; MYSQL_OPT_RECONNECT stays off
  * (a silent reconnect invalidates every prepared statement), so on a lost
  * connection we drop the statement cache, fail the unit of work and
- * reconnect at the start of the next one; CLIENT_FOUND_ROWS so affected rows means matched rows; session
- * lock wait < read timeout < nginx fastcgi_read_timeout.
+ * reconnect at the start of the next one; CLIENT_FOUND_ROWS so affected
+ * rows means matched rows; session lock wait < read timeout (= the
+ * server's max_statement_time for the API) < nginx fastcgi_read_timeout.
  */
 #include "db.h"
 
@@ -73,8 +74,8 @@ connect_now(void)
                   "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,"
                   "NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,"
                   "NO_ENGINE_SUBSTITUTION', time_zone='+00:00'");
-    snprintf(init, sizeof(init), "SET SESSION innodb_lock_wait_timeout=%d",
-             cfg.lock_wait);
+    snprintf(init, sizeof(init), "SET SESSION innodb_lock_wait_timeout=%d,"
+             " max_statement_time=%d", cfg.lock_wait, cfg.statement_limit);
     mysql_options(conn, MYSQL_INIT_COMMAND, init);
     mysql_options(conn, MYSQL_INIT_COMMAND,
                   "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
@@ -116,11 +117,12 @@ db_ping(void)
     return 0;
 }
 
-/* Maps a MariaDB error number to db_rc; drops a dead connection (*lost). */
+/* Maps a MariaDB error number to db_rc; *sticky when the error fails the
+ * whole unit (a lost connection, an aborted statement). */
 static enum db_rc
-map_error(unsigned err, const char *what, const char *msg, int *lost)
+map_error(unsigned err, const char *what, const char *msg, int *sticky)
 {
-    *lost = 0;
+    *sticky = 0;
     switch (err) {
     case ER_LOCK_DEADLOCK:
     case ER_LOCK_WAIT_TIMEOUT:
@@ -128,6 +130,11 @@ map_error(unsigned err, const char *what, const char *msg, int *lost)
         return DB_RETRY;
     case ER_DUP_ENTRY:
         return DB_CONFLICT;
+    case ER_STATEMENT_TIMEOUT:
+        log_error("db", "%s: statement aborted after %d s", what, cfg.statement_limit);
+        metrics_db_error();
+        *sticky = 1; /* aborted mid-transaction: fail the unit */
+        return DB_ERROR;
     case CR_SERVER_GONE_ERROR:
     case CR_SERVER_LOST:
     case CR_CONNECTION_ERROR:
@@ -137,7 +144,7 @@ map_error(unsigned err, const char *what, const char *msg, int *lost)
         log_error("db", "%s: connection lost: %s", what, msg);
         metrics_db_error();
         drop_connection();
-        *lost = 1;
+        *sticky = 1;
         return DB_ERROR;
     default:
         log_error("db", "%s: error %u: %s", what, err, msg);
@@ -148,11 +155,11 @@ map_error(unsigned err, const char *what, const char *msg, int *lost)
 
 /* Runs a fixed statement on the connection, discarding any result. */
 static enum db_rc
-exec_on_conn(const char *sql, int *lost)
+exec_on_conn(const char *sql, int *sticky)
 {
-    *lost = 0;
+    *sticky = 0;
     if (mysql_real_query(conn, sql, strlen(sql)) != 0)
-        return map_error(mysql_errno(conn), "query", mysql_error(conn), lost);
+        return map_error(mysql_errno(conn), "query", mysql_error(conn), sticky);
     MYSQL_RES *res = mysql_store_result(conn);
     if (res != NULL)
         mysql_free_result(res);
@@ -162,7 +169,7 @@ exec_on_conn(const char *sql, int *lost)
             mysql_free_result(res);
     }
     if (mysql_errno(conn) != 0)
-        return map_error(mysql_errno(conn), "query", mysql_error(conn), lost);
+        return map_error(mysql_errno(conn), "query", mysql_error(conn), sticky);
     return DB_OK;
 }
 
@@ -172,8 +179,8 @@ exec_on_conn(const char *sql, int *lost)
 static void
 rollback_conn(void)
 {
-    int lost;
-    if (conn_tx && conn != NULL && exec_on_conn("ROLLBACK", &lost) != DB_OK)
+    int sticky;
+    if (conn_tx && conn != NULL && exec_on_conn("ROLLBACK", &sticky) != DB_OK)
         log_warn("db", "rollback failed");
     conn_tx = 0;
 }
@@ -186,15 +193,15 @@ rollback_now(struct db_uow *u)
     u->in_tx = 0;
 }
 
-/* Records the outcome of a failed statement: DB_RETRY and a lost
- * connection fail the whole unit (sticky), the others are the statement's
- * own result. */
+/* Records the outcome of a failed statement: DB_RETRY, a lost connection
+ * and an aborted statement fail the whole unit (sticky), the others are
+ * the statement's own result. */
 static enum db_rc
 unit_error(struct db_uow *u, unsigned err, const char *what, const char *msg)
 {
-    int        lost;
-    enum db_rc rc = map_error(err, what, msg, &lost);
-    if (rc == DB_RETRY || lost) {
+    int        sticky;
+    enum db_rc rc = map_error(err, what, msg, &sticky);
+    if (rc == DB_RETRY || sticky) {
         rollback_now(u);
         u->failed = rc;
     }
@@ -224,11 +231,11 @@ unit_conn(struct db_uow *u)
 enum db_rc
 db_exec_fixed(struct db_uow *u, const char *sql)
 {
-    int lost;
+    int sticky;
     if (unit_conn(u) == NULL)
         return u->failed;
-    enum db_rc rc = exec_on_conn(sql, &lost);
-    if (rc == DB_RETRY || lost) {
+    enum db_rc rc = exec_on_conn(sql, &sticky);
+    if (rc == DB_RETRY || sticky) {
         rollback_now(u);
         u->failed = rc;
     }
@@ -450,9 +457,14 @@ dbq_fetch(struct dbq *q)
         release(q);
         return DB_NOT_FOUND;
     }
-    if (rc == 1)
+    if (rc == 1) {
+        /* An error while rows stream in may be recorded on the connection
+         * (the server aborted the statement) rather than the statement. */
+        if (mysql_stmt_errno(q->st) == 0 && conn != NULL && mysql_errno(conn) != 0)
+            return unit_error(q->u, mysql_errno(conn), "fetch", mysql_error(conn));
         return unit_error(q->u, mysql_stmt_errno(q->st), "fetch",
                           mysql_stmt_error(q->st));
+    }
     if (rc == MYSQL_DATA_TRUNCATED) {
         /* Re-read long text columns into buffers of their real size. */
         for (size_t i = 0; i < q->nc; i++) {

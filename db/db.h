@@ -46,6 +46,10 @@ db_uow_init(struct db_uow *u, struct arena *a)
 struct db_settings {
     const char *host, *socket, *user, *password, *name;
     int         port, timeout, lock_wait;
+    /* Seconds after which the server aborts a statement (max_statement_time;
+     * 0 = never). The API sets it to `timeout`, the client's read timeout:
+     * a statement the client has given up on does not run on. */
+    int         statement_limit;
 };
 
 /* Remembers the settings (process lifetime) and connects. 0 or -1; a

@@ -383,6 +383,40 @@ test_long_text(struct arena *a)
     arena_reset(a);
 }
 
+/* ---- a statement the client gave up on stops in the server ------------- */
+
+static void
+test_statement_limit(struct arena *a)
+{
+    struct db_settings s = settings;
+    struct db_uow      u;
+    struct timespec    t0;
+
+    s.timeout = 2;          /* the client's read timeout ... */
+    s.statement_limit = 2;  /* ... and the server's limit, as the API sets them */
+    db_close();
+    if (db_open(&s) != 0)
+        die("db_open");
+    db_uow_init(&u, a);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct dbq *q = dbq_new(&u, "SELECT COUNT(*) + ? FROM seq_1_to_100000 a, seq_1_to_100000 b");
+    dbq_i64(q, 1);
+    enum db_rc rc = dbq_one(q);
+    long ms = ms_since(&t0);
+    CHECK(rc == DB_ERROR, "a statement past the limit fails (got %d)", rc);
+    CHECK(ms < 4000, "after about the limit (%ld ms)", ms);
+    CHECK(u.failed == DB_ERROR, "and fails its unit");
+    usleep(1000 * 1000);
+    int64_t running = other_i64(other, "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                                       " WHERE INFO LIKE 'SELECT COUNT(*) + ? FROM seq_1_to_100000%'");
+    CHECK(running == 0, "within a second nothing of it runs in the server (%" PRId64 ")",
+          running);
+    db_close();
+    if (db_open(&settings) != 0)
+        die("db_open");
+    arena_reset(a);
+}
+
 /* ---- the loader writes through the money core --------------------------- */
 
 static void
@@ -458,6 +492,7 @@ main(void)
     test_no_shared_lock(a, child, go[1], done[0]);
     test_statement_cache(a);
     test_long_text(a);
+    test_statement_limit(a);
     test_loader();
 
     arena_destroy(a);
