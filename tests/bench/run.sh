@@ -3,10 +3,10 @@
 #
 #   tests/bench/run.sh [OUTDIR]          OUTDIR defaults to build-bench/results
 #
-# Installs what is missing (Debian, as root: the packages of ./pay-stack plus
-# wrk and valgrind), builds Release with -O2 into build-bench/, starts a private
-# stack with tests/stack.sh in build-bench/stack (MariaDB with durable commits,
-# 2 pay-api workers per core, log level warn), adds a bench nginx config (no
+# Installs what is missing (Debian, as root: the packages of .ci/packages, as
+# ./pay-stack does, plus wrk), builds Release with -O2 into build-bench/,
+# starts a private stack with tests/stack.sh in build-bench/stack (MariaDB with
+# durable commits, 2 pay-api workers per core, log level warn), adds a bench nginx config (no
 # access log, a static file for ceiling C1, a server block for the callgrind
 # worker), generates the data set with `pay-api generate`, warms up, then runs
 # every scenario with wrk at each connection count for a fixed duration:
@@ -96,10 +96,10 @@ done
 
 ensure_packages() {
     local PACKAGES=() p missing=()
-    # The project's package list, from the launcher itself.
-    eval "$(sed -n '/^PACKAGES=(/,/)/p' "$REPO/pay-stack")"
-    [ ${#PACKAGES[@]} -gt 0 ] || die "could not read PACKAGES from pay-stack"
-    PACKAGES+=(wrk valgrind)
+    # The project's package list (the one ./pay-stack installs), plus wrk.
+    mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$REPO/.ci/packages")
+    [ ${#PACKAGES[@]} -gt 0 ] || die "could not read the package list $REPO/.ci/packages"
+    PACKAGES+=(wrk)
     command -v dpkg-query >/dev/null || die "this script expects Debian (dpkg-query not found)"
     for p in "${PACKAGES[@]}"; do
         if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
