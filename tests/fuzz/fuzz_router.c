@@ -350,9 +350,9 @@ h_nocontent(struct req *r)
 static handler_fn
 stand_in(const struct route *rt)
 {
-    size_t caps = 0;
+    size_t caps = 0; /* segments that are :captures */
     for (const char *p = rt->pattern; *p != '\0'; p++)
-        caps += *p == ':';
+        caps += p[0] == '/' && p[1] == ':';
 
     if (rt->handler == health_live || rt->handler == metrics_get ||
         rt->handler == openapi_get)
