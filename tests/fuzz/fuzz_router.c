@@ -51,6 +51,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "money.h"
+#include "openapi.h"
 #include "query.h"
 #include "router.h"
 #include "text.h"
@@ -590,7 +591,11 @@ check_output(struct arena *a, const struct src *in, int ret, const char *out,
     struct json_value *j = NULL;
     const char        *err;
     int json_ct = ct != NULL && strncmp(ct, "application/json", 16) == 0;
-    if (json_ct && !is_head && ret != 204)
+    /* The OpenAPI document (over 200 KB) is compared byte for byte instead
+     * of parsed: the build refuses one that is not valid JSON, and parsing
+     * it under ASan takes some 50 times as long as a whole other request. */
+    int openapi_doc = blen == openapi_json_len && memcmp(body, openapi_json, blen) == 0;
+    if (json_ct && !is_head && ret != 204 && !openapi_doc)
         FUZZ_CHECK(json_parse(a, body, blen, &j, &err) == 0,
                    "JSON body does not parse (%s): %.*s", err,
                    (int)(blen > 300 ? 300 : blen), body);
