@@ -54,6 +54,9 @@ log_set_request_id(const char *id)
         snprintf(log_rid, sizeof(log_rid), "%s", id);
 }
 
+static void log_vwrite(const char *level, const char *module, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vwrite(const char *level, const char *module, const char *fmt, va_list ap)
 {

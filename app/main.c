@@ -156,7 +156,7 @@ static int
 cmd_generate(int argc, char **argv)
 {
     long customers = 0, invoices = 0, seed = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* a flag and its value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--customers") == 0)
             customers = num_arg("--customers", v, 1, 100000000);
@@ -166,7 +166,6 @@ cmd_generate(int argc, char **argv)
             seed = num_arg("--seed", v, 0, 1L << 30);
         else
             usage();
-        i++;
     }
     if (customers == 0)
         usage();
@@ -182,7 +181,7 @@ cmd_token(int argc, char **argv)
 {
     const char *sub = NULL, *scope = "payments:read payments:write", *owners = NULL;
     long        ttl = 3600;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* a flag and its value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             usage();
@@ -196,7 +195,6 @@ cmd_token(int argc, char **argv)
             ttl = num_arg("--ttl", v, 1, 10L * 365 * 86400);
         else
             usage();
-        i++;
     }
     if (sub == NULL)
         usage();

@@ -3,10 +3,10 @@
 #
 #   tests/bench/run.sh [OUTDIR]          OUTDIR defaults to build-bench/results
 #
-# Installs what is missing (Debian, as root: the packages of ./pay-stack plus
-# wrk and valgrind), builds Release with -O2 into build-bench/, starts a private
-# stack with tests/stack.sh in build-bench/stack (MariaDB with durable commits,
-# 2 pay-api workers per core, log level warn), adds a bench nginx config (no
+# Installs what is missing (Debian, as root: the packages of .ci/packages, as
+# ./pay-stack does, plus wrk), builds Release with -O2 into build-bench/,
+# starts a private stack with tests/stack.sh in build-bench/stack (MariaDB with
+# durable commits, 2 pay-api workers per core, log level warn), adds a bench nginx config (no
 # access log, a static file for ceiling C1, a server block for the callgrind
 # worker), generates the data set with `pay-api generate`, warms up, then runs
 # every scenario with wrk at each connection count for a fixed duration:
@@ -96,10 +96,10 @@ done
 
 ensure_packages() {
     local PACKAGES=() p missing=()
-    # The project's package list, from the launcher itself.
-    eval "$(sed -n '/^PACKAGES=(/,/)/p' "$REPO/pay-stack")"
-    [ ${#PACKAGES[@]} -gt 0 ] || die "could not read PACKAGES from pay-stack"
-    PACKAGES+=(wrk valgrind)
+    # The project's package list (the one ./pay-stack installs), plus wrk.
+    mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$REPO/.ci/packages")
+    [ ${#PACKAGES[@]} -gt 0 ] || die "could not read the package list $REPO/.ci/packages"
+    PACKAGES+=(wrk)
     command -v dpkg-query >/dev/null || die "this script expects Debian (dpkg-query not found)"
     for p in "${PACKAGES[@]}"; do
         if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
@@ -169,8 +169,8 @@ start_stack() {
 sql() { "${MYSQL[@]}" -N -B -e "$1"; }
 
 pid_of() {  # NAME: pid recorded by stack.sh
-    local pid st
-    read -r pid st < "$STACK/run/$1.pid" || return 1
+    local pid
+    read -r pid _ < "$STACK/run/$1.pid" || return 1
     printf '%s\n' "$pid"
 }
 
@@ -334,7 +334,9 @@ wait_quiet() {  # TAG
             note "$1 started while processes outside the stack used ${f} % of the CPUs (quiet-wait budget of ${QUIET_BUDGET} s used up)"
             return 0
         fi
-        [ "$QUIET_WAITED" -gt 0 ] && [ $((QUIET_WAITED % 30)) -ne 0 ] || say "  waiting for a quiet machine (other processes use ${f} % of the CPUs)"
+        if [ "$QUIET_WAITED" -eq 0 ] || [ $((QUIET_WAITED % 30)) -eq 0 ]; then
+            say "  waiting for a quiet machine (other processes use ${f} % of the CPUs)"
+        fi
         sleep 1
         QUIET_WAITED=$((QUIET_WAITED + 2))
     done
@@ -343,7 +345,8 @@ wait_quiet() {  # TAG
 status_snapshot() { sql "SHOW GLOBAL STATUS" > "$1"; }
 
 run_wrk() {  # TAG CONNS SECONDS SCRIPT URL QUERY
-    local tag=$1 c=$2 d=$3 script=$4 url=$5 query=$6 t=$((c < THREADS ? c : THREADS))
+    local tag=$1 c=$2 d=$3 script=$4 url=$5 query=$6
+    local t=$((c < THREADS ? c : THREADS))
     BENCH_QUERY=$query BENCH_NONCE="$(date +%s)-$tag" TIMEFORMAT='%3R %3U %3S' \
         bash -c 'time wrk "$@"' wrk -t"$t" -c"$c" -d"${d}s" --timeout 10s --latency \
         -s "$BENCH/$script" "$url" >"$RAW/$tag.wrk" 2>"$RAW/$tag.time" || true
@@ -400,7 +403,7 @@ stop_cg_worker() {
 cg_urls() {  # ID COUNT OFFSET: a fixed, deterministic request sequence
     local id=$1 n=$2 off=$3 i k span
     for ((i = off; i < off + n; i++)); do
-        k=$(( (i * 7919 + 104729) ))
+        k=$((i * 7919 + 104729))
         case $id in
             S1) span=$((LEDGER_MAX - LEDGER_MIN + 1))
                 printf 'url = "%s/v1/customer-payments/%d"\n' "$CG_BASE" $((LEDGER_MIN + k % span)) ;;
@@ -412,7 +415,7 @@ cg_urls() {  # ID COUNT OFFSET: a fixed, deterministic request sequence
 }
 
 cg_run() {  # ID MODE(base|full) -> CG_RESULT="TOTAL RD" of the worker
-    local id=$1 mode=$2 dir=$RAW/callgrind n master f
+    local id=$1 mode=$2 dir=$RAW/callgrind n master f g
     mkdir -p "$dir"
     sed -e "s|^socket .*|socket          = $CG_SOCK|" -e "s|^workers .*|workers         = 1|" \
         -e "s|^log_file .*|log_file        = $STACK/logs/pay-api-cg.log|" "$CONF" > "$STACK/cg.conf"
@@ -443,7 +446,13 @@ cg_run() {  # ID MODE(base|full) -> CG_RESULT="TOTAL RD" of the worker
     [ "$n" -eq 0 ] || die "callgrind run $id-$mode: $n responses were not 200"
     stop_cg_worker
     # The master's output file carries the pid we started; the worker's is the other.
-    f=$(ls "$dir/$id-$mode".*.out 2>/dev/null | grep -v "\.$master\.out\$" | head -n 1 || true)
+    f=
+    for g in "$dir/$id-$mode".*.out; do
+        if [ -f "$g" ] && [ "$g" != "$dir/$id-$mode.$master.out" ]; then
+            f=$g
+            break
+        fi
+    done
     [ -n "$f" ] || die "no callgrind output of the worker in $dir"
     CG_RESULT=$(python3 "$BENCH/bench.py" cgstat "$f" "$dir/$id-$mode.json") || die "reading $f failed"
 }

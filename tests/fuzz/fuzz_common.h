@@ -8,9 +8,9 @@
  * - fuzz_arena(): the one static arena of a harness, created on first use.
  *   Every harness resets it at the end of each iteration (as the worker
  *   does at the end of each request), so memory that escapes the arena is
- *   reported by LeakSanitizer. The app sources are compiled with
- *   PAY_ARENA_DEBUG (build.sh), so every arena allocation is its own
- *   malloc and ASan sees overflows and use-after-reset exactly.
+ *   reported by LeakSanitizer. The fuzzing build (CMake PAY_FUZZ=ON)
+ *   compiles the project with PAY_ARENA_DEBUG, so every arena allocation
+ *   is its own malloc and ASan sees overflows and use-after-reset exactly.
  * - ref_utf8_valid(): an independent strict UTF-8 checker written from the
  *   Unicode table (D92), used as an oracle against app/text.c.
  */

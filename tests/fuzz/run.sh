@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
-# Builds (if needed) and runs every libFuzzer harness of tests/fuzz/.
+# Runs the libFuzzer harnesses of a fuzzing build (ctest fuzz.<name>).
 #
-#   tests/fuzz/run.sh OUTDIR [SECONDS]
+#   tests/fuzz/run.sh FUZZDIR [SECONDS]
 #
+# FUZZDIR is where the build put the harnesses: BUILD/fuzz of a build
+# configured with -DCMAKE_C_COMPILER=clang -DPAY_FUZZ=ON (tests/fuzz/CMakeLists.txt).
 # For each harness fuzz_<h> (one per tests/fuzz/fuzz_<h>.c):
 #   1. replay: every input of corpus/<h>/ and regression/<h>/ runs once
 #      (fuzz_<h> -runs=0 corpus/<h> regression/<h>); any crash fails it;
-#   2. fuzz for SECONDS seconds (default 20; PAY_FUZZ_SECONDS overrides) in a
-#      scratch copy of those inputs under OUTDIR/work/<h>/ (the repository is
-#      never written), with -max_len=4096 -timeout=5 -rss_limit_mb=1024 and
-#      the dictionary dict/<h>.dict;
+#   2. fuzz for SECONDS seconds (default 20) in a scratch copy of those
+#      inputs under FUZZDIR/work/<h>/ (the repository is never written), with
+#      -max_len=4096 -timeout=5 -rss_limit_mb=1024 and the dictionary
+#      dict/<h>.dict;
 #   3. print executions, coverage (cov/ft from libFuzzer's final line),
 #      corpus size and peak RSS, or the crash/leak/timeout and the path of
-#      the saved input (OUTDIR/crashes/<h>-crash-<sha1>, -leak-, -timeout-,
+#      the saved input (FUZZDIR/crashes/<h>-crash-<sha1>, -leak-, -timeout-,
 #      -oom-).
 # Ends with "N passed, N failed"; exits 1 if any harness failed.
 # PAY_FUZZ_ONLY="json router" restricts the run to those harnesses.
-# Logs: OUTDIR/logs/<h>.replay.log, OUTDIR/logs/<h>.fuzz.log.
+# Logs: FUZZDIR/logs/<h>.replay.log, FUZZDIR/logs/<h>.fuzz.log.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: tests/fuzz/run.sh OUTDIR [SECONDS]}
-secs=${PAY_FUZZ_SECONDS:-${2:-20}}
+out=${1:?usage: tests/fuzz/run.sh FUZZDIR [SECONDS]}
+secs=${2:-20}
 [[ $secs =~ ^[0-9]+$ ]] || { echo "run.sh: SECONDS must be an integer, got '$secs'" >&2; exit 2; }
-mkdir -p "$out"
+[[ -d $out ]] || { echo "run.sh: no directory $out (build the harnesses first, see tests/fuzz/README.md)" >&2; exit 2; }
 out=$(cd "$out" && pwd)
 
 harnesses=()
@@ -41,11 +43,13 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=128}
 
 t0=$(date +%s)
-if ! PAY_FUZZ_ONLY="${harnesses[*]}" bash "$here/build.sh" "$out"; then
-    echo "run.sh: build failed"
-    echo "0 passed, ${#harnesses[@]} failed"
-    exit 1
-fi
+for h in "${harnesses[@]}"; do
+    if [[ ! -x $out/fuzz_$h ]]; then
+        echo "run.sh: no harness $out/fuzz_$h: configure a build with -DCMAKE_C_COMPILER=clang -DPAY_FUZZ=ON and build it (tests/fuzz/README.md)"
+        echo "0 passed, ${#harnesses[@]} failed"
+        exit 1
+    fi
+done
 echo "run.sh: ${#harnesses[@]} harnesses, ${secs}s of fuzzing each, output in $out"
 
 mkdir -p "$out/logs" "$out/crashes" "$out/work"

@@ -55,7 +55,8 @@ DEFAULT_E2E="test_conventions test_auth test_hostile_input test_metrics
   test_refunds test_reprocess_cancel test_payment_providers test_payment_links
   test_mandates test_credit_status test_attacks test_ledger_concurrency
   test_money_property"
-read -r -a E2E <<< "$(echo ${PAY_VG_E2E:-$DEFAULT_E2E})"
+E2E_LIST=${PAY_VG_E2E:-$DEFAULT_E2E}
+read -r -a E2E <<< "${E2E_LIST//$'\n'/ }"
 # test_money_property: 2000 seeded random requests instead of 4000 (its seed
 # is printed below; PAY_SEED=<seed> repeats a run).
 MONEY_OPS=${PAY_OPS:-2000}
