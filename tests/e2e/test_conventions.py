@@ -410,6 +410,11 @@ def page_link_checks(s, path, key, size, what):
     `prev`/`next` only where such a page exists, and following the links
     gives the pages they name. Returns the number of pages."""
     sep = "&" if "?" in path else "?"
+
+    def keys(resp):  # the page's keys, or what came instead of a page
+        if resp.status == 200 and isinstance(resp.json, list):
+            return [row[key] for row in resp.json]
+        return "%d %s" % (resp.status, resp.raw[:120])
     whole = get(path + sep + "page=1&pageSize=1000", tok=W)
     if not s.status(whole, 200, what + ": the whole list"):
         return 0
@@ -421,7 +426,7 @@ def page_link_checks(s, path, key, size, what):
         label = "%s, pageSize=%d, %d rows: page %d of %d" % (what, size, n, page, last)
         if not s.status(r, 200, label):
             continue
-        s.eq([row[key] for row in r.json], every[(page - 1) * size:page * size], label + " rows")
+        s.eq(keys(r), every[(page - 1) * size:page * size], label + " rows")
         s.eq(r.header("X-Total-Count"), str(n), label + " X-Total-Count")
         links = parse_link(r.header("Link"))
         want = {"first": 1, "last": last}
@@ -438,13 +443,13 @@ def page_link_checks(s, path, key, size, what):
         if page == 1 and "last" in links:
             # following last from the first page gives the final, short page
             lp = get(links["last"], tok=W)
-            s.eq([row[key] for row in (lp.json or [])], every[(last - 1) * size:],
+            s.eq(keys(lp), every[(last - 1) * size:],
                  label + ": following Link last gives the final rows")
             s.check("next" not in parse_link(lp.header("Link")),
                     label + ": no next on the page Link last names", lp.header("Link"))
         if "next" in links and page + 1 == last:
             nx = get(links["next"], tok=W)
-            s.eq([row[key] for row in (nx.json or [])], every[(last - 1) * size:],
+            s.eq(keys(nx), every[(last - 1) * size:],
                  label + ": following Link next to the last page")
     return last
 
