@@ -4,7 +4,9 @@ HS256 secret (jwt_secret_file in $PAY_CONFIG), so every malformed variant
 can be produced.
 
 Writes are attempted only against customer 31 with a token of another
-contract owner (they must fail and change nothing), plus small reads.
+contract owner (they must fail and change nothing), plus small reads. The
+token-cache check reads the app log (log_file in $PAY_CONFIG) to see which
+worker served each request, and waits about 8 s for a token to expire.
 """
 import base64
 import hashlib
