@@ -4,12 +4,16 @@ HS256 secret (jwt_secret_file in $PAY_CONFIG), so every malformed variant
 can be produced.
 
 Writes are attempted only against customer 31 with a token of another
-contract owner (they must fail and change nothing), plus small reads.
+contract owner (they must fail and change nothing), plus small reads. The
+token-cache check reads the app log (log_file in $PAY_CONFIG) to see which
+worker served each request, and waits about 8 s for a token to expire.
 """
 import base64
 import hashlib
 import hmac
 import json
+import os
+import re
 import time
 
 from paytest import *
@@ -19,7 +23,7 @@ GET_PATH = "/v1/customer-balances?customer_id=1"
 LIST_PATH = "/v1/customer-payments?customer_id=1&page=1&pageSize=5"
 
 
-def _secret():
+def _conf():
     conf = {}
     with open(ENV["PAY_CONFIG"]) as f:
         for line in f:
@@ -28,6 +32,14 @@ def _secret():
                 continue
             k, v = line.split("=", 1)
             conf[k.strip()] = v.strip()
+    return conf
+
+
+CONF = _conf()
+
+
+def _secret():
+    conf = CONF
     with open(conf["jwt_secret_file"], "rb") as f:
         data = f.read()
     if data.endswith(b"\r\n"):
@@ -195,6 +207,62 @@ def test_times(s):
     unauth(s, get(GET_PATH, tok=jwt(exp=99999999999999999999999)), "exp beyond 64 bits")
 
 
+def served_by(rids, timeout=5.0):
+    """{request id: pid of the worker that served it}, read from the access
+    lines of the app log (log_file in $PAY_CONFIG); waits a little for lines
+    written just after the response went out."""
+    pat = re.compile(r" pay-api\[(\d+)\] access: req=(\S+) ")
+    want, got = set(rids), {}
+    deadline = time.time() + timeout
+    while True:
+        with open(CONF["log_file"], errors="replace") as f:
+            for line in f:
+                m = pat.search(line)
+                if m and m.group(2) in want:
+                    got[m.group(2)] = int(m.group(1))
+        if len(got) == len(want) or time.time() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def test_expiry_in_token_cache(s):
+    # Each worker caches tokens that verified. A cached token must still stop
+    # working once exp (+ the 30 s leeway, spec 1.2) has passed: the token
+    # below is 26 s past its exp when minted, so it works for a few seconds,
+    # long enough for every worker to serve (and cache) it, then expires.
+    workers = int(CONF.get("workers", "1"))
+    exp = int(time.time()) - 30 + 8          # accepted until exp + 30
+    tok = jwt(sub="e2e-auth-cache", exp=exp, iat=exp - 60, nbf=exp - 60)
+    tag = "cache%d" % os.getpid()
+    warm, before = [], 0
+    # Warm up until every worker has served the token (the access log names
+    # each request's worker), stopping well before the expiry.
+    while time.time() < exp + 30 - 3:
+        rids = ["%s-w%d" % (tag, i) for i in range(before, before + 2 * workers)]
+        before += len(rids)
+        for rid in rids:
+            r = get(GET_PATH, tok=tok, headers={"X-Request-Id": rid})
+            ok(s, r, "token within the leeway, request %s" % rid)
+        warm += rids
+        if len(set(served_by(warm).values())) >= workers:
+            break
+    cached = set(served_by(warm).values())
+    s.check(len(cached) >= 1, "the warm-up requests were logged with their workers", cached)
+    s.check(len(cached) >= min(workers, 2), "the token was served by %d of %d workers"
+            % (len(cached), workers), cached)
+    while time.time() <= exp + 30 + 1.5:     # past the leeway, on any clock rounding
+        time.sleep(0.2)
+    late = ["%s-x%d" % (tag, i) for i in range(4 * workers + 4)]
+    for rid in late:
+        unauth(s, get(GET_PATH, tok=tok, headers={"X-Request-Id": rid}),
+               "the same token after exp + leeway, request %s" % rid)
+    hit = [rid for rid, pid in served_by(late).items() if pid in cached]
+    s.check(len(hit) >= 1, "some late requests reached a worker that had cached the token",
+            (cached, served_by(late)))
+    # a fresh token still works on those workers
+    ok(s, get(GET_PATH, tok=jwt(sub="e2e-auth-cache")), "a fresh token after the expired one")
+
+
 def test_claims(s):
     for what, over in [("no sub", {"sub": None}), ("sub a number", {"sub": 5}),
                        ("empty sub", {"sub": ""}), ("sub with a newline", {"sub": "a\nb"}),
@@ -358,6 +426,7 @@ Suite().run([
     test_missing_and_malformed,
     test_algorithms,
     test_times,
+    test_expiry_in_token_cache,
     test_claims,
     test_big_tokens,
     test_scopes,

@@ -403,6 +403,97 @@ def test_total_and_link(s):
     s.eq(r.header("X-Total-Count"), "0", "unknown customer list: X-Total-Count 0")
 
 
+def page_link_checks(s, path, key, size, what):
+    """Walks every page of `path` (a list URL without page/pageSize) at
+    pageSize `size` and checks the rows and the four Link relations against
+    one fetch of the whole list: `last` is ceil(total / size), at least 1,
+    `prev`/`next` only where such a page exists, and following the links
+    gives the pages they name. Returns the number of pages."""
+    sep = "&" if "?" in path else "?"
+
+    def keys(resp):  # the page's keys, or what came instead of a page
+        if resp.status == 200 and isinstance(resp.json, list):
+            return [row[key] for row in resp.json]
+        return "%d %s" % (resp.status, resp.raw[:120])
+    whole = get(path + sep + "page=1&pageSize=1000", tok=W)
+    if not s.status(whole, 200, what + ": the whole list"):
+        return 0
+    every = [row[key] for row in whole.json]
+    n = len(every)
+    last = max(1, -(-n // size))
+    for page in range(1, last + 1):
+        r = get(path + sep + "page=%d&pageSize=%d" % (page, size), tok=W)
+        label = "%s, pageSize=%d, %d rows: page %d of %d" % (what, size, n, page, last)
+        if not s.status(r, 200, label):
+            continue
+        s.eq(keys(r), every[(page - 1) * size:page * size], label + " rows")
+        s.eq(r.header("X-Total-Count"), str(n), label + " X-Total-Count")
+        links = parse_link(r.header("Link"))
+        want = {"first": 1, "last": last}
+        if page > 1:
+            want["prev"] = page - 1
+        if page < last:
+            want["next"] = page + 1
+        got = {}
+        for rel, url in links.items():
+            qs = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+            got[rel] = int(qs["page"][0]) if qs.get("page", [""])[0].isdigit() else qs.get("page")
+            s.eq(qs.get("pageSize"), [str(size)], label + " Link %s keeps pageSize" % rel)
+        s.eq(got, want, label + " Link pages")
+        if page == 1 and "last" in links:
+            # following last from the first page gives the final, short page
+            lp = get(links["last"], tok=W)
+            s.eq(keys(lp), every[(last - 1) * size:],
+                 label + ": following Link last gives the final rows")
+            s.check("next" not in parse_link(lp.header("Link")),
+                    label + ": no next on the page Link last names", lp.header("Link"))
+        if "next" in links and page + 1 == last:
+            nx = get(links["next"], tok=W)
+            s.eq(keys(nx), every[(last - 1) * size:],
+                 label + ": following Link next to the last page")
+    return last
+
+
+def uneven_size(n):
+    """A page size from 2 up that does not divide n and leaves several pages."""
+    for size in range(2, max(n, 3)):
+        if n % size != 0 and -(-n // size) <= 8:
+            return size
+    return 2
+
+
+def test_link_uneven_pages(s):
+    # Totals the page size does not divide: the last page is short and
+    # `last` rounds up (4 rows at pageSize=3: page 2 holds the 4th row).
+    cp = "/v1/customer-payments?customer_id=10"
+    n = len(get(cp + "&page=1&pageSize=1000", tok=W).json or [])
+    s.eq(n, 4, "customer 10 (read only) has 4 ledger rows")
+    s.eq(page_link_checks(s, cp, "id", 3, "customer-payments"), 2,
+         "4 rows at pageSize=3: last is page 2")
+    r = get(cp + "&page=1&pageSize=3", tok=W)
+    lk = parse_link(r.header("Link"))
+    s.check("next" in lk, "4 rows at pageSize=3: page 1 has next", r.header("Link"))
+    s.eq(ids(get(lk.get("last", "/x"), tok=W)), ids(get(cp + "&page=1&pageSize=4", tok=W))[3:],
+         "4 rows at pageSize=3: following last gives the 4th row")
+    # fewer rows than pageSize: one page, last is page 1 (never page 0)
+    s.eq(page_link_checks(s, cp, "id", 10, "customer-payments"), 1,
+         "4 rows at pageSize=10: last is page 1")
+    s.eq(page_link_checks(s, cp + "&sort=id:desc&customerPaymentType=INVOICE", "id", 2,
+                          "customer-payments, 3 INVOICE rows, id:desc"), 2,
+         "3 rows at pageSize=2: last is page 2")
+    # the same on other lists, whatever their totals are on this stack
+    for path, key in [("/v1/customer-credit-status", "customerId"),
+                      ("/v1/payment-providers", "id")]:
+        whole = get(path + "?page=1&pageSize=1000", tok=W)
+        total = len(whole.json or [])
+        s.check(total >= 2, "%s: at least 2 rows to page through" % path, total)
+        size = uneven_size(total)
+        s.eq(page_link_checks(s, path, key, size, path), -(-total // size),
+             "%s: %d rows at pageSize=%d" % (path, total, size))
+        s.eq(page_link_checks(s, path, key, total + 1, path), 1,
+             "%s: %d rows at pageSize=%d: last is page 1" % (path, total, total + 1))
+
+
 # ---------------------------------------------------------------------------
 # customer-payments filters
 # ---------------------------------------------------------------------------
@@ -631,6 +722,7 @@ def test_idempotency(s):
     s.error(r, 422, "IDEMPOTENCY_KEY_REUSED", "same key, different path")
     s.eq(balance(3) - b0, Decimal(100), "422s moved no money")
 
+
     # another sub may use the same key: its own request is processed
     w2 = token(sub="e2e-conv-other")
     r3 = post("/v1/customer-balance-adjustments", body, tok=w2, headers={"Idempotency-Key": key})
@@ -679,6 +771,31 @@ def test_idempotency(s):
          "concurrent same key: exactly one original response")
     s.eq(balance(3) - b2, Decimal(5), "concurrent same key: money moved once")
     s.eq(ledger_count(3) - n2, 1, "concurrent same key: one ledger row")
+
+    # Same key, byte-identical body, another POST path: the path is part of
+    # the request, so this is a different request (422), never a replay of
+    # the first answer. The body is valid for both operations.
+    xkey = "conv-%s-xpath" % RUN
+    xbody = json.dumps({"customerId": 3, "amountInMajorCurrency": 0.03,
+                        "description": RUN + " cross-path"}).encode()
+    b3, n3 = balance(3), ledger_count(3)
+    x1 = post("/v1/customer-balance-adjustments", raw=xbody, tok=W,
+              headers={"Idempotency-Key": xkey})
+    s.status(x1, 200, "cross-path: first request (adjustment)")
+    for other_path in ["/v1/customer-payments", "/v1/refunds"]:
+        x2 = post(other_path, raw=xbody, tok=W, headers={"Idempotency-Key": xkey})
+        s.error(x2, 422, "IDEMPOTENCY_KEY_REUSED",
+                "same key, same body bytes, other path %s" % other_path, field="Idempotency-Key")
+        s.eq(x2.header("Idempotent-Replayed"), None,
+             "same key, same body bytes, %s: not a replay" % other_path)
+        s.check(x2.raw != x1.raw, "same key, same body bytes, %s: not the first answer"
+                % other_path, x2.raw[:200])
+    s.eq(balance(3) - b3, Decimal(3), "cross-path: money moved once (the adjustment)")
+    s.eq(ledger_count(3) - n3, 1, "cross-path: one ledger row")
+    x3 = post("/v1/customer-balance-adjustments", raw=xbody, tok=W,
+              headers={"Idempotency-Key": xkey})
+    s.eq((x3.status, x3.raw, x3.header("Idempotent-Replayed")), (x1.status, x1.raw, "true"),
+         "cross-path: the first path still replays its own answer")
 
     # key syntax: 1..255 printable ASCII
     ok_key = "k" * 200 + RUN + "~!@#$%^&*()"
@@ -751,6 +868,7 @@ Suite().run([
     test_unknown_parameter,
     test_unreadable_query,
     test_total_and_link,
+    test_link_uneven_pages,
     test_filters,
     test_money_format,
     test_content_type_and_size,

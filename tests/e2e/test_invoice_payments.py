@@ -1,7 +1,8 @@
 """End-to-end tests of /v1/invoice-payments and /v1/adhoc-invoice-payments
 (spec 4.5, 2 status groups, 3 ledger and derived invoice payment status).
 
-Customers used (nobody else touches them): 41 (response shape, get by id),
+Customers used (nobody else touches them): 41 (response shape, get by id,
+the order of a customer payment on a date tie),
 42 (list filters, customer payment events), 43 (status groups: money,
 ledger, balance), 44 (derived payment status, negative corrections),
 45 (validation, amount limits), 71 and 72 (EUR, tenancy), 79 (JPY; shared
@@ -232,6 +233,41 @@ def test_create_and_get(s):
         for bad in ("abc", "0", "-1", "1.5"):
             s.error(get("%s/%s" % (p, bad), TOK), 400, "INVALID_PARAMETER",
                     "GET %s/%s (bad id)" % (p, bad), field=pname)
+
+
+def test_customer_payment_order_on_a_date_tie(s):
+    # A customer payment pays open invoices oldest invoice date first, then
+    # lowest id (spec 4.8). Two ADHOC invoices raised today tie on the date
+    # (today is the newest date there is): the lower id is paid in full
+    # before the higher id gets the rest. Checked through the events the
+    # payment created, as the adhoc-invoice-payments list shows them.
+    cid, kind = 41, 2
+    low = add_invoice(cid, kind, 1000, prefix="E2E-IP-TIE")
+    high = add_invoice(cid, kind, 2000, prefix="E2E-IP-TIE")
+    s.check(low < high, "tie: invoices raised in id order", (low, high))
+    older = sum(int(x[0]) for x in sql(
+        "SELECT amount - paid FROM invoices WHERE customer_id = %d AND kind = %d"
+        " AND is_open = 1 AND id NOT IN (%d, %d)" % (cid, kind, low, high)))
+    before = balance(cid)
+    pay = post("/v1/customer-payments", raw=dumps({
+        "customerId": cid, "amountInMajorCurrency": major(older + 1500), "type": "BACS",
+        "description": "e2e-ip tie " + RUN, "billRunType": "ADHOC"}), tok=TOK)
+    if not s.status(pay, 200, "tie: POST customer-payments ADHOC %s" % major(older + 1500)):
+        return
+    lid = pay.json["id"]
+    r = listing(kind, "customerPaymentId=%d" % lid)
+    if s.status(r, 200, "tie: adhoc-invoice-payments ?customerPaymentId=%d" % lid):
+        got = [(x.get("generatedAdhocInvoiceId"), x.get("amountInMajorCurrency")) for x in r.json]
+        s.eq(got[-2:], [(low, Decimal("10.00")), (high, Decimal("5.00"))],
+             "tie on today's date: lower id %d paid in full first, then 5.00 on %d" % (low, high))
+        s.eq(sum((a for _, a in got), Decimal(0)), major(older + 1500),
+             "tie: the events add up to the payment")
+    s.eq((inv(kind, low)["paid"], inv(kind, low)["status"]), (1000, "PAID"),
+         "tie: the lower id is PAID")
+    s.eq((inv(kind, high)["paid"], inv(kind, high)["status"]), (500, "PARTIALLY_PAID"),
+         "tie: the higher id is PARTIALLY_PAID")
+    s.eq(balance(cid), before + older + 1500, "tie: the balance moved by the payment")
+    s.eq(ledger_sum(cid), balance(cid), "tie: balance = sum of ledger amounts")
 
 
 def test_list_filters(s):
@@ -682,6 +718,7 @@ def test_tenancy(s):
 
 Suite().run([
     test_create_and_get,
+    test_customer_payment_order_on_a_date_tie,
     test_list_filters,
     test_status_groups,
     test_derived_status_and_corrections,

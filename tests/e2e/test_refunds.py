@@ -545,6 +545,15 @@ def test_list_and_tenancy(s):
         rid = r.json["id"]
         s.error(get("/v1/refunds/%d" % rid, TOK1), 404, "NOT_FOUND", "owner-1 GETs owner-2 refund")
         s.status(get("/v1/refunds/%d" % rid, TOK2), 200, "owner-2 GETs its refund")
+        # GET by id takes only fields: any other parameter is named in a 400
+        # (a list parameter, a filter of the list, a typo), also next to fields
+        for q, name in (("foo=1", "foo"), ("page=1", "page"), ("customerId=%d" % c2, "customerId"),
+                        ("fields=id&Fields=id", "Fields")):
+            s.error(get("/v1/refunds/%d?%s" % (rid, q), TOK2), 400, "UNKNOWN_PARAMETER",
+                    "GET /v1/refunds/%d?%s" % (rid, q), field=name)
+        g = get("/v1/refunds/%d?fields=id" % rid, TOK2)
+        if s.status(g, 200, "GET /v1/refunds/%d?fields=id" % rid):
+            s.eq(g.json, {"id": rid}, "GET by id with fields=id: only the id")
         r1 = listing("customerId=%d" % c2, TOK1)
         if s.status(r1, 200, "owner-1 lists customer 73's refunds"):
             s.eq((r1.json, r1.header("X-Total-Count")), ([], "0"), "owner-1 list: absent")
