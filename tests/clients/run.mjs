@@ -15,7 +15,10 @@
 //      every operation through the generated clients only.
 // Prints each step with its duration; exit status 1 when any step fails.
 //
-//   PAY_STACK_ENV=/tmp/st/env node tests/clients/run.mjs [--out DIR]
+//   PAY_STACK_ENV=/tmp/st/env node tests/clients/run.mjs [--out DIR] [--doc FILE]
+//
+// --doc FILE generates from FILE instead of the served document: to try a
+// change of handlers/openapi.json before it is built into the server.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,10 +26,12 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let out = path.join(here, '..', '..', 'build-test', 'clients');
+let docFrom = null;
 for (let i = 2; i < process.argv.length; i += 2) {
   if (process.argv[i] === '--out' && process.argv[i + 1]) out = path.resolve(process.argv[i + 1]);
+  else if (process.argv[i] === '--doc' && process.argv[i + 1]) docFrom = path.resolve(process.argv[i + 1]);
   else {
-    console.error(`usage: run.mjs [--out DIR] (bad argument ${process.argv[i]})`);
+    console.error(`usage: run.mjs [--out DIR] [--doc FILE] (bad argument ${process.argv[i]})`);
     process.exit(2);
   }
 }
@@ -71,7 +76,10 @@ fs.symlinkSync(modules, path.join(out, 'node_modules'), 'dir');
 fs.writeFileSync(path.join(out, 'package.json'), JSON.stringify({ private: true, type: 'module' }) + '\n');
 const docFile = path.join(out, 'openapi.json');
 
-const served = await step('GET /v1/openapi.json from the stack', async () => {
+const served = docFrom ? await step(`the document from ${docFrom} (--doc)`, async () => {
+  JSON.parse(fs.readFileSync(docFrom, 'utf8'));
+  fs.copyFileSync(docFrom, docFile);
+}) : await step('GET /v1/openapi.json from the stack', async () => {
   const res = await fetch(`${base}/v1/openapi.json`);
   if (res.status !== 200) throw new Error(`status ${res.status}`);
   const text = await res.text();
