@@ -5,7 +5,8 @@
 // differences that matter here:
 //   - `nullable: true` allows null as well: the schema becomes
 //     {anyOf: [{type: "null"}, <schema without nullable>]}, which also
-//     covers `{allOf: [{$ref}], nullable: true}` and nullable enums;
+//     covers nullable enums (written out with null among their values and
+//     `x-enum-of`, see validate_document.mjs);
 //   - `example`, `xml`, `externalDocs`, `deprecated`, `discriminator`,
 //     `readOnly`, `writeOnly` and `x-*` extensions are annotations: dropped;
 //   - `format: decimal` (money, a JSON number with the currency's minor
