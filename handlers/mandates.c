@@ -347,7 +347,7 @@ instant_bank_payments_list(struct req *r)
         return db_fail(r, rc);
     q = dbq_new(&r->db,
         "SELECT b.mandate_reference, b.amount, cur.minor_digits, b.description,"
-        " b.payment_method, b.reference, b.creation_date"
+        " b.payment_method, b.reference, DATE_FORMAT(b.creation_date, '%Y-%m-%dT%H:%i:%sZ')"
         " FROM instant_bank_payments b JOIN currencies cur ON cur.id = b.currency_id"
         " WHERE b.payment_method = ? AND b.mandate_reference = ? ORDER BY b.id LIMIT 1000");
     dbq_str(q, method);
@@ -409,7 +409,7 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
     struct dbq *q = dbq_new(&r->db,
         "INSERT INTO instant_bank_payments (payment_method, mandate_reference, amount,"
         " currency_id, description, reference, creation_date)"
-        " VALUES (?,?,?,?,?,?,UTC_DATE())");
+        " VALUES (?,?,?,?,?,?,UTC_TIMESTAMP())");
     dbq_str(q, method);
     dbq_str(q, mandate_reference);
     dbq_i64(q, owed);

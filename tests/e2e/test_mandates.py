@@ -576,7 +576,9 @@ def test_instant_bank_payment(s):
         s.eq(it.get("paymentMethod"), "FINASTRA", "instant payment: paymentMethod")
         s.eq(it.get("reference"), sandbox_reference("PAY", "mandate-payment", m.get("flowToken", "")),
              "instant payment: reference follows its idempotency key (flow token)")
-        s.eq(it.get("creationDate"), today(), "instant payment: creationDate today (UTC)")
+        s.check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", it.get("creationDate") or "") is not None,
+                "instant payment: creationDate is an RFC 3339 date-time in UTC", it.get("creationDate"))
+        s.eq((it.get("creationDate") or "")[:10], today(), "instant payment: creationDate today (UTC)")
         s.eq(balance(cid), D("0.00"), "the debt is collected: balance 0.00")
         s.eq(int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d" % cid)), rows0 + 1,
              "one ledger row for the collection")

@@ -5,7 +5,8 @@
 // differences that matter here:
 //   - `nullable: true` allows null as well: the schema becomes
 //     {anyOf: [{type: "null"}, <schema without nullable>]}, which also
-//     covers `{allOf: [{$ref}], nullable: true}` and nullable enums;
+//     covers nullable enums (written out with null among their values and
+//     `x-enum-of`, see validate_document.mjs);
 //   - `example`, `xml`, `externalDocs`, `deprecated`, `discriminator`,
 //     `readOnly`, `writeOnly` and `x-*` extensions are annotations: dropped;
 //   - `format: decimal` (money, a JSON number with the currency's minor
@@ -15,6 +16,11 @@
 // component (X__partial, with no `required` at its top level) serves
 // responses to requests with `fields`, whose objects carry only the keys
 // asked for.
+//
+// The document itself describes that sparse form: an operation taking
+// `fields` answers `anyOf: [X, XFields]`, XFields (marked `x-sparse-of: X`)
+// having X's properties and no `required`. A response to a request without
+// `fields` must be the full X: full() drops the sparse branches.
 import fs from 'node:fs';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
@@ -65,6 +71,23 @@ export function partial(schema) {
   if (schema && typeof schema === 'object') {
     const { required, ...rest } = schema;
     return rest;
+  }
+  return schema;
+}
+
+// The schema with the anyOf branches that are sparse twins (refs to a
+// component carrying `x-sparse-of`) left out, at its top level or in the
+// items of an array: what a response without `fields` must match.
+export function full(doc, schema) {
+  const sparse = (s) => {
+    const name = s?.$ref?.replace(/^#\/components\/schemas\//, '');
+    return name !== undefined && doc.components?.schemas?.[name]?.['x-sparse-of'] !== undefined;
+  };
+  if (schema && schema.type === 'array' && schema.items) return { ...schema, items: full(doc, schema.items) };
+  if (schema && schema.anyOf && schema.anyOf.some(sparse)) {
+    const rest = schema.anyOf.filter((s) => !sparse(s));
+    if (rest.length === 1 && Object.keys(schema).length === 1) return rest[0];
+    return { ...schema, anyOf: rest };
   }
   return schema;
 }

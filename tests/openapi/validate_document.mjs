@@ -116,6 +116,52 @@ for (const [p, item] of Object.entries(doc.paths)) {
     check(ok, `${method.toUpperCase()} ${p}: its success response has an example`);
   }
 }
+// The sparse form of `fields` responses: every XFields (x-sparse-of: X) has
+// exactly X's properties and requires none, and every operation taking
+// `fields` answers 200 with anyOf [X, XFields] (or an array of it), so that
+// a validating generated client accepts a thinned object.
+const schemas = doc.components?.schemas ?? {};
+const sameJson = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+for (const [name, s] of Object.entries(schemas)) {
+  const of = s['x-sparse-of'];
+  if (of === undefined) continue;
+  const base = schemas[of];
+  if (!check(base !== undefined, `schema ${name}: x-sparse-of ${of} exists`)) continue;
+  check(name === `${of}Fields`, `schema ${name}: named ${of}Fields`);
+  check(sameJson(s.properties, base.properties), `schema ${name}: the properties of ${of}, identical`);
+  check(s.required === undefined, `schema ${name}: no required keys`);
+  check(s.additionalProperties === base.additionalProperties, `schema ${name}: additionalProperties as ${of}`);
+}
+for (const [p, item] of Object.entries(doc.paths)) {
+  for (const method of HTTP_METHODS) {
+    const op = item[method];
+    if (!op || !(op.parameters ?? []).some((x) => deref(doc, x).name === 'fields')) continue;
+    let s = deref(doc, op.responses['200'])?.content?.['application/json']?.schema;
+    if (s?.type === 'array') s = s.items;
+    const refs = (s?.anyOf ?? []).map((x) => x.$ref?.replace('#/components/schemas/', ''));
+    check(refs.length === 2 && schemas[refs[1]]?.['x-sparse-of'] === refs[0],
+      `${method.toUpperCase()} ${p}: takes fields, so 200 is anyOf [X, XFields]`, JSON.stringify(s));
+  }
+}
+
+// Nullable enumerations are written out (type string, nullable, the values
+// plus null), as OpenAPI 3.0.3 gives `nullable` effect only next to `type`:
+// `{allOf: [{$ref: E}], nullable: true}` does not allow null for a strict
+// validator (JSON::Validator). Each names its enumeration in `x-enum-of`
+// and must list exactly its values and null.
+function nullableEnums(where, s) {
+  if (Array.isArray(s)) return s.forEach((x, i) => nullableEnums(`${where}[${i}]`, x));
+  if (s === null || typeof s !== 'object') return;
+  if (s.allOf && s.nullable) check(false, `${where}: allOf + nullable (null is not allowed in OpenAPI 3.0.3): write the enumeration out with x-enum-of`);
+  if ('x-enum-of' in s) {
+    const e = schemas[s['x-enum-of']];
+    check(e !== undefined && s.type === e.type && s.nullable === true && sameJson(s.enum, [...e.enum, null]),
+      `${where}: the values of ${s['x-enum-of']} and null`, JSON.stringify(s.enum));
+  }
+  for (const [k, v] of Object.entries(s)) if (k !== 'enum' && k !== 'example' && typeof v === 'object') nullableEnums(`${where}/${k}`, v);
+}
+nullableEnums('document', doc);
+
 console.log(`${operations} operations, ${withExample} with a success example`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -11,8 +11,10 @@
 //     when it declares none;
 //   - a JSON body validates (Ajv) against the declared schema, $refs
 //     resolved and OpenAPI 3.0 `nullable` honoured (see oas.mjs); with a
-//     `fields` query parameter the objects may omit keys; an HTML body must
-//     be one HTML document;
+//     `fields` query parameter the objects may omit keys (the document's
+//     sparse `…Fields` form); without one they must match the full schema
+//     (the sparse branch of `anyOf: [X, XFields]` left out); an HTML body
+//     must be one HTML document;
 //   - headers the response marks `required` are present, and integer ones
 //     are integers.
 // Prints per-operation counts and every mismatch, and ends with the line
@@ -23,7 +25,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HTTP_METHODS, deref, loadDocument, makeAjv, partial, toJsonSchema } from './oas.mjs';
+import { HTTP_METHODS, deref, full, loadDocument, makeAjv, partial, toJsonSchema } from './oas.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = { doc: path.join(here, '..', '..', 'handlers', 'openapi.json'), log: process.env.PAY_RESPONSE_LOG, min: '1000' };
@@ -191,7 +193,7 @@ function checkResponse(rec, opKey, op, problems) {
   const schema = content[mt].schema;
   const fields = new URLSearchParams(rec.query ?? '').has('fields');
   const v = fields ? validatorFor(`${opKey} ${status} ${mt} fields`, partial(schema))
-    : validatorFor(`${opKey} ${status} ${mt}`, schema);
+    : validatorFor(`${opKey} ${status} ${mt}`, full(doc, schema));
   if (!v(body)) problems.push(`schema: ${ajv.errorsText(v.errors, { separator: '; ' })}`);
   if (mt === 'application/json' && rec.status >= 400 && body && typeof body === 'object' && body.status !== rec.status) {
     problems.push(`Error.status ${body.status} but HTTP ${rec.status}`);
