@@ -292,7 +292,8 @@ stack_base_url_conf() {  # PORT
         printf 'public_base_url = https://127.0.0.1:%s\n' "$TLS_PORT"
     else
         printf 'public_base_url = http://127.0.0.1:%s\n' "$1"
-        printf 'allow_insecure_http = 1  # plain-HTTP development/test stack on loopback\n'
+        printf '# plain-HTTP development/test stack on loopback (no Secure cookie)\n'
+        printf 'allow_insecure_http = 1\n'
     fi
 }
 
