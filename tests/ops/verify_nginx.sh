@@ -96,6 +96,7 @@ diff <(hsts_map_of "$src/pay-api.conf") <(hsts_map_of "$src/test.conf.in") >&2 \
 # HSTS at server level, and repeated in every location of the snippet that
 # sets headers of its own (which drops the inherited ones).
 n_own=$(grep -c 'add_header X-Content-Type-Options' "$src/pay-api-locations.conf")
+# shellcheck disable=SC2016  # $pay_hsts is nginx's
 n_hsts=$(grep -c 'add_header Strict-Transport-Security \$pay_hsts always;' "$src/pay-api-locations.conf")
 [ "$n_hsts" = $((n_own + 1)) ] \
     || fail "pay-api-locations.conf: $n_hsts Strict-Transport-Security lines for $n_own locations with own headers (+1 at server level)"

@@ -24,6 +24,7 @@
 #   - Port 80: GET and HEAD get a 301 to https://<host><same URI>; POST, PUT,
 #     PATCH, DELETE get a JSON 403 and no Location; /.well-known/acme-challenge/
 #     is served from the webroot directory (and 404 JSON for a missing file).
+# shellcheck disable=SC2015  # "A && B || fail" is meant: fail when either does
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,7 +36,7 @@ ok()   { echo "verify_tls: ok: $*"; }
 for c in nginx curl openssl python3 ss; do command -v "$c" >/dev/null || fail "$c is not installed"; done
 
 tmp=$(mktemp -d /tmp/verify-tls.XXXXXX)
-ngx_pid= ocsp_pid= ctl_pid=
+ngx_pid='' ocsp_pid='' ctl_pid=''
 stop_pid() {  # PID
     [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
     kill -TERM "$1" 2>/dev/null || true
