@@ -24,6 +24,7 @@
 #   - Port 80: GET and HEAD get a 301 to https://<host><same URI>; POST, PUT,
 #     PATCH, DELETE get a JSON 403 and no Location; /.well-known/acme-challenge/
 #     is served from the webroot directory (and 404 JSON for a missing file).
+#   - Plain HTTP sent to the HTTPS port gets a JSON 400 naming HTTPS.
 # shellcheck disable=SC2015  # "A && B || fail" is meant: fail when either does
 set -euo pipefail
 
@@ -265,6 +266,11 @@ for f in sys.argv[1:]:
         and b["requestId"] and b["error"] == "Forbidden", (f, b)
 PY
 ok "port 80: POST, PUT, PATCH, DELETE get a JSON 403, never a redirect"
+
+code=$(curlh "http://127.0.0.1:$https/v1/customer-payments")
+[ "$code" = 400 ] && grep -q '"code":"BAD_REQUEST"' "$tmp/b" && grep -q 'only speaks HTTPS' "$tmp/b" \
+    && hdr content-type | grep -q '^application/json' || fail "plain HTTP to the HTTPS port: $code $(cat "$tmp/b")"
+ok "plain HTTP sent to the HTTPS port: JSON 400 naming HTTPS"
 
 code=$(curlh "$U/.well-known/acme-challenge/tok-$$")
 [ "$code" = 200 ] && [ "$(cat "$tmp/b")" = "acme-token-$$.key-authorization" ] \
