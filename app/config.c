@@ -49,7 +49,8 @@ static const struct key keys[] = {
     S(jwt_private_key_file,    ""),
     S(jwt_issuer,              ""),
     S(jwt_audience,            ""),
-    S(public_base_url,         "http://127.0.0.1:8080"),
+    S(public_base_url,         ""),
+    I(allow_insecure_http,     "0",                        0, 1),
     S(log_level,               "info"),
     S(log_file,                ""),
 };
@@ -146,6 +147,42 @@ load_file(struct config *c, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+/*
+ * public_base_url is where clients and browsers reach the service; links
+ * and the pages' cookies and Origin check are built from it. It is
+ * required, and https:// unless allow_insecure_http = 1 (a development
+ * stack on loopback: the pages' CSRF cookie then loses "Secure").
+ */
+static int
+check_base_url(struct config *c, char *err, size_t errlen)
+{
+    const char *u = c->public_base_url;
+    size_t      scheme = strncmp(u, "https://", 8) == 0  ? 8
+                         : strncmp(u, "http://", 7) == 0 ? 7
+                                                         : 0;
+    if (*u == '\0') {
+        snprintf(err, errlen, "public_base_url is not set: give the https:// address"
+                 " clients use, e.g. public_base_url = https://pay.example.com");
+        return -1;
+    }
+    if (scheme == 0 || u[scheme] == '\0' || u[scheme] == '/') {
+        snprintf(err, errlen, "public_base_url must be an https:// URL with a host"
+                 " (got \"%.60s\")", u);
+        return -1;
+    }
+    if (scheme == 7 && !c->allow_insecure_http) {
+        snprintf(err, errlen, "public_base_url %.60s is plain HTTP: bearer tokens and"
+                 " payment pages must only travel over TLS, so use https://;"
+                 " allow_insecure_http = 1 permits http:// for a development stack"
+                 " only (cookies then lose Secure)", u);
+        return -1;
+    }
+    size_t n = strlen(u);
+    if (u[n - 1] == '/')
+        ((char *)u)[n - 1] = '\0';
+    return 0;
+}
+
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
@@ -177,14 +214,8 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "jwt_alg must be HS256 or RS256 (got \"%.20s\")", c->jwt_alg);
         return -1;
     }
-    if (strncmp(c->public_base_url, "http://", 7) != 0 &&
-        strncmp(c->public_base_url, "https://", 8) != 0) {
-        snprintf(err, errlen, "public_base_url must start with http:// or https://");
+    if (check_base_url(c, err, errlen) != 0)
         return -1;
-    }
-    size_t n = strlen(c->public_base_url);
-    if (n > 0 && c->public_base_url[n - 1] == '/')
-        ((char *)c->public_base_url)[n - 1] = '\0';
     if (c->log_level[0] == '\0' || (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "debug"))) {
         snprintf(err, errlen, "log_level must be error, warn, info or debug");

@@ -28,7 +28,8 @@ struct config {
     const char *jwt_private_key_file;
     const char *jwt_issuer;
     const char *jwt_audience;
-    const char *public_base_url;
+    const char *public_base_url;   /* required; https:// unless allow_insecure_http */
+    int         allow_insecure_http; /* development only: accept an http:// base URL */
     const char *log_level;
     const char *log_file;
 };

@@ -57,7 +57,9 @@ message_page(struct req *r, int status, const char *title, const char *text)
     return html_end(r, &p, status, NULL);
 }
 
-/* Issues a fresh CSRF value as a cookie and returns it for the form. */
+/* Issues a fresh CSRF value as a cookie and returns it for the form. The
+ * cookie is Secure whenever public_base_url is https://, which config_load
+ * requires unless allow_insecure_http = 1 (a development stack on http://). */
 static const char *
 csrf_issue(struct req *r)
 {

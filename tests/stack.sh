@@ -16,6 +16,14 @@
 #   PAY_LOG_LEVEL  pay-api log_level (default info)
 #   PAY_STACK_WAIT seconds to wait for /healthz and /readyz (default 20)
 #   PAY_STACK_KEEP=1  on a failed start, leave the processes running for debugging
+#   PAY_TLS=1      production-shaped HTTPS front: nginx runs nginx/pay-api.conf
+#                  itself (tests/ops/site_lib.sh), TLS on a second free port with
+#                  a test CA made here (DIR/tls/), PORT serves only the port-80
+#                  rules (ACME webroot DIR/acme/, 301 / JSON 403), and
+#                  public_base_url is https://. The env file then also has
+#                  PAY_TLS_CA (the CA to trust) and PAY_HTTP_URL (the port-80
+#                  side). Without it: plain HTTP on PORT (nginx/test.conf.in) and
+#                  allow_insecure_http = 1, a development stack.
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #
@@ -27,6 +35,7 @@
 #                   setup.log (migrate/load), ...
 #   pay-api.conf    generated config (0600)    jwt.secret  HS256 secret (0600)
 #   env             shell-sourceable KEY='value' lines for the tests (0600)
+#   tls/, acme/     PAY_TLS=1 only: test CA + server certificate, ACME webroot
 #
 # Processes are stopped by the PIDs recorded in DIR/run/*.pid ("PID STARTTIME";
 # the start time guards against PID reuse), never by name. Each daemon is
@@ -273,6 +282,45 @@ need_cmd() {
     [ ${#missing[@]} -eq 0 ] || die "missing commands: ${missing[*]} (run ./pay-stack, which installs the packages)"
 }
 
+# ---- PAY_TLS=1: the production site over HTTPS ------------------------------------
+
+TLS=0 TLS_PORT=
+
+# The public_base_url (and, for plain HTTP, the development flag) of pay-api.conf.
+stack_base_url_conf() {  # PORT
+    if [ "$TLS" = 1 ]; then
+        printf 'public_base_url = https://127.0.0.1:%s\n' "$TLS_PORT"
+    else
+        printf 'public_base_url = http://127.0.0.1:%s\n' "$1"
+        printf '# plain-HTTP development/test stack on loopback (no Secure cookie)\n'
+        printf 'allow_insecure_http = 1\n'
+    fi
+}
+
+# Replaces the rendered test.conf.in by nginx/pay-api.conf itself: HTTPS on
+# TLS_PORT with a fresh test CA, the port-80 server on PORT.
+stack_tls_nginx() {  # PORT
+    [ "$TLS" = 1 ] || return 0
+    # shellcheck source=tests/ops/site_lib.sh
+    . "$REPO/tests/ops/site_lib.sh"
+    rm -rf -- "$DIR/tls" "$DIR/acme"
+    mkdir -p "$DIR/acme/.well-known/acme-challenge"
+    say "making a test CA and server certificate in $DIR/tls"
+    site_make_certs "$DIR/tls" || die "cannot make the test certificates"
+    rm -f "$NGX/nginx.conf"
+    site_render "$REPO/nginx" "$NGX" "$1" "$TLS_PORT" "$FCGI_SOCK" "$DIR/tls" "$DIR/acme" \
+        || die "cannot render nginx/pay-api.conf into $NGX"
+    # The readiness checks below speak HTTPS and trust the test CA.
+    export CURL_CA_BUNDLE=$DIR/tls/ca.pem
+}
+
+# Extra lines of the env file.
+stack_tls_env() {
+    [ "$TLS" = 1 ] || return 0
+    printf "PAY_TLS_CA='%s'\nPAY_HTTP_URL='http://127.0.0.1:%s'\nPAY_ACME_DIR='%s'\n" \
+        "$DIR/tls/ca.pem" "$1" "$DIR/acme"
+}
+
 do_start() {
     local port=${1:-}
 
@@ -283,6 +331,7 @@ do_start() {
     local workers=${PAY_WORKERS:-4}
     local log_level=${PAY_LOG_LEVEL:-info}
     local wait_s=${PAY_STACK_WAIT:-20}
+    TLS=${PAY_TLS:-0}
     local v
     for v in $(compgen -e); do
         case $v in PAY_STACK_*) ;; PAY_*) unset "$v" ;; esac
@@ -307,6 +356,11 @@ do_start() {
     else
         port=$(pick_port)
     fi
+    [[ $TLS =~ ^[01]$ ]] || die "PAY_TLS must be 0 or 1: '$TLS'"
+    if [ "$TLS" = 1 ]; then
+        TLS_PORT=$(pick_port)
+        [ "$TLS_PORT" != "$port" ] || TLS_PORT=$(pick_port)
+    fi
 
     # A DIR we did not create is never wiped.
     if [ -e "$DIR" ] && [ ! -e "$MARKER" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
@@ -316,6 +370,7 @@ do_start() {
         say "reusing $DIR: stopping leftovers of an earlier run and wiping it"
         do_stop
         rm -rf -- "$DIR/mysql" "$NGX" "$LOGS" "$RUN" "$CONF" "$DIR/jwt.secret" "$DIR/env"
+        rm -rf -- "$DIR/tls" "$DIR/acme"
     fi
 
     STARTING=1
@@ -328,7 +383,7 @@ do_start() {
     : > "$MARKER"
     # nginx workers of a root master run as "nobody" and must reach the socket.
     chmod 755 "$DIR" "$RUN"
-    say "stack dir $DIR, port $port"
+    say "stack dir $DIR, port $port${TLS_PORT:+, HTTPS port $TLS_PORT}"
 
     # ---- MariaDB --------------------------------------------------------------
     local rootopt=()
@@ -379,7 +434,7 @@ db_password     = $dbpass
 db_name         = pay
 jwt_alg         = HS256
 jwt_secret_file = $DIR/jwt.secret
-public_base_url = http://127.0.0.1:$port
+$(stack_base_url_conf "$port")
 log_file        = $LOGS/pay-api.log
 log_level       = $log_level
 CONF
@@ -407,6 +462,7 @@ CONF
     if grep -q '@[A-Z_]*@' "$NGX/nginx.conf"; then
         die "unrendered placeholder in nginx/test.conf.in: $(grep -o '@[A-Z_]*@' "$NGX/nginx.conf" | head -n 1)"
     fi
+    stack_tls_nginx "$port"
     local ngx_global='daemon off;'
     if [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- test -x "$RUN" 2>/dev/null; then
         # e.g. a repo under /root (0700): "nobody" cannot reach the socket.
@@ -419,6 +475,7 @@ CONF
 
     # ---- wait until ready ------------------------------------------------------------
     local base=http://127.0.0.1:$port path ppid npid
+    if [ "$TLS" = 1 ]; then base=https://127.0.0.1:$TLS_PORT; fi
     ppid=$(recorded_pid pay-api) || die "pay-api serve exited during start-up"
     npid=$(recorded_pid nginx) || die "nginx exited during start-up"
     local deadline=$((SECONDS + wait_s))
@@ -447,6 +504,7 @@ PAY_DB_PASSWORD='$dbpass'
 PAY_DB_NAME='pay'
 PAY_STACK_DIR='$DIR'
 MYSQL_CMD='mariadb --no-defaults --socket=$MYSQL_SOCK -u$DBA pay'
+$(stack_tls_env "$port")
 ENV
     mv -f "$DIR/env.tmp" "$DIR/env"
     umask 022

@@ -17,12 +17,19 @@
 // (site 90, mandate). Every expectation is computed from the state read first,
 // so the script passes when run again on the same stack.
 //
+// Over HTTPS (a stack started with PAY_TLS=1: its env file names PAY_TLS_CA)
+// nothing skips certificate checks: Chromium trusts the stack's test CA through
+// an NSS database in the HOME it is given (certutil, package libnss3-tools,
+// trust "C,,": a CA for server certificates), and this script's own requests
+// (fetch, Playwright's request context) through NODE_EXTRA_CA_CERTS, which
+// node reads at start-up only: the script runs itself again with it set.
+//
 // Screenshots go to $PAY_SCREENSHOT_DIR (default: <dir of $PAY_BIN>/screenshots,
 // i.e. the build directory). The run ends with the line "N passed, N failed";
 // the exit status is 1 when anything failed.
 //
 //   PAY_STACK_ENV=/tmp/stack/env node tests/browser/flows.mjs
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -74,6 +81,24 @@ function loadEnv(file) {
 
 const ENV = loadEnv(process.env.PAY_STACK_ENV);
 const BASE = ENV.PAY_BASE_URL;
+const TLS_CA = ENV.PAY_TLS_CA || null;
+if (TLS_CA && process.env.NODE_EXTRA_CA_CERTS !== TLS_CA) {
+  const r = spawnSync(process.execPath, process.argv.slice(1), {
+    stdio: 'inherit', env: { ...process.env, NODE_EXTRA_CA_CERTS: TLS_CA },
+  });
+  process.exit(r.status === null ? 1 : r.status);
+}
+
+// A HOME whose NSS database trusts the test CA, for Chromium.
+function nssHomeTrusting(home, caFile) {
+  const db = path.join(home, '.pki', 'nssdb');
+  fs.mkdirSync(db, { recursive: true });
+  execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'pay-api test CA', '-t', 'C,,', '-i', caFile]);
+  const list = execFileSync('certutil', ['-L', '-d', `sql:${db}`], { encoding: 'utf8' });
+  if (!/pay-api test CA\s+C,,/.test(list)) throw new Error(`test CA not trusted in ${db}: ${list}`);
+  return home;
+}
 const SHOTS = process.env.PAY_SCREENSHOT_DIR ||
   path.join(path.dirname(ENV.PAY_BIN), 'screenshots');
 
@@ -397,6 +422,42 @@ async function mandateFlow(context) {
   }
 }
 
+// ---------------------------------------------------------------- TLS
+
+// Over HTTPS: the browser that runs the flows sees the stack's certificate
+// (issued under the test CA) and HSTS; a browser without the test CA in its
+// NSS database refuses the very same URL, so the trust really comes from the
+// CA and certificate errors are not being ignored.
+async function tlsChecks(context) {
+  const page = await context.newPage();
+  const res = await page.goto(`${BASE}/healthz`);
+  eq(res.status(), 200, 'HTTPS: GET /healthz through Chromium');
+  const sec = await res.securityDetails();
+  eq(sec && sec.issuer, 'pay-api test intermediate CA', 'HTTPS: certificate issued under the test CA');
+  check(sec && ['TLS 1.2', 'TLS 1.3'].includes(sec.protocol), 'HTTPS: TLS 1.2 or 1.3', sec && sec.protocol);
+  eq((await res.allHeaders())['strict-transport-security'], 'max-age=63072000', 'HTTPS: HSTS header');
+  await page.close();
+
+  const bare = fs.mkdtempSync(path.join(os.tmpdir(), 'pay-chromium-untrusting-'));
+  let other;
+  try {
+    other = await chromium.launchPersistentContext(bare, {
+      executablePath: CHROMIUM, headless: true, env: { ...process.env, HOME: bare },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      timeout: 60000,
+    });
+    const p = await other.newPage();
+    let err = '';
+    try { await p.goto(`${BASE}/healthz`); } catch (e) { err = String(e.message || e); }
+    check(/ERR_CERT_AUTHORITY_INVALID/.test(err),
+      'HTTPS: Chromium without the test CA refuses the certificate', err.split('\n')[0]);
+  } finally {
+    if (other) await other.close().catch(() => {});
+    fs.rmSync(bare, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -405,17 +466,23 @@ async function main() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pay-chromium-'));
   let context;
   try {
+    const env = TLS_CA ? { ...process.env, HOME: nssHomeTrusting(profile, TLS_CA) } : process.env;
+    check(BASE.startsWith(TLS_CA ? 'https://' : 'http://'),
+      TLS_CA ? 'the stack is served over HTTPS' : 'the stack is plain HTTP', BASE);
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       viewport: DESKTOP,
+      env,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       timeout: 60000,
     });
     context.setDefaultTimeout(20000);
-    for (const [name, fn] of [['payment link', () => paymentLinkFlow(context, provider)],
-      ['mandate', () => mandateFlow(context)]]) {
+    const flows = [['payment link', () => paymentLinkFlow(context, provider)],
+      ['mandate', () => mandateFlow(context)]];
+    if (TLS_CA) flows.unshift(['TLS', () => tlsChecks(context)]);
+    for (const [name, fn] of flows) {
       try {
         await fn();
       } catch (e) {

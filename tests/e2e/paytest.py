@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import shlex
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -38,6 +40,26 @@ def _load_env():
 
 _load_env()
 BASE = ENV["PAY_BASE_URL"]
+
+# Over HTTPS (tests/stack.sh with PAY_TLS=1) the server must prove itself
+# with a certificate of the stack's test CA, and nothing else is trusted:
+# OpenSSL reads these variables whenever Python builds a default context, so
+# every urllib opener of every test verifies the chain and the host name.
+TLS_CA = ENV.get("PAY_TLS_CA") or None
+if TLS_CA:
+    os.environ["SSL_CERT_FILE"] = TLS_CA
+    os.environ["SSL_CERT_DIR"] = os.path.dirname(TLS_CA)  # no hashed names: empty
+
+
+def connect(timeout=30):
+    """A socket to the service for hand-made requests: plain TCP, or TLS
+    (verified against the test CA) when the stack serves HTTPS."""
+    u = urllib.parse.urlsplit(BASE)
+    sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    if u.scheme != "https":
+        return sock
+    ctx = ssl.create_default_context(cafile=TLS_CA)
+    return ctx.wrap_socket(sock, server_hostname=u.hostname)
 
 
 def token(sub="e2e", scope="payments:read payments:write", owners="1,2", ttl=3600):

@@ -406,6 +406,13 @@ def test_landing_page(s):
     sc = p.header("Set-Cookie") or ""
     s.check("SameSite=Strict" in sc and "HttpOnly" in sc and "Path=/" in sc,
             "pay_csrf cookie: SameSite=Strict, HttpOnly, Path=/", sc)
+    # Secure exactly when the service is reached over https:// (an http://
+    # public_base_url needs allow_insecure_http, the development flag).
+    attrs = [a.strip() for a in sc.split(";")]
+    if BASE.startswith("https://"):
+        s.check("Secure" in attrs, "over HTTPS the pay_csrf cookie is Secure", sc)
+    else:
+        s.check("Secure" not in attrs, "over plain HTTP (development) the cookie is not Secure", sc)
     p2 = Browser().get(j["paymentLink"])
     nonce2 = check_page_headers(s, p2, "second GET")
     s.check(nonce and nonce2 and nonce != nonce2, "a new CSP nonce per response")

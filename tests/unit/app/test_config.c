@@ -3,7 +3,8 @@
  * spacing, PAY_<KEY> environment overrides, and every start-up refusal
  * (unknown key naming the key and line, bad or out-of-range integers and
  * modes, bad jwt_alg, log_level and public_base_url, missing file), plus
- * the trailing-slash trim of public_base_url. Files are written to a
+ * the trailing-slash trim of public_base_url and its HTTPS rule: required,
+ * https://, http:// only with allow_insecure_http = 1. Files are written to a
  * private temporary directory that is removed at the end.
  */
 #include "test.h"
@@ -40,17 +41,27 @@ static const char *const all_keys[] = {
     "DB_PORT", "DB_SOCKET", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_TIMEOUT",
     "DB_LOCK_WAIT", "JWT_ALG", "JWT_SECRET", "JWT_SECRET_FILE", "JWT_PUBLIC_KEY_FILE",
     "JWT_PRIVATE_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE", "PUBLIC_BASE_URL",
-    "LOG_LEVEL", "LOG_FILE",
+    "ALLOW_INSECURE_HTTP", "LOG_LEVEL", "LOG_FILE",
 };
 
 static void
-clear_env(void)
+unset_all(void)
 {
     for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
         char name[64];
         snprintf(name, sizeof(name), "PAY_%s", all_keys[i]);
         unsetenv(name);
     }
+}
+
+/* No PAY_<KEY> but the one required key, public_base_url (its own tests
+ * use unset_all). */
+#define BASE_URL "https://pay.test"
+static void
+clear_env(void)
+{
+    unset_all();
+    setenv("PAY_PUBLIC_BASE_URL", BASE_URL, 1);
 }
 
 /* Writes text to a new file in dir; returns its path (static storage). */
@@ -108,7 +119,8 @@ test_defaults(void)
     CHECK_STR(c.jwt_private_key_file, "", "default jwt_private_key_file empty");
     CHECK_STR(c.jwt_issuer, "", "default jwt_issuer empty");
     CHECK_STR(c.jwt_audience, "", "default jwt_audience empty");
-    CHECK_STR(c.public_base_url, "http://127.0.0.1:8080", "default public_base_url");
+    CHECK_STR(c.public_base_url, BASE_URL, "public_base_url from the environment");
+    CHECK(c.allow_insecure_http == 0, "default allow_insecure_http 0");
     CHECK_STR(c.log_level, "info", "default log_level");
     CHECK_STR(c.log_file, "", "default log_file empty (stderr)");
 
@@ -126,7 +138,7 @@ test_file(void)
     struct config c;
     char          err[512] = "";
 
-    clear_env();
+    unset_all();
     const char *path = write_file(
         "# pay-api test config\n"
         "\n"
@@ -173,6 +185,7 @@ test_file(void)
     CHECK_STR(c.log_file, "/var/log/pay-api.log", "log_file");
     CHECK_STR(c.jwt_audience, "", "keys absent from the file keep their default");
 
+    clear_env();
     /* CRLF line endings. */
     path = write_file("workers = 4\r\ndb_name = crlf\r\n");
     CHECK(config_load(&c, path, err, sizeof(err)) == 0 && c.workers == 4 &&
@@ -190,11 +203,13 @@ test_file(void)
           "an empty file gives the defaults: %s", err);
 
     /* public_base_url variants that stay as they are. */
+    unset_all();
     static const char *const urls[] = {"http://x", "https://a.example:8443/base",
-                                       "http://127.0.0.1:9"};
+                                       "http://127.0.0.1:9", "https://x"};
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
         char text[256];
-        snprintf(text, sizeof(text), "public_base_url = %s\n", urls[i]);
+        snprintf(text, sizeof(text), "public_base_url = %s\nallow_insecure_http = %d\n",
+                 urls[i], urls[i][4] == ':');
         path = write_file(text);
         CHECK(config_load(&c, path, err, sizeof(err)) == 0 &&
                   strcmp(c.public_base_url, urls[i]) == 0,
@@ -204,6 +219,72 @@ test_file(void)
     CHECK(config_load(&c, path, err, sizeof(err)) == 0 &&
               strcmp(c.public_base_url, "https://a.example:8443/base") == 0,
           "trailing slash after a path is stripped (%s)", c.public_base_url);
+}
+
+/* ---- public_base_url: HTTPS unless the development flag -------------------- */
+
+static void
+test_https_rule(void)
+{
+    struct config c;
+    char          err[512] = "";
+
+    /* Not set at all: required, and the message says what to write. */
+    unset_all();
+    CHECK(config_load(&c, NULL, err, sizeof(err)) == -1, "no public_base_url: refused");
+    CHECK(strstr(err, "public_base_url is not set") != NULL && strstr(err, "https://") != NULL,
+          "no public_base_url: the message asks for an https:// address (%s)", err);
+
+    /* http:// without the flag: refused with a clear message, from the file
+     * and from the environment alike. */
+    const char *path = write_file("public_base_url = http://pay.example.com\n");
+    err[0] = '\0';
+    CHECK(config_load(&c, path, err, sizeof(err)) == -1, "http:// base URL: refused");
+    CHECK(strstr(err, "public_base_url http://pay.example.com is plain HTTP") != NULL,
+          "http:// refusal names the key and the value (%s)", err);
+    CHECK(strstr(err, "use https://") != NULL && strstr(err, "allow_insecure_http = 1") != NULL,
+          "http:// refusal says how to fix it and names the development flag (%s)", err);
+    path = write_file("public_base_url = http://127.0.0.1:8080\nallow_insecure_http = 0\n");
+    CHECK(config_load(&c, path, err, sizeof(err)) == -1,
+          "http:// on loopback with allow_insecure_http = 0: still refused");
+    setenv("PAY_PUBLIC_BASE_URL", "http://env.example", 1);
+    err[0] = '\0';
+    CHECK(config_load(&c, NULL, err, sizeof(err)) == -1 &&
+              strstr(err, "http://env.example is plain HTTP") != NULL,
+          "PAY_PUBLIC_BASE_URL=http://...: refused (%s)", err);
+
+    /* The development flag allows it, from the file or the environment. */
+    path = write_file("public_base_url = http://127.0.0.1:8080/\nallow_insecure_http = 1\n");
+    unset_all();
+    CHECK(config_load(&c, path, err, sizeof(err)) == 0 &&
+              strcmp(c.public_base_url, "http://127.0.0.1:8080") == 0 &&
+              c.allow_insecure_http == 1,
+          "allow_insecure_http = 1 accepts http:// (%s)", err);
+    setenv("PAY_PUBLIC_BASE_URL", "http://127.0.0.1:9", 1);
+    setenv("PAY_ALLOW_INSECURE_HTTP", "1", 1);
+    CHECK(config_load(&c, NULL, err, sizeof(err)) == 0, "PAY_ALLOW_INSECURE_HTTP=1 accepts http://");
+    /* The flag changes nothing for https://. */
+    setenv("PAY_PUBLIC_BASE_URL", "https://pay.example.com", 1);
+    CHECK(config_load(&c, NULL, err, sizeof(err)) == 0 &&
+              strcmp(c.public_base_url, "https://pay.example.com") == 0,
+          "https:// with the flag set is fine (%s)", err);
+
+    /* The flag is 0 or 1; a URL needs a host. */
+    static const char *const bad[] = {
+        "public_base_url = https://x\nallow_insecure_http = 2\n",
+        "public_base_url = https://x\nallow_insecure_http = yes\n",
+        "public_base_url = https://\n",
+        "public_base_url = https:///x\n",
+        "public_base_url = http://\nallow_insecure_http = 1\n",
+    };
+    unset_all();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        path = write_file(bad[i]);
+        CHECK(config_load(&c, path, err, sizeof(err)) == -1 && err[0] != '\0',
+              "refused: %.60s (%s)", bad[i], err);
+    }
+    unset_all();
 }
 
 /* ---- environment overrides ----------------------------------------------- */
@@ -346,11 +427,14 @@ test_file_errors(void)
         {"public_base_url = 127.0.0.1:8080\n", "public_base_url"},
         {"public_base_url =\n", "public_base_url"},
         {"public_base_url = HTTP:/x\n", "public_base_url"},
+        {"public_base_url = http://pay.example\n", "is plain HTTP"},
     };
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         struct config c;
         char          err[512] = "";
         clear_env();
+        if (strstr(vals[i].text, "public_base_url") != NULL)
+            unsetenv("PAY_PUBLIC_BASE_URL"); /* the file's value is the one tested */
         const char *path = write_file(vals[i].text);
         CHECK(config_load(&c, path, err, sizeof(err)) == -1, "refuses %.40s", vals[i].text);
         CHECK(strstr(err, vals[i].needle) != NULL, "message names %s (%s)",
@@ -392,6 +476,7 @@ main(void)
     test_defaults();
     test_file();
     test_env();
+    test_https_rule();
     test_file_errors();
 
     for (int i = 0; i < nfiles && i < 64; i++)
