@@ -256,15 +256,12 @@ check_auth(struct req *r)
         return req_failf(r, PAY_E_UNAUTHENTICATED, NULL, "invalid token: %s",
                          why ? why : "rejected");
     }
-    unsigned have = r->principal.scopes;
-    if (have & PAY_SCOPE_ADMIN)
-        have |= PAY_SCOPE_READ | PAY_SCOPE_WRITE;
-    if ((r->route->scope & have) != r->route->scope) {
+    unsigned missing = r->route->scope & ~r->principal.scopes;
+    if (missing != 0) {
+        const char *name = auth_scope_name(missing);
         resp_header(r, "WWW-Authenticate", "Bearer error=\"insufficient_scope\"");
-        return req_failf(r, PAY_E_INSUFFICIENT_SCOPE, NULL,
-                         "token lacks scope %s",
-                         (r->route->scope & PAY_SCOPE_WRITE) ? "payments:write"
-                                                              : "payments:read");
+        return req_failf(r, PAY_E_INSUFFICIENT_SCOPE, NULL, "token lacks scope %s",
+                         name ? name : "for this route");
     }
     return 0;
 }

@@ -51,6 +51,16 @@
 
 _Static_assert(sizeof(SECRET) - 1 == 48, "the secret is 48 bytes");
 
+/* The harness's scope words (the framework knows none of its own). */
+#define PAY_SCOPE_READ  1u
+#define PAY_SCOPE_WRITE 2u
+#define PAY_SCOPE_ADMIN 4u
+static const struct auth_scope scopes[] = {
+    {"payments:read", PAY_SCOPE_READ, 0},
+    {"payments:write", PAY_SCOPE_WRITE, 0},
+    {"payments:admin", PAY_SCOPE_ADMIN, 1},
+};
+
 static int configured = -1; /* which configuration auth_init last loaded */
 
 static void
@@ -64,6 +74,8 @@ configure(int with_iss_aud)
     memset(&s, 0, sizeof(s));
     s.alg = "HS256";
     s.secret = SECRET;
+    s.scopes = scopes;
+    s.nscopes = sizeof(scopes) / sizeof(scopes[0]);
     if (with_iss_aud) {
         s.issuer = ISSUER;
         s.audience = AUDIENCE;

@@ -323,6 +323,16 @@ h_nocontent(struct req *r)
 }
 
 #define RW (R_AUTH | R_JSON | R_IDEMPOTENT)
+/* The harness's scope words and bits (the framework knows none). */
+#define PAY_SCOPE_READ  1u
+#define PAY_SCOPE_WRITE 2u
+#define PAY_SCOPE_ADMIN 4u
+static const struct auth_scope scopes[] = {
+    {"payments:read", PAY_SCOPE_READ, 0},
+    {"payments:write", PAY_SCOPE_WRITE, 0},
+    {"payments:admin", PAY_SCOPE_READ | PAY_SCOPE_WRITE | PAY_SCOPE_ADMIN, 1},
+};
+
 /*  method         pattern                                              handler      flags                   scope */
 static const struct route table[] = {
     {PAY_M_GET,    "/healthz",                                          h_health,    0,                      0},
@@ -590,6 +600,8 @@ init_once(void)
     memset(&s, 0, sizeof(s));
     s.alg = "HS256";
     s.secret = SECRET;
+    s.scopes = scopes;
+    s.nscopes = sizeof(scopes) / sizeof(scopes[0]);
     if (auth_init(&s, err, sizeof(err)) != 0) {
         fprintf(stderr, "auth_init: %s\n", err);
         abort();
