@@ -16,7 +16,7 @@ struct arena;
 
 #define AUTH_MAX_OWNERS    1000  /* most contractOwnerIds a token may carry */
 #define AUTH_MAX_SCOPES    32    /* most scope words a configuration names */
-#define AUTH_LEEWAY        30    /* seconds of clock skew allowed on exp/nbf */
+#define AUTH_LEEWAY        30    /* seconds of clock skew allowed on exp/nbf/iat */
 #define AUTH_MAX_HEADER    4096  /* longest Authorization value accepted */
 #define AUTH_MAX_SUB       128   /* longest sub accepted, in bytes */
 #define AUTH_MIN_SECRET    32    /* shortest HS256 secret, bytes (RFC 7518) */
@@ -81,7 +81,8 @@ enum auth_rc { AUTH_OK = 0, AUTH_MISSING, AUTH_INVALID, AUTH_NO_TENANCY };
  *   AUTH_OK          *p is filled; everything in it lives in arena a.
  *   AUTH_MISSING     header is NULL or of another scheme than Bearer
  *                    (answer 401 without error=).
- *   AUTH_INVALID     malformed, badly signed, expired, not yet valid, wrong
+ *   AUTH_INVALID     malformed, badly signed, expired, not yet valid, issued
+ *                    in the future (iat beyond AUTH_LEEWAY), wrong
  *                    alg/iss/aud, bad claim types (answer 401 invalid_token).
  *   AUTH_NO_TENANCY  valid, but neither a non-empty contractOwnerIds nor a
  *                    scope word granting all owners (answer 403); *p is filled.

@@ -29,6 +29,8 @@ static const char AUTH_WHY_BAD_EXP[]    = "invalid exp";
 static const char AUTH_WHY_EXPIRED[]    = "token expired";
 static const char AUTH_WHY_BAD_NBF[]    = "invalid nbf";
 static const char AUTH_WHY_NOT_YET[]    = "token not yet valid";
+static const char AUTH_WHY_BAD_IAT[]    = "invalid iat";
+static const char AUTH_WHY_FUTURE[]     = "token issued in the future";
 static const char AUTH_WHY_ISSUER[]     = "wrong issuer";
 static const char AUTH_WHY_AUDIENCE[]   = "wrong audience";
 static const char AUTH_WHY_NO_SUB[]     = "missing sub";
@@ -236,6 +238,13 @@ auth_claims_times(const struct auth_times *t, time_t now, const char **why)
         *why = AUTH_WHY_NOT_YET;
         return AUTH_INVALID;
     }
+    /* A token "issued" later than now (beyond the clock-skew leeway) comes
+     * from a broken clock or was forged to stay valid longer than its
+     * issuer meant: refuse it rather than trust it (RFC 8725 hardening). */
+    if (t->iat != INT64_MIN && t->iat > (int64_t)now + AUTH_LEEWAY) {
+        *why = AUTH_WHY_FUTURE;
+        return AUTH_INVALID;
+    }
     return AUTH_OK;
 }
 
@@ -362,6 +371,10 @@ auth_claims_read(struct arena *a, const char *payload, size_t len,
     }
     if (time_claim(c, "nbf", &t->nbf) != 0) {
         *why = AUTH_WHY_BAD_NBF;
+        return AUTH_INVALID;
+    }
+    if (time_claim(c, "iat", &t->iat) != 0) {
+        *why = AUTH_WHY_BAD_IAT;
         return AUTH_INVALID;
     }
     if ((rc = auth_claims_times(t, now, why)) != AUTH_OK)

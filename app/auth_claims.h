@@ -24,9 +24,9 @@ struct auth_policy {
     size_t                   nscopes;
 };
 
-/* The time claims of a verified token; nbf is INT64_MIN when absent. */
+/* The time claims of a verified token; nbf and iat are INT64_MIN when absent. */
 struct auth_times {
-    int64_t exp, nbf;
+    int64_t exp, nbf, iat;
 };
 
 /*
@@ -45,7 +45,7 @@ enum auth_rc auth_claims_shape(struct arena *a, const char *tok,
 
 /*
  * Decodes and checks the claims of a token whose signature was verified
- * (payload[0..len) is its middle segment): exp (required) and nbf
+ * (payload[0..len) is its middle segment): exp (required), nbf and iat
  * (plain JSON integers), iss/aud when configured, sub, scope and
  * contractOwnerIds into *p, the time claims into *t. AUTH_OK or
  * AUTH_INVALID with *why; tenancy is the caller's to judge.
@@ -56,8 +56,8 @@ enum auth_rc auth_claims_read(struct arena *a, const char *payload, size_t len,
                               const char **why);
 
 /*
- * The clock checks alone, for a cached token: exp not passed, nbf not in
- * the future, each with AUTH_LEEWAY. AUTH_OK or AUTH_INVALID.
+ * The clock checks alone, for a cached token: exp not passed, nbf and iat
+ * not in the future, each with AUTH_LEEWAY. AUTH_OK or AUTH_INVALID.
  */
 enum auth_rc auth_claims_times(const struct auth_times *t, time_t now,
                                const char **why);

@@ -377,6 +377,25 @@ static const struct vcase vcases[] = {
     { "nbf as a float", CFG_HS, H_HS,
       P_EXP(",\"exp\":@+600,\"nbf\":@-600.5"), S_HS, M_NONE, AUTH_INVALID,
       "invalid nbf", NOCHK, NULL, NOCHK },
+    /* iat: RFC 8725 hardening, a token issued in the future is refused */
+    { "iat beyond leeway in the future", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@+31"), S_HS, M_NONE, AUTH_INVALID,
+      "token issued in the future", NOCHK, NULL, NOCHK },
+    { "iat a year in the future", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+31536600,\"iat\":@+31536000"), S_HS, M_NONE,
+      AUTH_INVALID, "token issued in the future", NOCHK, NULL, NOCHK },
+    { "iat at leeway is ok", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@+30"), S_HS, M_NONE, AUTH_OK, NULL,
+      NOCHK, "1", 0 },
+    { "iat in the past is ok", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@-600"), S_HS, M_NONE, AUTH_OK, NULL,
+      NOCHK, "1", 0 },
+    { "iat as a string", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":\"@-600\""), S_HS, M_NONE, AUTH_INVALID,
+      "invalid iat", NOCHK, NULL, NOCHK },
+    { "iat as a float", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@-600.5"), S_HS, M_NONE, AUTH_INVALID,
+      "invalid iat", NOCHK, NULL, NOCHK },
     { "exp missing", CFG_HS, H_HS, P_EXP(""), S_HS, M_NONE, AUTH_INVALID,
       "missing exp", NOCHK, NULL, NOCHK },
     { "exp as a string", CFG_HS, H_HS, P_EXP(",\"exp\":\"@+600\""), S_HS,
@@ -992,6 +1011,8 @@ test_cache(struct arena *a)
           "cache: a cached token still expires");
     CHECK_STR(why, "token expired", "cache: expiry reason");
     CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_OK, "cache: valid again at now");
+    CHECK(auth_verify_bearer(a, hdr, now - AUTH_LEEWAY - 1, &p, &why) == AUTH_INVALID,
+          "cache: nbf/iat still checked on a hit");
     hdr[strlen(hdr) - 1] ^= 1; /* one byte of the signature */
     CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_INVALID,
           "cache: a token differing in one byte misses the cache");
