@@ -111,8 +111,11 @@ body_object_or_fail(struct req *r, const char *const *allowed)
     if (b == NULL || b->type != JSON_OBJECT)
         return req_failf(r, PAY_E_INVALID_JSON, NULL,
                          "the request body must be a JSON object");
+    /* null means absent (a generated client sends its whole model, the
+     * server-assigned "id": null included); only a field with a value
+     * must be known. */
     for (size_t i = 0; i < b->n; i++)
-        if (enum_index(allowed, b->keys[i]) < 0)
+        if (b->items[i]->type != JSON_NULL && enum_index(allowed, b->keys[i]) < 0)
             return req_failf(r, PAY_E_UNKNOWN_FIELD, b->keys[i],
                              "unknown field '%s'",
                              text_echo(r->arena, b->keys[i], 64));
@@ -162,8 +165,8 @@ body_str_or_fail(struct req *r, const char *name, int required,
         return req_failf(r, PAY_E_INVALID_FIELD, name,
                          "%s must be at most %zu characters without control characters",
                          name, max_chars);
-    if (required && v->len == 0)
-        return missing(r, name);
+    /* "" is a value: texts are 0..max characters (spec 1.7), required
+     * only means present. */
     *out = v->str;
     return 0;
 }
@@ -361,11 +364,12 @@ enum db_rc
 invoice_event_record(struct req *r, struct customer *c, const struct invoice *inv,
                      struct invoice_event *e, int64_t *id)
 {
-    int64_t    moved = invoice_event_effect(e->tp_status, e->amount);
-    enum db_rc rc;
+    const char *applied = e->status_not_applicable ? NULL : e->tp_status;
+    int64_t     moved = invoice_event_effect(applied, e->amount);
+    enum db_rc  rc;
     if (moved != 0) {
         struct ledger_row row = {
-            .txn_type = moved < 0 && tp_group_of(e->tp_status) == TP_REVERSED
+            .txn_type = moved < 0 && tp_group_of(applied) == TP_REVERSED
                             ? "PAYMENT_REVERSED" : "PAYMENT",
             .customer_payment_type = e->customer_payment_type, .amount = moved,
             .description = e->description, .payment_method = e->payment_method,
@@ -378,7 +382,7 @@ invoice_event_record(struct req *r, struct customer *c, const struct invoice *in
     }
     if ((rc = invoice_event_insert(r, inv, c, e, id)) != DB_OK)
         return rc;
-    return invoice_update(r, inv, moved, 0, 0, e->tp_status);
+    return invoice_update(r, inv, moved, 0, 0, applied);
 }
 
 enum db_rc

@@ -30,12 +30,14 @@ int payment_method_integrated(const char *m);
 /* STRIPE, STRIPE_CARD, STRIPE_DD: mandates need the Stripe customer id. */
 int payment_method_stripe(const char *m);
 
-/* The body must be a JSON object whose keys are all in allowed[]. */
+/* The body must be a JSON object whose keys are all in allowed[], except
+ * keys whose value is null (null means absent). */
 int body_object_or_fail(struct req *r, const char *const *allowed);
 /* Positive integer id field. *present (may be NULL) tells if it was there. */
 int body_id_or_fail(struct req *r, const char *name, int required, int64_t *out,
                     int *present);
-/* String field: valid UTF-8, no control characters, <= max_chars. */
+/* String field: valid UTF-8, no control characters, <= max_chars; ""
+ * is a value (required means present, not non-empty). */
 int body_str_or_fail(struct req *r, const char *name, int required,
                      size_t max_chars, const char **out);
 /* String field that must be one of vals[]. */
@@ -176,6 +178,10 @@ struct invoice_event {
     const char *customer_payment_type;
     int64_t     customer_payment_id;  /* 0: none */
     int64_t     ledger_id;            /* 0: none */
+    int         status_not_applicable;/* a manual payment sent with a provider
+                                         status: recorded as sent, but the money
+                                         is applied at once and the invoice's
+                                         third-party status stays */
 };
 enum db_rc invoice_event_insert(struct req *r, const struct invoice *inv,
                                 const struct customer *c,

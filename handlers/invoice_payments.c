@@ -125,13 +125,12 @@ events_create_generic(struct req *r, const struct kind *k)
         (st = body_enum_or_fail(r, "thirdPartyPaymentStatus", 0,
                                 THIRD_PARTY_STATUSES, &status)) != 0)
         return st;
-    /* Manual payments are recorded after the fact: a provider's status
-     * makes no sense for them. */
-    if (!payment_method_integrated(method) && status != NULL &&
-        strcmp(status, "MANUALLY_PAID") != 0)
-        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyPaymentStatus",
-                         "thirdPartyPaymentStatus %s does not apply to the manual"
-                         " payment method %s", status, method);
+    /* Manual payments are recorded after the fact: the public reference
+     * calls a provider's status "not applicable" to them, and its own
+     * sample sends NEW with CHEQUE. It is kept as sent, and the payment is
+     * applied at once (COLLECTION.md 3). */
+    int not_applicable = !payment_method_integrated(method) && status != NULL &&
+                         strcmp(status, "MANUALLY_PAID") != 0;
 
     if ((rc = db_tx_begin(r)) != DB_OK)
         return db_fail(r, rc);
@@ -146,7 +145,7 @@ events_create_generic(struct req *r, const struct kind *k)
                                  -limit, limit, 0, &amount)) != 0)
         return st;
 
-    int64_t moved = invoice_event_effect(status, amount);
+    int64_t moved = invoice_event_effect(not_applicable ? NULL : status, amount);
     if (moved < 0 && (inv.paid + moved < inv.refunded || inv.paid + moved < 0))
         return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
                          "at most %s can be taken back from this invoice"
@@ -157,6 +156,7 @@ events_create_generic(struct req *r, const struct kind *k)
     struct invoice_event e = {
         .tp_status = status, .amount = amount, .description = description,
         .payment_method = method, .customer_payment_type = k->payment_type,
+        .status_not_applicable = not_applicable,
     };
     if ((rc = invoice_event_record(r, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);

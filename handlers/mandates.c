@@ -58,7 +58,9 @@ static int
 url_or_fail(struct req *r, const char *name, int required, const char **out)
 {
     int st = body_str_or_fail(r, name, required, 255, out);
-    if (st == 0 && *out != NULL && !text_url_valid(*out, strlen(*out)))
+    if (st == 0 && required && **out == '\0') /* no URL is empty */
+        st = req_failf(r, PAY_E_MISSING_FIELD, name, "%s is required", name);
+    else if (st == 0 && *out != NULL && !text_url_valid(*out, strlen(*out)))
         st = req_failf(r, PAY_E_INVALID_FIELD, name,
                        "%s must be an absolute http:// or https:// URL", name);
     return st;

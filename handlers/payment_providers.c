@@ -385,7 +385,8 @@ payment_providers_create(struct req *r)
     enum db_rc      rc;
     int             st;
 
-    if (r->json != NULL && json_get(r->json, "id") != NULL)
+    const struct json_value *idv = json_get(r->json, "id");
+    if (idv != NULL && idv->type != JSON_NULL) /* null means absent */
         return req_failf(r, PAY_E_INVALID_FIELD, "id",
                          "id is assigned by the server and cannot be given");
     if ((st = provider_read_or_fail(r, r->json, CREATE_FIELDS, &p)) != 0)
