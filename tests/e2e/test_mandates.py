@@ -429,6 +429,16 @@ def test_flow(s):
                  tok=TOK), 404, "Stripe with thirdPartyCustomerReference, unknown -> 404")
     s.status(get(pm_path + "?thirdPartyCustomerReference=" + "c" * 101, tok=TOK), 400,
              "thirdPartyCustomerReference of 101 chars -> 400")
+    # thirdPartyCustomerReference is matched only for Stripe methods: for a
+    # GoCardless mandate it never hides it, and an empty value is absent
+    r = get(pm_path + "?thirdPartyCustomerReference=cus_anything", tok=TOK)
+    s.status(r, 200, "GO_CARDLESS with a thirdPartyCustomerReference -> 200 (not matched)")
+    s.eq((r.json or {}).get("mandateReference"), ref, "GO_CARDLESS with a customer id: the mandate")
+    s.status(get(pm_path + "?thirdPartyCustomerReference=", tok=TOK), 200,
+             "GO_CARDLESS with an empty thirdPartyCustomerReference -> 200")
+    s.error(get("/v1/payment-provider-mandates/STRIPE/x?thirdPartyCustomerReference=", tok=TOK),
+            400, "MISSING_PARAMETER", "Stripe with an empty thirdPartyCustomerReference -> 400",
+            field="thirdPartyCustomerReference")
     s.error(get("/v1/payment-provider-mandates/BITCOIN/x", tok=TOK), 400, "INVALID_PARAMETER",
             "unknown paymentMethod -> 400", field="paymentMethod")
     s.status(get(pm_path + "?foo=1", tok=TOK), 400, "unknown query parameter -> 400")
@@ -576,7 +586,10 @@ def test_instant_bank_payment(s):
         s.eq(it.get("paymentMethod"), "FINASTRA", "instant payment: paymentMethod")
         s.eq(it.get("reference"), sandbox_reference("PAY", "mandate-payment", m.get("flowToken", "")),
              "instant payment: reference follows its idempotency key (flow token)")
-        s.eq(it.get("creationDate"), today(), "instant payment: creationDate today (UTC)")
+        # an RFC 3339 date-time, as the public reference has it (a typed client parses it)
+        s.check(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", it.get("creationDate") or ""),
+                "instant payment: creationDate is an RFC 3339 date-time", it.get("creationDate"))
+        s.eq((it.get("creationDate") or "")[:10], today(), "instant payment: creationDate today (UTC)")
         s.eq(balance(cid), D("0.00"), "the debt is collected: balance 0.00")
         s.eq(int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d" % cid)), rows0 + 1,
              "one ledger row for the collection")
@@ -588,8 +601,8 @@ def test_instant_bank_payment(s):
         r = get(ibp, tok=TOK2)
         s.eq(len(r.json or []) if r.status == 200 else -1, 1, "owner 2 token sees it")
         r = get(ibp, tok=TOK1)
-        s.check(r.status == 404 or (r.status == 200 and r.json == []),
-                "owner 1 token does not see owner 2's instant payments", r)
+        s.eq((r.status, r.json), (200, []),
+             "owner 1 token: owner 2's mandate has no instant payments it may see (200 [])")
 
         # Nothing owed: a new mandate collects nothing.
         m = start(s, "FINASTRA flow, nothing owed", site, returnURL="https://water.example/back")
@@ -617,6 +630,9 @@ def test_instant_bank_payment(s):
     s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA&x=1", tok=TOK), 400,
              "unknown query parameter -> 400")
     s.status(get(base + "?mandateReference=x&paymentMethod=FINASTRA"), 401, "no token -> 401")
+    # the contract says "200 array": an unknown mandate has no instant payments
+    r = get(base + "?mandateReference=SBX-MD-unknown&paymentMethod=FINASTRA", tok=TOK)
+    s.eq((r.status, r.json), (200, []), "unknown mandate -> 200 []")
 
 
 def held_mandate(typ, owner, pid, status="ACTIVE", customer=None, ref=None):
