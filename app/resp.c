@@ -53,8 +53,9 @@ req_param_id_or_fail(struct req *r, size_t i, const char *name, int64_t *out)
 {
     const char *s = req_param(r, i);
     if (s == NULL || parse_id(s, out) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER, name,
-                         "%s must be a positive integer", name);
+        return req_failf(r, PAY_E_INVALID_PARAMETER, name, "%s must be a positive integer%s",
+                         name, int_text_problem(s) == INT_LEADING_ZERO
+                                   ? " written without leading zeros" : "");
     return 0;
 }
 
@@ -78,8 +79,9 @@ req_query_id_or_fail(struct req *r, const char *name, int required,
         return 0;
     }
     if (parse_id(s, out) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER, name,
-                         "%s must be a positive integer", name);
+        return req_failf(r, PAY_E_INVALID_PARAMETER, name, "%s must be a positive integer%s",
+                         name, int_text_problem(s) == INT_LEADING_ZERO
+                                   ? " written without leading zeros" : "");
     return 0;
 }
 

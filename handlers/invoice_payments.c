@@ -78,7 +78,8 @@ events_list_generic(struct req *r, const struct kind *k)
 
     if ((rc = list_begin_or_fail(r, k->res, &l)) != 0 ||
         (rc = list_filter_or_fail(&l, k->bill_run_param, FK_STRING, bill_run)) != 0 ||
-        (rc = list_filter_or_fail(&l, "customerPaymentType", FK_STRING, cpt)) != 0 ||
+        (rc = list_enum_filter_or_fail(&l, "customerPaymentType", CUSTOMER_PAYMENT_TYPES,
+                                        cpt)) != 0 ||
         (rc = list_filter_or_fail(&l, "customerPaymentId", FK_ID, cp_id)) != 0 ||
         (rc = list_filter_or_fail(&l, k->id_field, FK_ID, inv_id)) != 0)
         return rc;

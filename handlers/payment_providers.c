@@ -355,7 +355,7 @@ payment_providers_list(struct req *r)
     int         present, rc;
 
     if ((rc = list_begin_or_fail(r, &providers, &l)) != 0 ||
-        (rc = list_filter_or_fail(&l, "type", FK_STRING, type)) != 0 ||
+        (rc = list_enum_filter_or_fail(&l, "type", PAYMENT_METHODS, type)) != 0 ||
         (rc = req_query_id_or_fail(r, "contractOwnerId", 0, &owner, &present)) != 0 ||
         (rc = list_filter_or_fail(&l, "instantBankPayments", FK_BOOL, ibp)) != 0 ||
         (rc = list_filter_or_fail(&l, "retryIfPossible", FK_BOOL, retry)) != 0)

@@ -250,6 +250,51 @@ def test_page_rules(s):
     s.eq(len(r.json or []), 1, "pageSize=1 gives one row")
 
 
+def test_numbers_say_what_is_wrong(s):
+    """Leading zeros are refused with a message that says so (not "must be
+    between 1 and ..."), in the query and in the path."""
+    base = "/v1/customer-payments?customer_id=10"
+    for query, field, want in [("&page=01&pageSize=10", "page",
+                                "page must be written without leading zeros"),
+                               ("&page=1&pageSize=010", "pageSize",
+                                "pageSize must be written without leading zeros"),
+                               ("&page=x&pageSize=10", "page", "page must be a decimal integer"),
+                               ("&page=0&pageSize=10", "page",
+                                "page must be between 1 and 1000000000")]:
+        r = get(base + query, tok=W)
+        s.error(r, 400, "INVALID_PARAMETER", query, field=field)
+        s.eq((r.json or {}).get("message"), want, query + ": message")
+    r = get("/v1/payment-providers/01", tok=W)
+    s.error(r, 400, "INVALID_PARAMETER", "/v1/payment-providers/01", field="payment_provider_id")
+    s.check("without leading zeros" in ((r.json or {}).get("message") or ""),
+            "/v1/payment-providers/01: the message names the leading zero", r.raw[:200])
+    r = get("/v1/customer-payments?customer_id=010&page=1&pageSize=1", tok=W)
+    s.error(r, 400, "INVALID_PARAMETER", "customer_id=010", field="customer_id")
+    s.check("without leading zeros" in ((r.json or {}).get("message") or ""),
+            "customer_id=010: the message names the leading zero", r.raw[:200])
+
+
+def test_enum_filters(s):
+    """Every filter on an enumerated field checks its values (plain and in:),
+    naming the allowed ones; like: stays a text search."""
+    cases = [("/v1/refunds?page=1&pageSize=5", "billRunType", "NORMAL, ADHOC"),
+             (LIST10, "customerPaymentType", "CUSTOMER, INVOICE"),
+             ("/v1/invoice-payments?page=1&pageSize=5", "customerPaymentType", "CUSTOMER"),
+             ("/v1/adhoc-invoice-payments?page=1&pageSize=5", "customerPaymentType", "CUSTOMER"),
+             ("/v1/payment-providers?page=1&pageSize=5", "type", "CHEQUE, DIRECT_DEBIT")]
+    good = {"billRunType": "NORMAL", "customerPaymentType": "CUSTOMER", "type": "STRIPE"}
+    for path, param, allowed in cases:
+        for bad in ["FOO", "normal", "in:%s,FOO" % good[param]]:
+            r = get(path + "&%s=%s" % (param, urllib.parse.quote(bad, safe=":,")), tok=W)
+            what = "%s %s=%s" % (path.split("?")[0], param, bad)
+            s.error(r, 400, "INVALID_PARAMETER", what, field=param)
+            s.check(allowed in ((r.json or {}).get("message") or ""),
+                    what + ": the message lists the allowed values", r.raw[:300])
+        for ok in [good[param], "in:" + good[param], "like:" + good[param][:3].lower()]:
+            r = get(path + "&%s=%s" % (param, ok), tok=W)
+            s.status(r, 200, "%s %s=%s" % (path.split("?")[0], param, ok))
+
+
 def test_sort(s):
     r = get(LIST10, tok=W)
     s.status(r, 200, "customer 10 ledger")
@@ -274,6 +319,9 @@ def test_sort(s):
         ("billRunType:desc,id:desc",
          lambda x: (tuple(-ord(c) for c in x["billRunType"]), -x["id"])),
         ("paymentDate:desc", lambda x: (tuple(-ord(c) for c in x["paymentDate"]), x["id"])),
+        # the direction in any case
+        ("id:DESC", lambda x: -x["id"]),
+        ("amountInMajorCurrency:Desc,id:ASC", lambda x: (-x["amountInMajorCurrency"], x["id"])),
     ]
     for sort, key in cases:
         r = get(LIST10 + "&sort=" + urllib.parse.quote(sort, safe=":,"), tok=W)
@@ -746,6 +794,8 @@ Suite().run([
     test_not_found,
     test_method_not_allowed,
     test_page_rules,
+    test_numbers_say_what_is_wrong,
+    test_enum_filters,
     test_sort,
     test_fields,
     test_unknown_parameter,
