@@ -176,7 +176,8 @@ json_begin(struct req *r, int status, int stream)
     r->status = status;
     r->resp_type = "application/json; charset=utf-8";
     r->resp_body.len = 0;
-    r->streaming = stream && r->method == PAY_M_GET && r->out.write != NULL;
+    /* HEAD is buffered: its Content-Length is then the one GET would send */
+    r->streaming = stream && r->method == PAY_M_GET && !r->head && r->out.write != NULL;
     if (r->streaming)
         send_headers(r, -1);
     return json_gen_new(r->arena, gen_print, r);
@@ -268,7 +269,7 @@ resp_finish(struct req *r)
         return r->out_failed ? -1 : 0;
     if (send_headers(r, (long)r->resp_body.len) != 0)
         return -1;
-    if (r->method == PAY_M_HEAD || r->status == 304)
+    if (r->head || r->status == 304)
         return 0;
     return out_write(r, r->resp_body.p, r->resp_body.len);
 }

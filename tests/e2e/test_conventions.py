@@ -295,6 +295,52 @@ def test_enum_filters(s):
             s.status(r, 200, "%s %s=%s" % (path.split("?")[0], param, ok))
 
 
+def test_head(s):
+    """HEAD on every GET route answers like GET without a body (RFC 9110
+    9.3.2): same status and headers, Content-Length of the GET body."""
+    paths = [(LIST10, W), ("/v1/customer-payments/999999999", W),
+             ("/v1/customer-balances?customer_id=10", W), ("/v1/refunds?page=1&pageSize=2", W),
+             ("/v1/payment-providers/01", W), ("/v1/customer-credit-status?page=1&pageSize=3", W),
+             ("/v1/openapi.json", None), ("/healthz", None), (LIST10, None)]
+    for path, tok in paths:
+        g = get(path, tok=tok)
+        h = request("HEAD", path, tok=tok)
+        what = "HEAD %s%s" % (path, "" if tok else " (no token)")
+        s.eq(h.status, g.status, what + ": GET's status")
+        s.eq(h.raw, "", what + ": no body")
+        s.eq(h.header("Content-Type"), g.header("Content-Type"), what + ": GET's Content-Type")
+        s.eq(h.header("Content-Length"), str(len(g.raw.encode())), what + ": GET's length")
+        for name in ("X-Total-Count", "Link", "ETag", "WWW-Authenticate"):
+            s.eq(h.header(name), g.header(name), what + ": " + name)
+    h = request("HEAD", "/v1/customer-balance-adjustments", tok=W)
+    s.eq((h.status, h.header("Allow"), h.raw), (405, "POST", ""),
+         "HEAD on a POST-only path: 405 with Allow, no body")
+
+
+def test_accept(s):
+    """An Accept that excludes application/json (and every wildcard) on an
+    API route is 406 with the JSON error body; absent, */*, application/*
+    and weighted lists that keep JSON are fine; pages are not negotiated."""
+    for accept in ["text/html", "text/plain, text/*", "application/xml",
+                   "application/json;q=0, */*;q=0.5", "*/*;q=0"]:
+        r = get(LIST10, tok=W, headers={"Accept": accept})
+        shape(s, r, 406, "Not Acceptable", "NOT_ACCEPTABLE", "Accept: " + accept)
+    for accept in ["application/json", "*/*", "application/*", "text/html, */*;q=0.1",
+                   "application/json; charset=utf-8", "text/html,application/xhtml+xml,"
+                   "application/xml;q=0.9,*/*;q=0.8"]:
+        r = get(LIST10, tok=W, headers={"Accept": accept})
+        s.status(r, 200, "Accept: " + accept)
+    before = ledger_count(2)
+    r = post("/v1/customer-payments", {"customerId": 2, "amountInMajorCurrency": 1, "type": "BACS"},
+             tok=W, headers={"Accept": "text/html"})
+    shape(s, r, 406, "Not Acceptable", "NOT_ACCEPTABLE", "POST with Accept: text/html")
+    s.eq(ledger_count(2), before, "POST refused with 406: nothing written")
+    s.status(get("/healthz", headers={"Accept": "text/html"}), 200, "/healthz is not negotiated")
+    r = get("/pay/" + "A" * 43, headers={"Accept": "text/html"})
+    s.check(r.status == 404 and "html" in (r.header("Content-Type") or ""),
+            "a page is not negotiated: 404 page", (r.status, r.header("Content-Type")))
+
+
 def test_sort(s):
     r = get(LIST10, tok=W)
     s.status(r, 200, "customer 10 ledger")
@@ -796,6 +842,8 @@ Suite().run([
     test_page_rules,
     test_numbers_say_what_is_wrong,
     test_enum_filters,
+    test_head,
+    test_accept,
     test_sort,
     test_fields,
     test_unknown_parameter,

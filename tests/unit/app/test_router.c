@@ -539,6 +539,78 @@ test_method_not_allowed(void)
           res.status, res.reads);
 }
 
+/* ---- HEAD and content negotiation ----------------------------------------- */
+
+/* HEAD is answered by the GET route (RFC 9110 9.3.2): the same status and
+ * headers, a Content-Length equal to GET's body, and no body. */
+static void
+test_head(void)
+{
+    static const char *const paths[] = {"/v1/x/5", "/v1/x", "/v1/nope/1"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct res get = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", paths[i]));
+        size_t     get_len = get.body_len;
+        char       get_type[64];
+        int        get_status = get.status;
+        snprintf(get_type, sizeof(get_type), "%s",
+                 header(&get, "Content-Type") ? header(&get, "Content-Type") : "");
+        struct res head = run(ENV("REQUEST_METHOD", "HEAD", "DOCUMENT_URI", paths[i]));
+        char       len[32];
+        snprintf(len, sizeof(len), "%zu", get_len);
+        CHECK(head.status == get_status, "HEAD %s: status %d like GET's %d", paths[i],
+              head.status, get_status);
+        CHECK(head.body_len == 0, "HEAD %s: no body (%zu bytes)", paths[i], head.body_len);
+        CHECK_STR(header(&head, "Content-Length"), len, "HEAD %s: GET's Content-Length",
+                  paths[i]);
+        CHECK_STR(header(&head, "Content-Type"), get_type, "HEAD %s: GET's Content-Type",
+                  paths[i]);
+    }
+    struct res res = run(ENV("REQUEST_METHOD", "HEAD", "DOCUMENT_URI", "/v1/x/5"));
+    CHECK(res.status == 200 && strcmp(seen.ran, "get") == 0,
+          "HEAD runs the GET handler (%d, %s)", res.status, seen.ran);
+}
+
+/* Accept that excludes application/json (and every wildcard) on a /v1
+ * route is 406 with the JSON error body; other routes are not negotiated. */
+static void
+test_accept(void)
+{
+    static const struct {
+        const char *accept;
+        int         status;
+    } cases[] = {
+        {"application/json", 200},
+        {"APPLICATION/JSON; charset=utf-8", 200},
+        {"*/*", 200},
+        {"application/*", 200},
+        {"text/html, application/*;q=0.1", 200},
+        {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 200},
+        {"application/json;q=0.001", 200},
+        {"", 200},
+        {"garbage", 200},
+        {"text/html", 406},
+        {"text/*", 406},
+        {"application/xml, text/plain", 406},
+        {"application/json;q=0", 406},
+        {"application/json;q=0.000, text/html", 406},
+        {"application/json;q=0, */*", 406},
+        {"*/*;q=0", 406},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct res res = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", "/v1/x/5",
+                                 "HTTP_ACCEPT", cases[i].accept));
+        char what[128];
+        snprintf(what, sizeof(what), "Accept: %s", cases[i].accept);
+        if (cases[i].status == 406)
+            check_error(&res, 406, "Not Acceptable", "NOT_ACCEPTABLE", NULL, what);
+        else
+            CHECK(res.status == 200, "%s: 200 (%d)", what, res.status);
+    }
+    struct res res = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", "/healthz",
+                             "HTTP_ACCEPT", "text/html"));
+    CHECK(res.status == 200, "/healthz is not negotiated (%d)", res.status);
+}
+
 /* ---- R_JSON body pipeline ------------------------------------------------- */
 
 static void
@@ -873,6 +945,8 @@ main(void)
     test_body();
     test_request_id();
     test_handler_errors();
+    test_head();
+    test_accept();
     test_auth();
 
     arena_destroy(A);
