@@ -14,22 +14,32 @@
 
 struct arena;
 
-#define PAY_SCOPE_READ  1u   /* "payments:read"  */
-#define PAY_SCOPE_WRITE 2u   /* "payments:write" */
-#define PAY_SCOPE_ADMIN 4u   /* "payments:admin" */
-
 #define AUTH_MAX_OWNERS    1000  /* most contractOwnerIds a token may carry */
-#define AUTH_LEEWAY        30    /* seconds of clock skew allowed on exp/nbf */
+#define AUTH_MAX_SCOPES    32    /* most scope words a configuration names */
+#define AUTH_LEEWAY        30    /* seconds of clock skew allowed on exp/nbf/iat */
 #define AUTH_MAX_HEADER    4096  /* longest Authorization value accepted */
 #define AUTH_MAX_SUB       128   /* longest sub accepted, in bytes */
 #define AUTH_MIN_SECRET    32    /* shortest HS256 secret, bytes (RFC 7518) */
 
 struct principal {
     const char *sub;          /* non-empty, <= 128 bytes, printable ASCII */
-    unsigned    scopes;       /* PAY_SCOPE_* bits; unknown scope words ignored */
+    unsigned    scopes;       /* union of the bits of its known scope words */
     int64_t    *owners;       /* contractOwnerIds, sorted ascending, deduplicated */
     size_t      nowners;
-    int         all_owners;   /* 1 when the token has payments:admin */
+    int         all_owners;   /* 1 when a scope word grants every contract owner */
+};
+
+/*
+ * One scope word the service knows, handed in by configuration (the
+ * framework knows no scope names). A token's "scope" claim is a
+ * space-separated list of words; words nobody configured are ignored.
+ */
+struct auth_scope {
+    const char *name;        /* the word, e.g. "orders:read" (no spaces) */
+    unsigned    bits;        /* what it grants in principal.scopes (a route
+                                needs all of its route.scope bits) */
+    int         all_owners;  /* 1: the bearer sees every contract owner and
+                                needs no contractOwnerIds claim */
 };
 
 struct auth_settings {
@@ -40,6 +50,8 @@ struct auth_settings {
     const char *private_key_file;  /* RS256: PEM private key, only needed to issue tokens; may be NULL */
     const char *issuer;            /* optional: when set, claim iss must equal it */
     const char *audience;          /* optional: when set, claim aud (string or array of strings) must contain it */
+    const struct auth_scope *scopes; /* the known scope words (copied); at most AUTH_MAX_SCOPES */
+    size_t      nscopes;
 };
 
 /*
@@ -52,8 +64,9 @@ struct auth_settings {
  * the chosen alg does not use are ignored.
  * Returns 0, or -1 with a one-line message in err (e.g. "jwt_secret must be
  * at least 32 bytes", "cannot read jwt_public_key_file /x: No such file or
- * directory"). May be called again: on success the old settings are
- * replaced, on failure they are left untouched.
+ * directory"). The scope table is copied; a word that is empty, holds a
+ * space or is named twice is refused. May be called again: on success the
+ * old settings are replaced, on failure they are left untouched.
  */
 int auth_init(const struct auth_settings *s, char *err, size_t errlen);
 
@@ -68,10 +81,11 @@ enum auth_rc { AUTH_OK = 0, AUTH_MISSING, AUTH_INVALID, AUTH_NO_TENANCY };
  *   AUTH_OK          *p is filled; everything in it lives in arena a.
  *   AUTH_MISSING     header is NULL or of another scheme than Bearer
  *                    (answer 401 without error=).
- *   AUTH_INVALID     malformed, badly signed, expired, not yet valid, wrong
+ *   AUTH_INVALID     malformed, badly signed, expired, not yet valid, issued
+ *                    in the future (iat beyond AUTH_LEEWAY), wrong
  *                    alg/iss/aud, bad claim types (answer 401 invalid_token).
- *   AUTH_NO_TENANCY  valid, but neither a non-empty contractOwnerIds nor
- *                    payments:admin (answer 403); *p is filled.
+ *   AUTH_NO_TENANCY  valid, but neither a non-empty contractOwnerIds nor a
+ *                    scope word granting all owners (answer 403); *p is filled.
  * On AUTH_MISSING and AUTH_INVALID *p is zeroed.
  * *why (when why is not NULL) gets a short static client-safe reason such as
  * "token expired", "bad signature" or "unexpected alg", or NULL on AUTH_OK.
@@ -80,6 +94,13 @@ enum auth_rc { AUTH_OK = 0, AUTH_MISSING, AUTH_INVALID, AUTH_NO_TENANCY };
  */
 enum auth_rc auth_verify_bearer(struct arena *a, const char *header, time_t now,
                                 struct principal *p, const char **why);
+
+/*
+ * The configured scope word whose bits are exactly `bits`, else the first
+ * that grants all of them (for "token lacks scope ..." messages); NULL when
+ * none does. Process-lifetime memory.
+ */
+const char *auth_scope_name(unsigned bits);
 
 /*
  * 1 if the principal may see objects of this contract owner (all_owners, or

@@ -56,6 +56,7 @@ errors_reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 410: return "Gone";
     case 413: return "Payload Too Large";

@@ -39,8 +39,10 @@ usage(void)
             "  migrate [SCHEMA_DIR]\n"
             "  load FILE.json\n"
             "  generate --customers N --invoices M [--seed S]\n"
-            "  token --sub NAME --scope \"payments:read payments:write\""
+            "  token --sub NAME [--scope \"WORD ...\"]"
             " [--contract-owners 1,2] [--ttl SECONDS]\n"
+            "    (default scope: every scope word that does not grant all"
+            " contract owners)\n"
             "The config file may also be given as PAY_CONFIG; every key can be\n"
             "overridden by PAY_<KEY> (see systemd/pay-api.conf.example).\n");
     exit(2);
@@ -59,6 +61,7 @@ init_auth(void)
         cfg.jwt_alg, empty_null(cfg.jwt_secret), empty_null(cfg.jwt_secret_file),
         empty_null(cfg.jwt_public_key_file), empty_null(cfg.jwt_private_key_file),
         empty_null(cfg.jwt_issuer), empty_null(cfg.jwt_audience),
+        routes_scopes, routes_nscopes,
     };
     char err[256];
     if (auth_init(&s, err, sizeof(err)) != 0)
@@ -179,7 +182,7 @@ cmd_generate(int argc, char **argv)
 static int
 cmd_token(int argc, char **argv)
 {
-    const char *sub = NULL, *scope = "payments:read payments:write", *owners = NULL;
+    const char *sub = NULL, *scope = NULL, *owners = NULL;
     long        ttl = 3600;
     for (int i = 1; i < argc; i += 2) { /* a flag and its value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -209,6 +212,14 @@ cmd_token(int argc, char **argv)
         }
         free(copy);
     }
+    char scopes[1024] = "";
+    for (size_t k = 0; scope == NULL && k < routes_nscopes; k++) {
+        if (!routes_scopes[k].all_owners)
+            snprintf(scopes + strlen(scopes), sizeof(scopes) - strlen(scopes), "%s%s",
+                     scopes[0] ? " " : "", routes_scopes[k].name);
+    }
+    if (scope == NULL)
+        scope = scopes;
     init_auth();
     char  err[256];
     char *tok = auth_issue(sub, scope, ids, n, ttl, time(NULL), err, sizeof(err));

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define ECHO_MAX 64
 #define TEXT_MAX_CHARS 255
@@ -457,9 +458,10 @@ sort_parse(struct arena *a, const char *text, const char *const *names,
         }
         if (colon != NULL) {
             size_t dlen = (size_t)(end - colon - 1);
-            if (dlen == 4 && memcmp(colon + 1, "desc", 4) == 0)
+            /* the direction in any case: DESC, Desc (field names stay exact) */
+            if (dlen == 4 && strncasecmp(colon + 1, "desc", 4) == 0)
                 desc = 1;
-            else if (!(dlen == 3 && memcmp(colon + 1, "asc", 3) == 0))
+            else if (!(dlen == 3 && strncasecmp(colon + 1, "asc", 3) == 0))
                 return fail_named(a, bad, "invalid sort direction in ", p,
                                   len, " (use :asc or :desc)");
         }
@@ -513,6 +515,31 @@ fields_parse(struct arena *a, const char *text, const char *const *names,
 }
 
 int
+int_text_problem(const char *s)
+{
+    size_t i = s != NULL && *s == '-';
+
+    if (s == NULL || s[i] == '\0' || strspn(s + i, "0123456789") != strlen(s + i))
+        return INT_NOT_DIGITS;
+    if (s[i] == '0' && s[i + 1] != '\0')
+        return INT_LEADING_ZERO;
+    return INT_OK;
+}
+
+/* The message for a page or pageSize value parse_int_range refused. */
+static const char *
+page_problem(const char *s, const char *name, const char *range)
+{
+    switch (int_text_problem(s)) {
+    case INT_NOT_DIGITS:   return name[4] ? "pageSize must be a decimal integer"
+                                          : "page must be a decimal integer";
+    case INT_LEADING_ZERO: return name[4] ? "pageSize must be written without leading zeros"
+                                          : "page must be written without leading zeros";
+    default:               return range;
+    }
+}
+
+int
 page_parse(const char *page, const char *page_size, int64_t *pg,
            int64_t *ps, const char **bad)
 {
@@ -521,7 +548,7 @@ page_parse(const char *page, const char *page_size, int64_t *pg,
         return -1;
     }
     if (parse_int_range(page, 1, PAGE_MAX, pg) != 0) {
-        *bad = "page must be between 1 and 1000000000";
+        *bad = page_problem(page, "page", "page must be between 1 and 1000000000");
         return -1;
     }
     if (page_size == NULL || *page_size == '\0') {
@@ -529,7 +556,7 @@ page_parse(const char *page, const char *page_size, int64_t *pg,
         return -1;
     }
     if (parse_int_range(page_size, 1, PAGE_SIZE_MAX, ps) != 0) {
-        *bad = "pageSize must be between 1 and 1000";
+        *bad = page_problem(page_size, "pageSize", "pageSize must be between 1 and 1000");
         return -1;
     }
     return 0;

@@ -67,6 +67,15 @@ int parse_id(const char *s, int64_t *out);
  */
 int parse_int_range(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
+/*
+ * Why the text s is no integer parse_id / parse_int_range take, for
+ * messages that say exactly what is wrong: INT_NOT_DIGITS (NULL, empty, a
+ * sign other than one leading '-', or a non-digit), INT_LEADING_ZERO
+ * ("01", "-007"), or INT_OK (well formed: then only its range can be wrong).
+ */
+enum { INT_OK = 0, INT_NOT_DIGITS, INT_LEADING_ZERO };
+int int_text_problem(const char *s);
+
 enum filter_kind { FK_STRING, FK_ID, FK_BOOL, FK_DATE };
 enum filter_op { FOP_EQ, FOP_IN, FOP_LIKE, FOP_LT, FOP_GT };
 
@@ -106,7 +115,8 @@ struct sort_key {
 
 /*
  * Parses a sort parameter: comma-separated "name", "name:asc" or
- * "name:desc", each name one of names[0..nnames). Sets *keys (arena) and
+ * "name:desc" (the direction in any case), each name one of
+ * names[0..nnames). Sets *keys (arena) and
  * *nkeys; NULL text gives no keys. Returns 0, or -1 with *bad set for an
  * empty item, an unknown name, a bad direction, a name given twice or more
  * than SORT_MAX_KEYS keys.
@@ -127,9 +137,10 @@ int fields_parse(struct arena *a, const char *text, const char *const *names,
 /*
  * Parses the required page (1..PAGE_MAX) and pageSize (1..PAGE_SIZE_MAX).
  * Returns 0, or -1 with *bad set to "page is required" / "pageSize is
- * required" (NULL or empty), or "page must be between 1 and 1000000000" /
- * "pageSize must be between 1 and 1000" (not an integer or out of range).
- * page is checked first.
+ * required" (NULL or empty), "page must be a decimal integer", "page must
+ * be written without leading zeros" (int_text_problem), or "page must be
+ * between 1 and 1000000000" / "pageSize must be between 1 and 1000" (out
+ * of range). page is checked first.
  */
 int page_parse(const char *page, const char *page_size, int64_t *pg,
                int64_t *ps, const char **bad);

@@ -53,8 +53,10 @@ struct req {
     struct sink   out;
 
     /* Request line and the headers the pipeline uses. */
-    int         method;
-    const char *method_name;
+    int         method;        /* PAY_M_GET for a HEAD request (see head) */
+    int         head;          /* HEAD: served by the GET route, headers only
+                                  (RFC 9110 9.3.2) */
+    const char *method_name;   /* as received: "HEAD" stays "HEAD" */
     const char *path;          /* DOCUMENT_URI: normalised, no query */
     const char *query_string;
     const char *content_type;

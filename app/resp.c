@@ -53,8 +53,9 @@ req_param_id_or_fail(struct req *r, size_t i, const char *name, int64_t *out)
 {
     const char *s = req_param(r, i);
     if (s == NULL || parse_id(s, out) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER, name,
-                         "%s must be a positive integer", name);
+        return req_failf(r, PAY_E_INVALID_PARAMETER, name, "%s must be a positive integer%s",
+                         name, int_text_problem(s) == INT_LEADING_ZERO
+                                   ? " written without leading zeros" : "");
     return 0;
 }
 
@@ -78,8 +79,9 @@ req_query_id_or_fail(struct req *r, const char *name, int required,
         return 0;
     }
     if (parse_id(s, out) != 0)
-        return req_failf(r, PAY_E_INVALID_PARAMETER, name,
-                         "%s must be a positive integer", name);
+        return req_failf(r, PAY_E_INVALID_PARAMETER, name, "%s must be a positive integer%s",
+                         name, int_text_problem(s) == INT_LEADING_ZERO
+                                   ? " written without leading zeros" : "");
     return 0;
 }
 
@@ -174,7 +176,8 @@ json_begin(struct req *r, int status, int stream)
     r->status = status;
     r->resp_type = "application/json; charset=utf-8";
     r->resp_body.len = 0;
-    r->streaming = stream && r->method == PAY_M_GET && r->out.write != NULL;
+    /* HEAD is buffered: its Content-Length is then the one GET would send */
+    r->streaming = stream && r->method == PAY_M_GET && !r->head && r->out.write != NULL;
     if (r->streaming)
         send_headers(r, -1);
     return json_gen_new(r->arena, gen_print, r);
@@ -266,7 +269,7 @@ resp_finish(struct req *r)
         return r->out_failed ? -1 : 0;
     if (send_headers(r, (long)r->resp_body.len) != 0)
         return -1;
-    if (r->method == PAY_M_HEAD || r->status == 304)
+    if (r->head || r->status == 304)
         return 0;
     return out_write(r, r->resp_body.p, r->resp_body.len);
 }

@@ -256,15 +256,12 @@ check_auth(struct req *r)
         return req_failf(r, PAY_E_UNAUTHENTICATED, NULL, "invalid token: %s",
                          why ? why : "rejected");
     }
-    unsigned have = r->principal.scopes;
-    if (have & PAY_SCOPE_ADMIN)
-        have |= PAY_SCOPE_READ | PAY_SCOPE_WRITE;
-    if ((r->route->scope & have) != r->route->scope) {
+    unsigned missing = r->route->scope & ~r->principal.scopes;
+    if (missing != 0) {
+        const char *name = auth_scope_name(missing);
         resp_header(r, "WWW-Authenticate", "Bearer error=\"insufficient_scope\"");
-        return req_failf(r, PAY_E_INSUFFICIENT_SCOPE, NULL,
-                         "token lacks scope %s",
-                         (r->route->scope & PAY_SCOPE_WRITE) ? "payments:write"
-                                                              : "payments:read");
+        return req_failf(r, PAY_E_INSUFFICIENT_SCOPE, NULL, "token lacks scope %s",
+                         name ? name : "for this route");
     }
     return 0;
 }
@@ -307,6 +304,56 @@ read_body(struct req *r)
     return 0;
 }
 
+/*
+ * RFC 9110 12.5.1: the weight Accept gives application/json is the q of its
+ * most specific matching range (application/json, else the application
+ * wildcard, else the any-type wildcard); q=0 excludes it. An absent, empty
+ * or entirely unparsable header accepts anything. Returns 1 when a JSON
+ * response is acceptable.
+ */
+static int
+accepts_json(const char *accept)
+{
+    int best = -1, q_best = 1000, parsed = 0; /* specificity 0..2, q in 1/1000 */
+
+    for (const char *p = accept; p != NULL && *p != '\0';) {
+        size_t      n = strcspn(p, ","), tn;
+        const char *e = p + n, *t = p, *semi;
+        while (t < e && (*t == ' ' || *t == '\t'))
+            t++;
+        semi = memchr(t, ';', (size_t)(e - t));
+        tn = (size_t)((semi ? semi : e) - t);
+        while (tn > 0 && (t[tn - 1] == ' ' || t[tn - 1] == '\t'))
+            tn--;
+        int spec = (tn == 16 && strncasecmp(t, "application/json", 16) == 0) ? 2
+                 : (tn == 13 && strncasecmp(t, "application/*", 13) == 0)    ? 1
+                 : (tn == 3 && strncmp(t, "*/*", 3) == 0)                     ? 0 : -1;
+        parsed |= memchr(t, '/', tn) != NULL;
+        if (spec > best) {
+            int q = 1000;
+            for (const char *a = semi; a != NULL && a < e; a = memchr(a + 1, ';', (size_t)(e - a - 1))) {
+                const char *v = a + 1;
+                while (v < e && *v == ' ')
+                    v++;
+                if (e - v >= 2 && (v[0] == 'q' || v[0] == 'Q') && v[1] == '=') {
+                    v += 2;                 /* qvalue: 0[.ddd] or 1[.000] */
+                    q = (*v == '1') ? 1000 : 0;
+                    if (*v == '0' && v + 1 < e && v[1] == '.')
+                        for (int k = 0, m = 100; k < 3 && v + 2 + k < e &&
+                             v[2 + k] >= '0' && v[2 + k] <= '9'; k++, m /= 10)
+                            q += (v[2 + k] - '0') * m;
+                }
+            }
+            best = spec;
+            q_best = q;
+        }
+        p = *e ? e + 1 : e;
+    }
+    if (!parsed)
+        return 1;
+    return best >= 0 && q_best > 0;
+}
+
 static int
 prepare(struct req *r)
 {
@@ -329,6 +376,12 @@ prepare(struct req *r)
     int rc;
     if ((r->route->flags & R_AUTH) && (rc = check_auth(r)) != 0)
         return rc;
+    /* The API answers JSON only (the pages answer HTML and /healthz, /metrics
+     * text: they are not negotiated). */
+    if (strncmp(r->route->pattern, "/v1/", 4) == 0 &&
+        !accepts_json(req_env(r, "HTTP_ACCEPT")))
+        return req_failf(r, PAY_E_NOT_ACCEPTABLE, NULL,
+                         "this API answers application/json, which Accept excludes");
     if (query_parse(r->arena, r->query_string, &r->query, &bad) != 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, r->query.bad_name, "%s", bad);
     if (r->route->flags & (R_JSON | R_JSON_PATCH | R_FORM)) {
@@ -361,6 +414,10 @@ router_dispatch(struct req *r)
     db_uow_init(&r->db, r->arena);
     r->method_name = req_env(r, "REQUEST_METHOD");
     r->method = parse_method(r->method_name);
+    if (r->method == PAY_M_HEAD) { /* the GET route answers it, without a body */
+        r->head = 1;
+        r->method = PAY_M_GET;
+    }
     if (r->method_name == NULL)
         r->method_name = "?";
     r->path = req_env(r, "DOCUMENT_URI");

@@ -22,7 +22,9 @@ struct route {
     const char *pattern;  /* "/v1/x/:id": literal segments and :captures */
     handler_fn  handler;
     unsigned    flags;
-    unsigned    scope;    /* PAY_SCOPE_* needed (with R_AUTH) */
+    unsigned    scope;    /* scope bits needed (with R_AUTH): all of them
+                             must be granted by the token's scope words,
+                             see struct auth_scope */
 };
 
 /* Hooks supplied by the layers above (DB transaction + idempotency).

@@ -140,11 +140,12 @@ enum db_rc
 invoice_event_record(struct db_uow *u, struct customer *c, const struct invoice *inv,
                      struct invoice_event *e, int64_t *id)
 {
-    int64_t    moved = invoice_event_effect(e->tp_status, e->amount);
-    enum db_rc rc;
+    const char *applied = e->status_not_applicable ? NULL : e->tp_status;
+    int64_t     moved = invoice_event_effect(applied, e->amount);
+    enum db_rc  rc;
     if (moved != 0) {
         struct ledger_row row = {
-            .txn_type = moved < 0 && tp_group_of(e->tp_status) == TP_REVERSED
+            .txn_type = moved < 0 && tp_group_of(applied) == TP_REVERSED
                             ? "PAYMENT_REVERSED" : "PAYMENT",
             .customer_payment_type = e->customer_payment_type, .amount = moved,
             .description = e->description, .payment_method = e->payment_method,
@@ -157,7 +158,7 @@ invoice_event_record(struct db_uow *u, struct customer *c, const struct invoice 
     }
     if ((rc = invoice_event_insert(u, inv, c, e, id)) != DB_OK)
         return rc;
-    return invoice_update(u, inv, moved, 0, 0, e->tp_status);
+    return invoice_update(u, inv, moved, 0, 0, applied);
 }
 
 enum db_rc

@@ -80,6 +80,10 @@ struct invoice_event {
     const char *customer_payment_type;
     int64_t     customer_payment_id;  /* 0: none */
     int64_t     ledger_id;            /* 0: none */
+    int         status_not_applicable;/* a manual payment sent with a provider
+                                         status: recorded as sent, but the money
+                                         is applied at once and the invoice's
+                                         third-party status stays */
 };
 DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct invoice *inv,
                                               const struct customer *c,

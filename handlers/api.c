@@ -36,8 +36,11 @@ body_object_or_fail(struct req *r, const char *const *allowed)
     if (b == NULL || b->type != JSON_OBJECT)
         return req_failf(r, PAY_E_INVALID_JSON, NULL,
                          "the request body must be a JSON object");
+    /* null means absent (a generated client sends its whole model, the
+     * server-assigned "id": null included); only a field with a value
+     * must be known. */
     for (size_t i = 0; i < b->n; i++)
-        if (enum_index(allowed, b->keys[i]) < 0)
+        if (b->items[i]->type != JSON_NULL && enum_index(allowed, b->keys[i]) < 0)
             return req_failf(r, PAY_E_UNKNOWN_FIELD, b->keys[i],
                              "unknown field '%s'",
                              text_echo(r->arena, b->keys[i], 64));
@@ -87,8 +90,8 @@ body_str_or_fail(struct req *r, const char *name, int required,
         return req_failf(r, PAY_E_INVALID_FIELD, name,
                          "%s must be at most %zu characters without control characters",
                          name, max_chars);
-    if (required && v->len == 0)
-        return missing(r, name);
+    /* "" is a value: texts are 0..max characters (spec 1.7), required
+     * only means present. */
     *out = v->str;
     return 0;
 }

@@ -14,12 +14,14 @@
 #include "req.h"
 #include "spec.h"
 
-/* The body must be a JSON object whose keys are all in allowed[]. */
+/* The body must be a JSON object whose keys are all in allowed[], except
+ * keys whose value is null (null means absent). */
 int body_object_or_fail(struct req *r, const char *const *allowed);
 /* Positive integer id field. *present (may be NULL) tells if it was there. */
 int body_id_or_fail(struct req *r, const char *name, int required, int64_t *out,
                     int *present);
-/* String field: valid UTF-8, no control characters, <= max_chars. */
+/* String field: valid UTF-8, no control characters, <= max_chars; ""
+ * is a value (required means present, not non-empty). */
 int body_str_or_fail(struct req *r, const char *name, int required,
                      size_t max_chars, const char **out);
 /* String field that must be one of vals[]. */

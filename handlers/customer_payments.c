@@ -51,7 +51,8 @@ customer_payments_list(struct req *r)
     if ((rc = list_begin_or_fail(r, &ledger, &l)) != 0 ||
         (rc = req_query_id_or_fail(r, "customer_id", 1, &customer, NULL)) != 0 ||
         (rc = list_filter_or_fail(&l, "filter", FK_STRING, text)) != 0 ||
-        (rc = list_filter_or_fail(&l, "customerPaymentType", FK_STRING, cpt)) != 0)
+        (rc = list_enum_filter_or_fail(&l, "customerPaymentType", CUSTOMER_PAYMENT_TYPES,
+                                        cpt)) != 0)
         return rc;
     list_where_i64(&l, "l.customer_id = ?", customer);
 

@@ -8,7 +8,12 @@
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "router.h"
+
+/* Scope bits of the route table's scope column (spec 1.2). */
+#define PAY_SCOPE_READ  1u   /* GET */
+#define PAY_SCOPE_WRITE 2u   /* POST, PATCH */
 
 int health_live(struct req *r);
 int health_ready(struct req *r);
@@ -50,5 +55,10 @@ int pages_mandate_post(struct req *r);
 /* THE route table and its length. */
 extern const struct route routes_table[];
 extern const size_t routes_count;
+
+/* The scope words of the API and what each grants, handed to auth_init()
+ * by main.c (the framework knows no scope names). */
+extern const struct auth_scope routes_scopes[];
+extern const size_t routes_nscopes;
 
 #endif

@@ -78,7 +78,8 @@ events_list_generic(struct req *r, const struct kind *k)
 
     if ((rc = list_begin_or_fail(r, k->res, &l)) != 0 ||
         (rc = list_filter_or_fail(&l, k->bill_run_param, FK_STRING, bill_run)) != 0 ||
-        (rc = list_filter_or_fail(&l, "customerPaymentType", FK_STRING, cpt)) != 0 ||
+        (rc = list_enum_filter_or_fail(&l, "customerPaymentType", CUSTOMER_PAYMENT_TYPES,
+                                        cpt)) != 0 ||
         (rc = list_filter_or_fail(&l, "customerPaymentId", FK_ID, cp_id)) != 0 ||
         (rc = list_filter_or_fail(&l, k->id_field, FK_ID, inv_id)) != 0)
         return rc;
@@ -125,13 +126,12 @@ events_create_generic(struct req *r, const struct kind *k)
         (st = body_enum_or_fail(r, "thirdPartyPaymentStatus", 0,
                                 THIRD_PARTY_STATUSES, &status)) != 0)
         return st;
-    /* Manual payments are recorded after the fact: a provider's status
-     * makes no sense for them. */
-    if (!payment_method_integrated(method) && status != NULL &&
-        strcmp(status, "MANUALLY_PAID") != 0)
-        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyPaymentStatus",
-                         "thirdPartyPaymentStatus %s does not apply to the manual"
-                         " payment method %s", status, method);
+    /* Manual payments are recorded after the fact: the public reference
+     * calls a provider's status "not applicable" to them, and its own
+     * sample sends NEW with CHEQUE. It is kept as sent, and the payment is
+     * applied at once (COLLECTION.md 3). */
+    int not_applicable = !payment_method_integrated(method) && status != NULL &&
+                         strcmp(status, "MANUALLY_PAID") != 0;
 
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
@@ -146,7 +146,7 @@ events_create_generic(struct req *r, const struct kind *k)
                                  -limit, limit, 0, &amount)) != 0)
         return st;
 
-    int64_t moved = invoice_event_effect(status, amount);
+    int64_t moved = invoice_event_effect(not_applicable ? NULL : status, amount);
     if (moved < 0 && (inv.paid + moved < inv.refunded || inv.paid + moved < 0))
         return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
                          "at most %s can be taken back from this invoice"
@@ -157,6 +157,7 @@ events_create_generic(struct req *r, const struct kind *k)
     struct invoice_event e = {
         .tp_status = status, .amount = amount, .description = description,
         .payment_method = method, .customer_payment_type = k->payment_type,
+        .status_not_applicable = not_applicable,
     };
     if ((rc = invoice_event_record(&r->db, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);

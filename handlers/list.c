@@ -196,6 +196,33 @@ list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
     return 0;
 }
 
+int
+list_enum_filter_or_fail(struct list *l, const char *param,
+                         const char *const *vals, const char *const *exprs)
+{
+    struct req   *r = l->r;
+    const char   *text = req_query(r, param);
+    struct filter f;
+    if (text != NULL && filter_parse(r->arena, FK_STRING, text, &f) == 0 &&
+        f.op != FOP_LIKE) {
+        for (size_t i = 0; i < f.n; i++) {
+            size_t k = 0;
+            while (vals[k] != NULL && strcmp(vals[k], f.vals[i]) != 0)
+                k++;
+            if (vals[k] != NULL)
+                continue;
+            struct abuf all;
+            abuf_init(&all, r->arena);
+            for (k = 0; vals[k] != NULL; k++)
+                abuf_printf(&all, "%s%s", k ? ", " : "", vals[k]);
+            return req_failf(r, PAY_E_INVALID_PARAMETER, param,
+                             "%s must be one of %s (or in: a list of them)", param,
+                             abuf_str(&all));
+        }
+    }
+    return list_filter_or_fail(l, param, FK_STRING, exprs);
+}
+
 static void
 bind_all(struct dbq *q, const struct bind *b)
 {

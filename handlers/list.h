@@ -66,6 +66,12 @@ void list_bind_i64(struct list *l, int64_t v);
  * expressions are OR'ed: any of them matches). */
 int list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
                         const char *const *exprs);
+/* list_filter_or_fail for a string filter over an enumerated field: each
+ * value of a plain or "in:" filter must be one of vals[] (NULL-terminated),
+ * else 400 INVALID_PARAMETER listing them ("like:" searches text and is
+ * not checked). */
+int list_enum_filter_or_fail(struct list *l, const char *param,
+                             const char *const *vals, const char *const *exprs);
 /* Rejects unknown parameters, counts, sets X-Total-Count and Link, and
  * streams the page as a JSON array. Returns the HTTP status. */
 int list_run(struct list *l);

@@ -58,7 +58,9 @@ static int
 url_or_fail(struct req *r, const char *name, int required, const char **out)
 {
     int st = body_str_or_fail(r, name, required, 255, out);
-    if (st == 0 && *out != NULL && !text_url_valid(*out, strlen(*out)))
+    if (st == 0 && required && **out == '\0') /* no URL is empty */
+        st = req_failf(r, PAY_E_MISSING_FIELD, name, "%s is required", name);
+    else if (st == 0 && *out != NULL && !text_url_valid(*out, strlen(*out)))
         st = req_failf(r, PAY_E_INVALID_FIELD, name,
                        "%s must be an absolute http:// or https:// URL", name);
     return st;
@@ -270,13 +272,19 @@ provider_mandates_get(struct req *r)
                          "mandateReference must be 1..64 printable ASCII characters");
     if ((st = req_query_id_or_fail(r, "contractOwnerId", 0, &owner, &has_owner)) != 0)
         return st;
-    if (tpcr != NULL && (*tpcr == '\0' || !text_valid(tpcr, strlen(tpcr), 100)))
+    if (tpcr != NULL && *tpcr == '\0')
+        tpcr = NULL; /* empty = absent */
+    if (tpcr != NULL && !text_valid(tpcr, strlen(tpcr), 100))
         return req_failf(r, PAY_E_INVALID_PARAMETER, "thirdPartyCustomerReference",
-                         "thirdPartyCustomerReference must be 1..100 characters");
+                         "thirdPartyCustomerReference must be at most 100 characters");
     if (tpcr == NULL && payment_method_stripe(method))
         return req_failf(r, PAY_E_MISSING_PARAMETER, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference is required for %s mandates",
                          method);
+    /* Only a Stripe mandate is told apart by its customer id; for the
+     * other methods the optional value never hides a mandate. */
+    if (!payment_method_stripe(method))
+        tpcr = NULL;
     if ((st = req_query_all_known_or_fail(r)) != 0)
         return st;
 
@@ -341,22 +349,27 @@ instant_bank_payments_list(struct req *r)
     dbq_str(q, method);
     dbq_str(q, ref);
     enum db_rc rc = dbq_one(q);
-    if (rc == DB_OK && !auth_owner_allowed(&r->principal, dbq_col_i64(q, 0)))
-        rc = DB_NOT_FOUND;
-    if (rc != DB_OK)
+    if (rc != DB_OK && rc != DB_NOT_FOUND)
         return db_fail(r, rc);
-    q = dbq_new(&r->db,
-        "SELECT b.mandate_reference, b.amount, cur.minor_digits, b.description,"
-        " b.payment_method, b.reference, DATE_FORMAT(b.creation_date, '%Y-%m-%dT%H:%i:%sZ')"
-        " FROM instant_bank_payments b JOIN currencies cur ON cur.id = b.currency_id"
-        " WHERE b.payment_method = ? AND b.mandate_reference = ? ORDER BY b.id LIMIT 1000");
-    dbq_str(q, method);
-    dbq_str(q, ref);
-    if ((rc = dbq_exec(q)) != DB_OK)
-        return db_fail(r, rc);
+    /* The contract is "200 array": an unknown mandate, or another
+     * tenant's, has no instant payments the caller may see. */
+    int visible = rc == DB_OK && auth_owner_allowed(&r->principal, dbq_col_i64(q, 0));
+    rc = DB_NOT_FOUND;
+    if (visible) {
+        q = dbq_new(&r->db,
+            "SELECT b.mandate_reference, b.amount, cur.minor_digits, b.description,"
+            " b.payment_method, b.reference,"
+            " DATE_FORMAT(b.creation_date, '%Y-%m-%dT%H:%i:%sZ')"
+            " FROM instant_bank_payments b JOIN currencies cur ON cur.id = b.currency_id"
+            " WHERE b.payment_method = ? AND b.mandate_reference = ? ORDER BY b.id LIMIT 1000");
+        dbq_str(q, method);
+        dbq_str(q, ref);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return db_fail(r, rc);
+    }
     yajl_gen g = resp_json_stream(r, 200);
     yajl_gen_array_open(g);
-    while ((rc = dbq_fetch(q)) == DB_OK) {
+    while (visible && (rc = dbq_fetch(q)) == DB_OK) {
         yajl_gen_map_open(g);
         json_key(g, "mandateReference");
         json_str(g, dbq_col_str(q, 0));

@@ -354,7 +354,7 @@ payment_providers_list(struct req *r)
     int         present, rc;
 
     if ((rc = list_begin_or_fail(r, &providers, &l)) != 0 ||
-        (rc = list_filter_or_fail(&l, "type", FK_STRING, type)) != 0 ||
+        (rc = list_enum_filter_or_fail(&l, "type", PAYMENT_METHODS, type)) != 0 ||
         (rc = req_query_id_or_fail(r, "contractOwnerId", 0, &owner, &present)) != 0 ||
         (rc = list_filter_or_fail(&l, "instantBankPayments", FK_BOOL, ibp)) != 0 ||
         (rc = list_filter_or_fail(&l, "retryIfPossible", FK_BOOL, retry)) != 0)
@@ -384,7 +384,8 @@ payment_providers_create(struct req *r)
     enum db_rc      rc;
     int             st;
 
-    if (r->json != NULL && json_get(r->json, "id") != NULL)
+    const struct json_value *idv = json_get(r->json, "id");
+    if (idv != NULL && idv->type != JSON_NULL) /* null means absent */
         return req_failf(r, PAY_E_INVALID_FIELD, "id",
                          "id is assigned by the server and cannot be given");
     if ((st = provider_read_or_fail(r, r->json, CREATE_FIELDS, &p)) != 0)

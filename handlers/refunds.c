@@ -49,7 +49,7 @@ refunds_list(struct req *r)
     if ((rc = list_begin_or_fail(r, &refunds, &l)) != 0 ||
         (rc = list_filter_or_fail(&l, "customerId", FK_ID, customer)) != 0 ||
         (rc = list_filter_or_fail(&l, "invoiceId", FK_ID, invoice)) != 0 ||
-        (rc = list_filter_or_fail(&l, "billRunType", FK_STRING, brt)) != 0)
+        (rc = list_enum_filter_or_fail(&l, "billRunType", BILL_RUN_TYPES, brt)) != 0)
         return rc;
     return list_run(&l);
 }

@@ -50,3 +50,14 @@ const struct route routes_table[] = {
 };
 
 const size_t routes_count = sizeof(routes_table) / sizeof(routes_table[0]);
+
+/* The scope words of a token's "scope" claim (spec 1.2); admin implies read
+ * and write and sees every contract owner. */
+const struct auth_scope routes_scopes[] = {
+/*  word              grants                              all contract owners */
+  { "payments:read",  PAY_SCOPE_READ,                     0 },
+  { "payments:write", PAY_SCOPE_WRITE,                    0 },
+  { "payments:admin", PAY_SCOPE_READ | PAY_SCOPE_WRITE,   1 },
+};
+
+const size_t routes_nscopes = sizeof(routes_scopes) / sizeof(routes_scopes[0]);

@@ -294,7 +294,8 @@ main(void)
         return 2;
     }
     char  err[256];
-    struct auth_settings as = {.alg = "HS256", .secret = SECRET};
+    struct auth_settings as = {.alg = "HS256", .secret = SECRET, .scopes = routes_scopes,
+                               .nscopes = routes_nscopes};
     if (auth_init(&as, err, sizeof(err)) != 0 || db_open(&s) != 0) {
         fprintf(stderr, "test_handlers: set-up: %s\n", err);
         return 2;

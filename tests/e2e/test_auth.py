@@ -202,6 +202,14 @@ def test_times(s):
     unauth(s, get(GET_PATH, tok=jwt(exp=True)), "exp true")
     unauth(s, get(GET_PATH, tok=jwt(exp=[now + 600])), "exp an array")
     unauth(s, get(GET_PATH, tok=jwt(nbf=str(now))), "nbf as a string")
+    # RFC 8725 hardening: a token issued in the future (beyond the leeway) is refused
+    r = get(GET_PATH, tok=jwt(iat=now + 86400 * 365, nbf=None, exp=now + 86400 * 366))
+    unauth(s, r, "iat a year in the future")
+    s.check("issued in the future" in (r.json or {}).get("message", ""), "iat: the message says why",
+            (r.json or {}).get("message"))
+    unauth(s, get(GET_PATH, tok=jwt(iat=now + 120, nbf=None)), "iat 120 s in the future")
+    ok(s, get(GET_PATH, tok=jwt(iat=now + 10, nbf=None)), "iat 10 s in the future: within the leeway")
+    unauth(s, get(GET_PATH, tok=jwt(iat=str(now))), "iat as a string")
     unauth(s, get(GET_PATH, tok=jwt(exp=-1)), "exp -1")
     ok(s, get(GET_PATH, tok=jwt(exp=2 ** 62)), "exp far in the future (no overflow)")
     unauth(s, get(GET_PATH, tok=jwt(exp=99999999999999999999999)), "exp beyond 64 bits")

@@ -251,6 +251,97 @@ def test_page_rules(s):
     s.eq(len(r.json or []), 1, "pageSize=1 gives one row")
 
 
+def test_numbers_say_what_is_wrong(s):
+    """Leading zeros are refused with a message that says so (not "must be
+    between 1 and ..."), in the query and in the path."""
+    base = "/v1/customer-payments?customer_id=10"
+    for query, field, want in [("&page=01&pageSize=10", "page",
+                                "page must be written without leading zeros"),
+                               ("&page=1&pageSize=010", "pageSize",
+                                "pageSize must be written without leading zeros"),
+                               ("&page=x&pageSize=10", "page", "page must be a decimal integer"),
+                               ("&page=0&pageSize=10", "page",
+                                "page must be between 1 and 1000000000")]:
+        r = get(base + query, tok=W)
+        s.error(r, 400, "INVALID_PARAMETER", query, field=field)
+        s.eq((r.json or {}).get("message"), want, query + ": message")
+    r = get("/v1/payment-providers/01", tok=W)
+    s.error(r, 400, "INVALID_PARAMETER", "/v1/payment-providers/01", field="payment_provider_id")
+    s.check("without leading zeros" in ((r.json or {}).get("message") or ""),
+            "/v1/payment-providers/01: the message names the leading zero", r.raw[:200])
+    r = get("/v1/customer-payments?customer_id=010&page=1&pageSize=1", tok=W)
+    s.error(r, 400, "INVALID_PARAMETER", "customer_id=010", field="customer_id")
+    s.check("without leading zeros" in ((r.json or {}).get("message") or ""),
+            "customer_id=010: the message names the leading zero", r.raw[:200])
+
+
+def test_enum_filters(s):
+    """Every filter on an enumerated field checks its values (plain and in:),
+    naming the allowed ones; like: stays a text search."""
+    cases = [("/v1/refunds?page=1&pageSize=5", "billRunType", "NORMAL, ADHOC"),
+             (LIST10, "customerPaymentType", "CUSTOMER, INVOICE"),
+             ("/v1/invoice-payments?page=1&pageSize=5", "customerPaymentType", "CUSTOMER"),
+             ("/v1/adhoc-invoice-payments?page=1&pageSize=5", "customerPaymentType", "CUSTOMER"),
+             ("/v1/payment-providers?page=1&pageSize=5", "type", "CHEQUE, DIRECT_DEBIT")]
+    good = {"billRunType": "NORMAL", "customerPaymentType": "CUSTOMER", "type": "STRIPE"}
+    for path, param, allowed in cases:
+        for bad in ["FOO", "normal", "in:%s,FOO" % good[param]]:
+            r = get(path + "&%s=%s" % (param, urllib.parse.quote(bad, safe=":,")), tok=W)
+            what = "%s %s=%s" % (path.split("?")[0], param, bad)
+            s.error(r, 400, "INVALID_PARAMETER", what, field=param)
+            s.check(allowed in ((r.json or {}).get("message") or ""),
+                    what + ": the message lists the allowed values", r.raw[:300])
+        for ok in [good[param], "in:" + good[param], "like:" + good[param][:3].lower()]:
+            r = get(path + "&%s=%s" % (param, ok), tok=W)
+            s.status(r, 200, "%s %s=%s" % (path.split("?")[0], param, ok))
+
+
+def test_head(s):
+    """HEAD on every GET route answers like GET without a body (RFC 9110
+    9.3.2): same status and headers, Content-Length of the GET body."""
+    paths = [(LIST10, W), ("/v1/customer-payments/999999999", W),
+             ("/v1/customer-balances?customer_id=10", W), ("/v1/refunds?page=1&pageSize=2", W),
+             ("/v1/payment-providers/01", W), ("/v1/customer-credit-status?page=1&pageSize=3", W),
+             ("/v1/openapi.json", None), ("/healthz", None), (LIST10, None)]
+    for path, tok in paths:
+        g = get(path, tok=tok)
+        h = request("HEAD", path, tok=tok)
+        what = "HEAD %s%s" % (path, "" if tok else " (no token)")
+        s.eq(h.status, g.status, what + ": GET's status")
+        s.eq(h.raw, "", what + ": no body")
+        s.eq(h.header("Content-Type"), g.header("Content-Type"), what + ": GET's Content-Type")
+        s.eq(h.header("Content-Length"), str(len(g.raw.encode())), what + ": GET's length")
+        for name in ("X-Total-Count", "Link", "ETag", "WWW-Authenticate"):
+            s.eq(h.header(name), g.header(name), what + ": " + name)
+    h = request("HEAD", "/v1/customer-balance-adjustments", tok=W)
+    s.eq((h.status, h.header("Allow"), h.raw), (405, "POST", ""),
+         "HEAD on a POST-only path: 405 with Allow, no body")
+
+
+def test_accept(s):
+    """An Accept that excludes application/json (and every wildcard) on an
+    API route is 406 with the JSON error body; absent, */*, application/*
+    and weighted lists that keep JSON are fine; pages are not negotiated."""
+    for accept in ["text/html", "text/plain, text/*", "application/xml",
+                   "application/json;q=0, */*;q=0.5", "*/*;q=0"]:
+        r = get(LIST10, tok=W, headers={"Accept": accept})
+        shape(s, r, 406, "Not Acceptable", "NOT_ACCEPTABLE", "Accept: " + accept)
+    for accept in ["application/json", "*/*", "application/*", "text/html, */*;q=0.1",
+                   "application/json; charset=utf-8", "text/html,application/xhtml+xml,"
+                   "application/xml;q=0.9,*/*;q=0.8"]:
+        r = get(LIST10, tok=W, headers={"Accept": accept})
+        s.status(r, 200, "Accept: " + accept)
+    before = ledger_count(2)
+    r = post("/v1/customer-payments", {"customerId": 2, "amountInMajorCurrency": 1, "type": "BACS"},
+             tok=W, headers={"Accept": "text/html"})
+    shape(s, r, 406, "Not Acceptable", "NOT_ACCEPTABLE", "POST with Accept: text/html")
+    s.eq(ledger_count(2), before, "POST refused with 406: nothing written")
+    s.status(get("/healthz", headers={"Accept": "text/html"}), 200, "/healthz is not negotiated")
+    r = get("/pay/" + "A" * 43, headers={"Accept": "text/html"})
+    s.check(r.status == 404 and "html" in (r.header("Content-Type") or ""),
+            "a page is not negotiated: 404 page", (r.status, r.header("Content-Type")))
+
+
 def test_sort(s):
     r = get(LIST10, tok=W)
     s.status(r, 200, "customer 10 ledger")
@@ -275,6 +366,9 @@ def test_sort(s):
         ("billRunType:desc,id:desc",
          lambda x: (tuple(-ord(c) for c in x["billRunType"]), -x["id"])),
         ("paymentDate:desc", lambda x: (tuple(-ord(c) for c in x["paymentDate"]), x["id"])),
+        # the direction in any case
+        ("id:DESC", lambda x: -x["id"]),
+        ("amountInMajorCurrency:Desc,id:ASC", lambda x: (-x["amountInMajorCurrency"], x["id"])),
     ]
     for sort, key in cases:
         r = get(LIST10 + "&sort=" + urllib.parse.quote(sort, safe=":,"), tok=W)
@@ -864,6 +958,10 @@ Suite().run([
     test_not_found,
     test_method_not_allowed,
     test_page_rules,
+    test_numbers_say_what_is_wrong,
+    test_enum_filters,
+    test_head,
+    test_accept,
     test_sort,
     test_fields,
     test_unknown_parameter,

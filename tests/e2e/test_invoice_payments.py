@@ -572,12 +572,6 @@ def test_validation(s):
         unchanged(s, cid, kind, iid if kind == 1 else adhoc, before, what)
         s.eq(rows_with(desc), 0, what + ": no rows with its description")
 
-    attempt(1, {"paymentMethod": "CHEQUE", "thirdPartyPaymentStatus": "CONFIRMED"}, 400,
-            "INVALID_FIELD", "thirdPartyPaymentStatus", "CHEQUE with CONFIRMED (provider status)")
-    attempt(2, {"paymentMethod": "BACS", "thirdPartyPaymentStatus": "SUBMITTED"}, 400,
-            "INVALID_FIELD", "thirdPartyPaymentStatus", "adhoc BACS with SUBMITTED")
-    attempt(1, {"paymentMethod": "CHEQUE", "thirdPartyPaymentStatus": "CHARGED_BACK"}, 400,
-            "INVALID_FIELD", "thirdPartyPaymentStatus", "CHEQUE with CHARGED_BACK")
     attempt(1, {"thirdPartyPaymentStatus": "BOGUS"}, 400, "INVALID_FIELD",
             "thirdPartyPaymentStatus", "unknown thirdPartyPaymentStatus")
     for amount, what in (("0", "0"), ("0.00", "0.00"), ("100000.01", "100000.01"),
@@ -592,7 +586,9 @@ def test_validation(s):
             drop=("amountInMajorCurrency",))
     attempt(1, {}, 400, "MISSING_FIELD", "description", "description missing",
             drop=("description",))
-    attempt(1, {"description": ""}, 400, "MISSING_FIELD", "description", "description empty")
+    attempt(1, {"description": None}, 400, "MISSING_FIELD", "description", "description null")
+    attempt(1, {"id": 5}, 400, "UNKNOWN_FIELD", "id", "id with a value")
+    attempt(1, {"foo": "x"}, 400, "UNKNOWN_FIELD", "foo", "unknown field with a value")
     attempt(1, {"description": "x" * 256}, 400, "INVALID_FIELD", "description",
             "description 256 characters")
     attempt(1, {}, 400, "MISSING_FIELD", "paymentMethod", "paymentMethod missing",
@@ -626,6 +622,59 @@ def test_validation(s):
             s.eq(balance(cid) - before["balance"], int(Decimal(amount) * 100),
                  what + ": balance moved by the amount")
     s.eq(ledger_sum(cid), balance(cid), "customer %d: balance = sum of ledger amounts" % cid)
+
+
+def test_manual_with_provider_status(s):
+    """The public reference's own request sample: a manual method with a
+    provider status, which the reference calls "not applicable for manual
+    payments". It is accepted, the payment is applied at once (COLLECTION.md
+    3, manual methods), and the status is stored as sent; the invoice's
+    third-party status is left alone."""
+    cid = 45
+    for kind, method, status in ((2, "CHEQUE", "NEW"), (1, "CHEQUE", "CONFIRMED"),
+                                 (2, "BACS", "SUBMITTED"), (1, "CHEQUE", "CHARGED_BACK")):
+        iid = add_invoice(cid, kind, 5000)
+        before = snapshot(cid, kind, iid)
+        body = {KINDS[kind]["idf"]: iid, "thirdPartyPaymentStatus": status,
+                "amountInMajorCurrency": Decimal("10.5"), "description": "string",
+                "paymentMethod": method}
+        r = post(KINDS[kind]["path"], raw=dumps(body), tok=TOK)
+        what = "%s with %s (kind %d)" % (method, status, kind)
+        if not s.status(r, 201, what + ": accepted"):
+            continue
+        s.eq((r.json.get("thirdPartyPaymentStatus"), r.json.get("paymentMethod"),
+              r.json.get("amountInMajorCurrency")), (status, method, Decimal("10.50")),
+             what + ": the status is stored as sent")
+        after = inv(kind, iid)
+        s.eq(after["paid"] - before["inv"]["paid"], 1050, what + ": applied at once (paid +10.50)")
+        s.eq((after["status"], after["tp"]), ("PARTIALLY_PAID", before["inv"]["tp"]),
+             what + ": invoice partly paid, its third-party status unchanged")
+        s.eq(balance(cid) - before["balance"], 1050, what + ": balance +10.50")
+        rows = ledger_since(cid, before["max_ledger"])
+        s.eq([(x["txn"], x["amount"], x["method"]) for x in rows], [("PAYMENT", 1050, method)],
+             what + ": one PAYMENT ledger row")
+        g = get("%s/%d" % (KINDS[kind]["path"], r.json["id"]), TOK)
+        s.eq((g.json or {}).get("thirdPartyPaymentStatus"), status, what + ": GET shows the status")
+    s.eq(ledger_sum(cid), balance(cid), "customer %d: balance = sum of ledger amounts" % cid)
+
+
+def test_null_and_empty_fields(s):
+    """A generated client sends its whole model: "id": null and null optional
+    fields mean absent; an empty description is a description (0..255
+    characters), not a missing one."""
+    cid = 45
+    iid = add_invoice(cid, 1, 5000)
+    before = snapshot(cid, 1, iid)
+    body = {"id": None, "generatedInvoiceId": iid, "amountInMajorCurrency": Decimal("1.25"),
+            "description": "", "paymentMethod": "BACS", "thirdPartyPaymentStatus": None,
+            "currencyId": None, "metaData": None, "errorInfo": None, "paymentDate": None,
+            "customerPaymentType": None, "customerPaymentId": None}
+    r = post("/v1/invoice-payments", raw=dumps(body), tok=TOK)
+    if s.status(r, 201, "whole model with nulls and an empty description"):
+        s.eq((r.json.get("description"), r.json.get("thirdPartyPaymentStatus"),
+              r.json.get("customerPaymentType")), ("", None, "INVOICE"),
+             "nulls were absent; the empty description is kept")
+        s.eq(inv(1, iid)["paid"] - before["inv"]["paid"], 125, "the payment was applied")
 
 
 def test_currencies(s):
@@ -723,6 +772,8 @@ Suite().run([
     test_status_groups,
     test_derived_status_and_corrections,
     test_validation,
+    test_manual_with_provider_status,
+    test_null_and_empty_fields,
     test_currencies,
     test_tenancy,
 ])

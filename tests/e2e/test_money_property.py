@@ -140,12 +140,14 @@ def plan(rng, customers, served):
         q = dict(n=n, cid=c.id, marker=marker, digits=c.digits, expect="ok")
         if x < 0.03:
             # Deliberately invalid: rejected with 400, must leave nothing.
-            bad = rng.choice(["decimals", "zero", "manual_status", "too_big"])
+            bad = rng.choice(["decimals", "zero", "unknown_status", "too_big"])
             inv = rng.choice(c.invoices)
             q.update(op="ip", kind=inv[0], iid=inv[1], method="BACS", status=None,
                      amount=rng.randint(1, 50 * u), expect="400", bad=bad)
-            if bad == "manual_status":
-                q.update(method="CHEQUE", status="CONFIRMED")
+            if bad == "unknown_status":
+                # (a provider status with a manual method is not applicable
+                # but accepted, and applied as a manual payment: not invalid)
+                q.update(method="CHEQUE", status="BOGUS")
         elif x < 0.25:
             q.update(op="cp", amount=rng.randint(1, 150 * u), method=rng.choice(MANUAL),
                      brt="ADHOC" if rng.random() < 0.25 else "NORMAL")

@@ -496,7 +496,6 @@ def test_list_and_tenancy(s):
                    ("customerId=%d&billRunType=ADHOC" % cid, by_kind[2]),
                    ("customerId=%d&billRunType=in:ADHOC,NORMAL" % cid, every),
                    ("customerId=%d&billRunType=like:adh" % cid, by_kind[2]),
-                   ("customerId=%d&billRunType=OTHER" % cid, []),
                    ("invoiceId=%d&billRunType=NORMAL" % invs[1], made[1]),
                    ("invoiceId=%d&billRunType=ADHOC" % invs[2], made[2]),
                    ("invoiceId=%d&customerId=%d" % (invs[1], cid),
@@ -507,6 +506,12 @@ def test_list_and_tenancy(s):
         if s.status(r, 200, "GET /v1/refunds?" + q):
             s.eq(ids_of(r), exp, "GET /v1/refunds?" + q)
             s.eq(r.header("X-Total-Count"), str(len(exp)), "GET /v1/refunds?%s: X-Total-Count" % q)
+    # billRunType is a BillRunType: another value is refused, not answered with []
+    for bad in ("OTHER", "FOO", "normal", "in:NORMAL,FOO"):
+        r = listing("customerId=%d&billRunType=%s" % (cid, bad))
+        s.error(r, 400, "INVALID_PARAMETER", "GET /v1/refunds?billRunType=" + bad, field="billRunType")
+        s.check("NORMAL, ADHOC" in ((r.json or {}).get("message") or ""),
+                "billRunType=%s: the message names the allowed values" % bad, r.raw[:200])
     r = listing("customerId=%d&billRunType=NORMAL" % cid)
     if s.status(r, 200, "refunds of customer %d, NORMAL" % cid) and r.json:
         s.eq({(x.get("customerId"), x.get("billRunType")) for x in r.json}, {(cid, "NORMAL")},

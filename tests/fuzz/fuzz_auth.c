@@ -27,7 +27,7 @@
  *  - an accepted built token really satisfies the contract, checked against
  *    our own parse of its JSON (when that parse succeeds): header alg is
  *    exactly "HS256"; exp a plain integer >= NOW - 30; nbf absent or a plain
- *    integer <= NOW + 30; sub is the principal's sub; iss/aud match when
+ *    integer <= NOW + 30; iat likewise; sub is the principal's sub; iss/aud match when
  *    configured; scope bits and the owner list are what the claims say.
  *  - no leak on any path (LeakSanitizer; the jwt_t is freed by an arena
  *    defer that runs at arena_reset).
@@ -51,6 +51,16 @@
 
 _Static_assert(sizeof(SECRET) - 1 == 48, "the secret is 48 bytes");
 
+/* The harness's scope words (the framework knows none of its own). */
+#define PAY_SCOPE_READ  1u
+#define PAY_SCOPE_WRITE 2u
+#define PAY_SCOPE_ADMIN 4u
+static const struct auth_scope scopes[] = {
+    {"payments:read", PAY_SCOPE_READ, 0},
+    {"payments:write", PAY_SCOPE_WRITE, 0},
+    {"payments:admin", PAY_SCOPE_ADMIN, 1},
+};
+
 static int configured = -1; /* which configuration auth_init last loaded */
 
 static void
@@ -64,6 +74,8 @@ configure(int with_iss_aud)
     memset(&s, 0, sizeof(s));
     s.alg = "HS256";
     s.secret = SECRET;
+    s.scopes = scopes;
+    s.nscopes = sizeof(scopes) / sizeof(scopes[0]);
     if (with_iss_aud) {
         s.issuer = ISSUER;
         s.audience = AUDIENCE;
@@ -209,6 +221,11 @@ oracle(struct arena *a, const char *hdr, size_t hlen, const char *pl,
     if (v != NULL) {
         FUZZ_CHECK(plain_int(v, &t), "accepted a non-integer nbf");
         FUZZ_CHECK(t <= (int64_t)NOW + AUTH_LEEWAY, "accepted before nbf %" PRId64, t);
+    }
+    v = json_get(c, "iat");
+    if (v != NULL) {
+        FUZZ_CHECK(plain_int(v, &t), "accepted a non-integer iat");
+        FUZZ_CHECK(t <= (int64_t)NOW + AUTH_LEEWAY, "accepted iat %" PRId64 " in the future", t);
     }
     v = json_get(c, "sub");
     FUZZ_CHECK(v && v->type == JSON_STRING && strcmp(v->str, p->sub) == 0 &&

@@ -380,8 +380,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        (strcmp(bad, "page is required") == 0 ||
                         strcmp(bad, "pageSize is required") == 0 ||
                         strcmp(bad, "page must be between 1 and 1000000000") == 0 ||
-                        strcmp(bad, "pageSize must be between 1 and 1000") == 0),
+                        strcmp(bad, "pageSize must be between 1 and 1000") == 0 ||
+                        strcmp(bad, "page must be a decimal integer") == 0 ||
+                        strcmp(bad, "pageSize must be a decimal integer") == 0 ||
+                        strcmp(bad, "page must be written without leading zeros") == 0 ||
+                        strcmp(bad, "pageSize must be written without leading zeros") == 0),
                        "page_parse message: %s", bad ? bad : "(null)");
+            if (strstr(bad, "leading zeros") != NULL)
+                FUZZ_CHECK(int_text_problem(strncmp(bad, "pageSize", 8) == 0 ? size_p : page) ==
+                           INT_LEADING_ZERO, "leading-zero message for %s", bad);
         }
         page = q.n > 0 ? q.v[0].value : NULL;
         size_p = q.n > 1 ? q.v[1].value : NULL;

@@ -29,6 +29,17 @@
 #define ISSUER       "https://issuer.test"
 #define AUDIENCE     "pay-api"
 
+/* The test's scope words: the framework knows none of its own. */
+#define S_READ  1u
+#define S_WRITE 2u
+#define S_ADMIN 4u
+static const struct auth_scope known_scopes[] = {
+    { "payments:read",  S_READ,  0 },
+    { "payments:write", S_WRITE, 0 },
+    { "payments:admin", S_ADMIN, 1 },
+};
+#define NSCOPES (sizeof(known_scopes) / sizeof(known_scopes[0]))
+
 #define A16  "aaaaaaaaaaaaaaaa"
 #define A128 A16 A16 A16 A16 A16 A16 A16 A16
 
@@ -60,6 +71,8 @@ use_cfg(int cfg)
     if (cfg == cur_cfg)
         return;
     memset(&s, 0, sizeof(s));
+    s.scopes = known_scopes;
+    s.nscopes = NSCOPES;
     switch (cfg) {
     case CFG_HS:
         s.alg = "HS256";
@@ -254,7 +267,7 @@ enum mutate {
     M_TRAILING_SPACE /* "Bearer <token> " */
 };
 
-#define RW (PAY_SCOPE_READ | PAY_SCOPE_WRITE)
+#define RW (S_READ | S_WRITE)
 #define NOCHK (-1)
 
 struct vcase {
@@ -288,13 +301,13 @@ static const struct vcase vcases[] = {
     { "unknown scope words are ignored, admin sees all", CFG_HS, H_HS,
       "{\"sub\":\"alice\",\"scope\":\"  payments:read bogus payments:write:x "
       "payments:readx payments:admin \",\"exp\":@+600}", S_HS, M_NONE,
-      AUTH_OK, NULL, PAY_SCOPE_READ | PAY_SCOPE_ADMIN, "", 1 },
+      AUTH_OK, NULL, S_READ | S_ADMIN, "", 1 },
     { "admin without contractOwnerIds is ok", CFG_HS, H_HS,
       "{\"sub\":\"ops\",\"scope\":\"payments:admin\",\"exp\":@+600}", S_HS,
-      M_NONE, AUTH_OK, NULL, PAY_SCOPE_ADMIN, "", 1 },
+      M_NONE, AUTH_OK, NULL, S_ADMIN, "", 1 },
     { "admin with owners keeps both", CFG_HS, H_HS,
       "{\"sub\":\"ops\",\"scope\":\"payments:admin\",\"contractOwnerIds\":[7],"
-      "\"exp\":@+600}", S_HS, M_NONE, AUTH_OK, NULL, PAY_SCOPE_ADMIN, "7", 1 },
+      "\"exp\":@+600}", S_HS, M_NONE, AUTH_OK, NULL, S_ADMIN, "7", 1 },
     { "missing scope means no scopes", CFG_HS, H_HS, P_SUB("\"alice\""), S_HS,
       M_NONE, AUTH_OK, NULL, 0, "1", 0 },
     { "scope as a number is invalid", CFG_HS, H_HS,
@@ -309,10 +322,10 @@ static const struct vcase vcases[] = {
     { "no contractOwnerIds and no admin", CFG_HS, H_HS,
       "{\"sub\":\"alice\",\"scope\":\"payments:read\",\"exp\":@+600}", S_HS,
       M_NONE, AUTH_NO_TENANCY, "token has no contractOwnerIds",
-      PAY_SCOPE_READ, "", 0 },
+      S_READ, "", 0 },
     { "empty contractOwnerIds is no tenancy", CFG_HS, H_HS, P_OWN("[]"), S_HS,
       M_NONE, AUTH_NO_TENANCY, "token has no contractOwnerIds",
-      PAY_SCOPE_READ, "", 0 },
+      S_READ, "", 0 },
     { "largest int64 owner", CFG_HS, H_HS, P_OWN("[9223372036854775807]"),
       S_HS, M_NONE, AUTH_OK, NULL, NOCHK, "9223372036854775807", 0 },
     { "owner as a string", CFG_HS, H_HS, P_OWN("[\"1\"]"), S_HS, M_NONE,
@@ -364,6 +377,25 @@ static const struct vcase vcases[] = {
     { "nbf as a float", CFG_HS, H_HS,
       P_EXP(",\"exp\":@+600,\"nbf\":@-600.5"), S_HS, M_NONE, AUTH_INVALID,
       "invalid nbf", NOCHK, NULL, NOCHK },
+    /* iat: RFC 8725 hardening, a token issued in the future is refused */
+    { "iat beyond leeway in the future", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@+31"), S_HS, M_NONE, AUTH_INVALID,
+      "token issued in the future", NOCHK, NULL, NOCHK },
+    { "iat a year in the future", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+31536600,\"iat\":@+31536000"), S_HS, M_NONE,
+      AUTH_INVALID, "token issued in the future", NOCHK, NULL, NOCHK },
+    { "iat at leeway is ok", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@+30"), S_HS, M_NONE, AUTH_OK, NULL,
+      NOCHK, "1", 0 },
+    { "iat in the past is ok", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@-600"), S_HS, M_NONE, AUTH_OK, NULL,
+      NOCHK, "1", 0 },
+    { "iat as a string", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":\"@-600\""), S_HS, M_NONE, AUTH_INVALID,
+      "invalid iat", NOCHK, NULL, NOCHK },
+    { "iat as a float", CFG_HS, H_HS,
+      P_EXP(",\"exp\":@+600,\"iat\":@-600.5"), S_HS, M_NONE, AUTH_INVALID,
+      "invalid iat", NOCHK, NULL, NOCHK },
     { "exp missing", CFG_HS, H_HS, P_EXP(""), S_HS, M_NONE, AUTH_INVALID,
       "missing exp", NOCHK, NULL, NOCHK },
     { "exp as a string", CFG_HS, H_HS, P_EXP(",\"exp\":\"@+600\""), S_HS,
@@ -893,6 +925,61 @@ test_init(struct arena *a)
     free(issued);
 }
 
+/* Scope words come from the configuration: only the configured words
+ * count, a word may grant several bits and every contract owner, and
+ * auth_scope_name() names the word behind some bits. */
+static void
+test_scopes(struct arena *a)
+{
+    static const struct auth_scope orders[] = {
+        { "orders:read", 1u, 0 },
+        { "orders:all",  1u | 2u, 1 },
+    };
+    struct auth_scope    bad[2] = { { "x:read", 1u, 0 }, { "x:read", 2u, 0 } };
+    struct auth_settings s;
+    struct principal     p;
+    const char          *why;
+    char                 err[256], tok[9000], hdr[9100];
+
+    memset(&s, 0, sizeof(s));
+    s.alg = "HS256";
+    s.secret = SECRET;
+    s.scopes = orders;
+    s.nscopes = 2;
+    CHECK(auth_init(&s, err, sizeof(err)) == 0, "scopes: init: %s", err);
+    cur_cfg = -1;
+
+    make_token(H_HS, "{\"sub\":\"alice\",\"scope\":\"payments:read orders:read "
+               "payments:admin\",\"contractOwnerIds\":[1],\"exp\":@+600}", S_HS, tok);
+    snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
+    CHECK(auth_verify_bearer(a, hdr, T0, &p, &why) == AUTH_OK &&
+          p.scopes == 1u && !p.all_owners,
+          "scopes: only configured words count (scopes %u)", p.scopes);
+    arena_reset(a);
+    make_token(H_HS, "{\"sub\":\"ops\",\"scope\":\"orders:all\",\"exp\":@+600}",
+               S_HS, tok);
+    snprintf(hdr, sizeof(hdr), "Bearer %s", tok);
+    CHECK(auth_verify_bearer(a, hdr, T0, &p, &why) == AUTH_OK &&
+          p.scopes == 3u && p.all_owners && p.nowners == 0,
+          "scopes: a word grants its bits and every owner (scopes %u)", p.scopes);
+    arena_reset(a);
+    CHECK_STR(auth_scope_name(1u), "orders:read", "scopes: name of bits 1");
+    CHECK_STR(auth_scope_name(2u), "orders:all", "scopes: name of bits 2");
+    CHECK(auth_scope_name(4u) == NULL, "scopes: no word grants bit 4");
+
+    s.scopes = bad;
+    CHECK(auth_init(&s, err, sizeof(err)) == -1 && strstr(err, "twice") != NULL,
+          "scopes: a word named twice is refused: %s", err);
+    bad[1].name = "x:write x:read";
+    CHECK(auth_init(&s, err, sizeof(err)) == -1, "scopes: a word with a space");
+    bad[1].name = "";
+    CHECK(auth_init(&s, err, sizeof(err)) == -1, "scopes: an empty word");
+    s.nscopes = AUTH_MAX_SCOPES + 1;
+    CHECK(auth_init(&s, err, sizeof(err)) == -1, "scopes: too many words");
+    CHECK_STR(auth_scope_name(2u), "orders:all",
+              "scopes: refused inits keep the scope table");
+}
+
 /* The verified-token cache: a hit gives the same principal, expiry is
  * still enforced on a hit, and a key change empties it. */
 static void
@@ -917,13 +1004,15 @@ test_cache(struct arena *a)
         CHECK_STR(p.sub, "cache", "cache: round %d sub", round);
         CHECK(p.nowners == 2 && p.owners[0] == 3 && p.owners[1] == 7,
               "cache: round %d owners", round);
-        CHECK(p.scopes == PAY_SCOPE_READ, "cache: round %d scopes", round);
+        CHECK(p.scopes == S_READ, "cache: round %d scopes", round);
         arena_reset(a);
     }
     CHECK(auth_verify_bearer(a, hdr, now + 60 + AUTH_LEEWAY + 1, &p, &why) == AUTH_INVALID,
           "cache: a cached token still expires");
     CHECK_STR(why, "token expired", "cache: expiry reason");
     CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_OK, "cache: valid again at now");
+    CHECK(auth_verify_bearer(a, hdr, now - AUTH_LEEWAY - 1, &p, &why) == AUTH_INVALID,
+          "cache: nbf/iat still checked on a hit");
     hdr[strlen(hdr) - 1] ^= 1; /* one byte of the signature */
     CHECK(auth_verify_bearer(a, hdr, now, &p, &why) == AUTH_INVALID,
           "cache: a token differing in one byte misses the cache");
@@ -959,6 +1048,7 @@ main(void)
     test_owner_allowed();
     test_issue(a);
     test_init(a);
+    test_scopes(a);
     test_cache(a);
 
     auth_shutdown();

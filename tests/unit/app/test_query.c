@@ -573,6 +573,10 @@ test_sort_ok(void)
               n == 2 && keys[0].field == 3 && keys[0].desc == 0 &&
               keys[1].field == 2 && keys[1].desc == 1,
           "asc and desc");
+    CHECK(sort_parse(A, "id:DESC,amount:Asc,status:dEsC", NAMES, NNAMES, &keys,
+                     &n, &bad) == 0 &&
+              n == 3 && keys[0].desc == 1 && keys[1].desc == 0 && keys[2].desc == 1,
+          "the direction in any case");
     CHECK(sort_parse(A, "id,amount,createdDate,status,reference,customerId,"
                         "currency,f7,f8:desc,f9",
                      NAMES, NNAMES, &keys, &n, &bad) == 0 &&
@@ -602,8 +606,8 @@ test_sort_bad(void)
         {"amount:down",
          "invalid sort direction in 'amount:down' (use :asc or :desc)"},
         {"amount:", "invalid sort direction in 'amount:' (use :asc or :desc)"},
-        {"amount:DESC",
-         "invalid sort direction in 'amount:DESC' (use :asc or :desc)"},
+        {"amount:DESCENDING",
+         "invalid sort direction in 'amount:DESCENDING' (use :asc or :desc)"},
         {"amount:desc:asc",
          "invalid sort direction in 'amount:desc:asc' (use :asc or :desc)"},
         {"amount: desc",
@@ -722,20 +726,24 @@ test_page(void)
         {"1000000001", "10", "page must be between 1 and 1000000000", 0, 0},
         {"99999999999999999999", "10",
          "page must be between 1 and 1000000000", 0, 0},
-        {"abc", "10", "page must be between 1 and 1000000000", 0, 0},
-        {"1.5", "10", "page must be between 1 and 1000000000", 0, 0},
-        {"01", "10", "page must be between 1 and 1000000000", 0, 0},
-        {" 1", "10", "page must be between 1 and 1000000000", 0, 0},
-        {"+1", "10", "page must be between 1 and 1000000000", 0, 0},
-        {"abc", NULL, "page must be between 1 and 1000000000", 0, 0},
+        {"abc", "10", "page must be a decimal integer", 0, 0},
+        {"1.5", "10", "page must be a decimal integer", 0, 0},
+        {"01", "10", "page must be written without leading zeros", 0, 0},
+        {"00", "10", "page must be written without leading zeros", 0, 0},
+        {"-01", "10", "page must be written without leading zeros", 0, 0},
+        {" 1", "10", "page must be a decimal integer", 0, 0},
+        {"+1", "10", "page must be a decimal integer", 0, 0},
+        {"-", "10", "page must be a decimal integer", 0, 0},
+        {"abc", NULL, "page must be a decimal integer", 0, 0},
         {"1", "0", "pageSize must be between 1 and 1000", 0, 0},
         {"1", "1001", "pageSize must be between 1 and 1000", 0, 0},
         {"1", "-5", "pageSize must be between 1 and 1000", 0, 0},
-        {"1", "x", "pageSize must be between 1 and 1000", 0, 0},
-        {"1", "10.0", "pageSize must be between 1 and 1000", 0, 0},
+        {"1", "x", "pageSize must be a decimal integer", 0, 0},
+        {"1", "10.0", "pageSize must be a decimal integer", 0, 0},
         {"1", "99999999999999999999",
          "pageSize must be between 1 and 1000", 0, 0},
-        {"1", "010", "pageSize must be between 1 and 1000", 0, 0},
+        {"1", "010", "pageSize must be written without leading zeros", 0, 0},
+        {"01", "010", "page must be written without leading zeros", 0, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t     pg = 777, ps = 777;

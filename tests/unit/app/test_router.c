@@ -154,6 +154,14 @@ h_secure_w(struct req *r)
     return resp_body(r, 200, "text/plain", "written", 7);
 }
 
+/* The test's own scope words and bits: the framework knows no scope names. */
+#define SCOPE_READ  1u
+#define SCOPE_WRITE 2u
+static const struct auth_scope scopes[] = {
+    {"router:read", SCOPE_READ, 0},
+    {"router:write", SCOPE_WRITE, 0},
+};
+
 /*  method         pattern                 handler     flags             scope */
 static const struct route table[] = {
     {PAY_M_GET,    "/v1/x",                h_list,     0,                0},
@@ -167,8 +175,8 @@ static const struct route table[] = {
     {PAY_M_GET,    "/v1/fail",             h_fail,     0,                0},
     {PAY_M_GET,    "/v1/boom",             h_boom,     0,                0},
     {PAY_M_GET,    "/v1/q",                h_query,    0,                0},
-    {PAY_M_GET,    "/v1/secure",           h_secure,   R_AUTH,           PAY_SCOPE_READ},
-    {PAY_M_POST,   "/v1/secure",           h_secure_w, R_AUTH | R_JSON,  PAY_SCOPE_WRITE},
+    {PAY_M_GET,    "/v1/secure",           h_secure,   R_AUTH,           SCOPE_READ},
+    {PAY_M_POST,   "/v1/secure",           h_secure_w, R_AUTH | R_JSON,  SCOPE_WRITE},
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 
@@ -531,6 +539,78 @@ test_method_not_allowed(void)
           res.status, res.reads);
 }
 
+/* ---- HEAD and content negotiation ----------------------------------------- */
+
+/* HEAD is answered by the GET route (RFC 9110 9.3.2): the same status and
+ * headers, a Content-Length equal to GET's body, and no body. */
+static void
+test_head(void)
+{
+    static const char *const paths[] = {"/v1/x/5", "/v1/x", "/v1/nope/1"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct res get = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", paths[i]));
+        size_t     get_len = get.body_len;
+        char       get_type[64];
+        int        get_status = get.status;
+        snprintf(get_type, sizeof(get_type), "%s",
+                 header(&get, "Content-Type") ? header(&get, "Content-Type") : "");
+        struct res head = run(ENV("REQUEST_METHOD", "HEAD", "DOCUMENT_URI", paths[i]));
+        char       len[32];
+        snprintf(len, sizeof(len), "%zu", get_len);
+        CHECK(head.status == get_status, "HEAD %s: status %d like GET's %d", paths[i],
+              head.status, get_status);
+        CHECK(head.body_len == 0, "HEAD %s: no body (%zu bytes)", paths[i], head.body_len);
+        CHECK_STR(header(&head, "Content-Length"), len, "HEAD %s: GET's Content-Length",
+                  paths[i]);
+        CHECK_STR(header(&head, "Content-Type"), get_type, "HEAD %s: GET's Content-Type",
+                  paths[i]);
+    }
+    struct res res = run(ENV("REQUEST_METHOD", "HEAD", "DOCUMENT_URI", "/v1/x/5"));
+    CHECK(res.status == 200 && strcmp(seen.ran, "get") == 0,
+          "HEAD runs the GET handler (%d, %s)", res.status, seen.ran);
+}
+
+/* Accept that excludes application/json (and every wildcard) on a /v1
+ * route is 406 with the JSON error body; other routes are not negotiated. */
+static void
+test_accept(void)
+{
+    static const struct {
+        const char *accept;
+        int         status;
+    } cases[] = {
+        {"application/json", 200},
+        {"APPLICATION/JSON; charset=utf-8", 200},
+        {"*/*", 200},
+        {"application/*", 200},
+        {"text/html, application/*;q=0.1", 200},
+        {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 200},
+        {"application/json;q=0.001", 200},
+        {"", 200},
+        {"garbage", 200},
+        {"text/html", 406},
+        {"text/*", 406},
+        {"application/xml, text/plain", 406},
+        {"application/json;q=0", 406},
+        {"application/json;q=0.000, text/html", 406},
+        {"application/json;q=0, */*", 406},
+        {"*/*;q=0", 406},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct res res = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", "/v1/x/5",
+                                 "HTTP_ACCEPT", cases[i].accept));
+        char what[128];
+        snprintf(what, sizeof(what), "Accept: %s", cases[i].accept);
+        if (cases[i].status == 406)
+            check_error(&res, 406, "Not Acceptable", "NOT_ACCEPTABLE", NULL, what);
+        else
+            CHECK(res.status == 200, "%s: 200 (%d)", what, res.status);
+    }
+    struct res res = run(ENV("REQUEST_METHOD", "GET", "DOCUMENT_URI", "/healthz",
+                             "HTTP_ACCEPT", "text/html"));
+    CHECK(res.status == 200, "/healthz is not negotiated (%d)", res.status);
+}
+
 /* ---- R_JSON body pipeline ------------------------------------------------- */
 
 static void
@@ -798,7 +878,7 @@ mint(const char *scope)
 static void
 test_auth(void)
 {
-    struct auth_settings s = {"HS256", SECRET, NULL, NULL, NULL, NULL, NULL};
+    struct auth_settings s = {"HS256", SECRET, NULL, NULL, NULL, NULL, NULL, scopes, 2};
     char                 err[256] = "";
     CHECK(auth_init(&s, err, sizeof(err)) == 0, "auth_init: %s", err);
 
@@ -813,7 +893,7 @@ test_auth(void)
     CHECK(wa != NULL && strstr(wa, "invalid_token") != NULL,
           "bad token: WWW-Authenticate says invalid_token (%s)", wa ? wa : "(none)");
 
-    char *rd = mint("payments:read"), *wr = mint("payments:read payments:write");
+    char *rd = mint("router:read payments:write"), *wr = mint("router:read router:write");
     char  hdr_rd[2048], hdr_wr[2048];
     snprintf(hdr_rd, sizeof(hdr_rd), "Bearer %s", rd ? rd : "");
     snprintf(hdr_wr, sizeof(hdr_wr), "Bearer %s", wr ? wr : "");
@@ -829,6 +909,8 @@ test_auth(void)
                        "CONTENT_LENGTH", "2"),
                    "{}", 2);
     check_error(&res, 403, "Forbidden", "INSUFFICIENT_SCOPE", NULL, "read token on write");
+    CHECK(strstr(res.body, "token lacks scope router:write") != NULL,
+          "403 names the configured scope word (%s)", res.body);
     CHECK(res.reads == 0, "403 before the body is read (%d)", res.reads);
 
     res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/secure",
@@ -863,6 +945,8 @@ main(void)
     test_body();
     test_request_id();
     test_handler_errors();
+    test_head();
+    test_accept();
     test_auth();
 
     arena_destroy(A);
