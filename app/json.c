@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
 #include "money.h"
@@ -317,98 +318,127 @@ json_get(const struct json_value *obj, const char *key)
 
 /* ---- generator ---------------------------------------------------------- */
 
-yajl_gen
+struct json_gen {
+    yajl_gen y;
+};
+
+struct json_gen *
 json_gen_new(struct arena *a, void (*print)(void *ctx, const char *s, size_t n),
              void *ctx)
 {
     yajl_alloc_funcs *afs = arena_alloc(a, sizeof(*afs));
+    struct json_gen  *g = arena_alloc(a, sizeof(*g));
     afs_init(afs, a);
-    yajl_gen g = yajl_gen_alloc(afs);
-    yajl_gen_config(g, yajl_gen_print_callback, print, ctx);
-    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    g->y = yajl_gen_alloc(afs);
+    yajl_gen_config(g->y, yajl_gen_print_callback, print, ctx);
+    yajl_gen_config(g->y, yajl_gen_validate_utf8, 1);
     /* yajl_gen_free only frees into the arena; the handle dies with it. */
     return g;
 }
 
 void
-json_key(yajl_gen g, const char *key)
+json_map_open(struct json_gen *g)
 {
-    yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+    yajl_gen_map_open(g->y);
 }
 
 void
-json_strn(yajl_gen g, const char *s, size_t n)
+json_map_close(struct json_gen *g)
+{
+    yajl_gen_map_close(g->y);
+}
+
+void
+json_array_open(struct json_gen *g)
+{
+    yajl_gen_array_open(g->y);
+}
+
+void
+json_array_close(struct json_gen *g)
+{
+    yajl_gen_array_close(g->y);
+}
+
+void
+json_key(struct json_gen *g, const char *key)
+{
+    yajl_gen_string(g->y, (const unsigned char *)key, strlen(key));
+}
+
+void
+json_strn(struct json_gen *g, const char *s, size_t n)
 {
     if (s == NULL) {
-        yajl_gen_null(g);
+        yajl_gen_null(g->y);
         return;
     }
-    if (yajl_gen_string(g, (const unsigned char *)s, n) != yajl_gen_status_ok)
-        yajl_gen_null(g); /* keeps the document well formed */
+    if (yajl_gen_string(g->y, (const unsigned char *)s, n) != yajl_gen_status_ok)
+        yajl_gen_null(g->y); /* keeps the document well formed */
 }
 
 void
-json_str(yajl_gen g, const char *s)
+json_str(struct json_gen *g, const char *s)
 {
     json_strn(g, s, s ? strlen(s) : 0);
 }
 
 void
-json_i64(yajl_gen g, int64_t v)
+json_i64(struct json_gen *g, int64_t v)
 {
     char buf[MONEY_FMT_MAX];
     int  n = money_format(v, 0, buf, sizeof(buf)); /* digits 0: plain integer */
-    yajl_gen_number(g, buf, (size_t)n);
+    yajl_gen_number(g->y, buf, (size_t)n);
 }
 
 void
-json_bool(yajl_gen g, int v)
+json_bool(struct json_gen *g, int v)
 {
-    yajl_gen_bool(g, v != 0);
+    yajl_gen_bool(g->y, v != 0);
 }
 
 void
-json_null(yajl_gen g)
+json_null(struct json_gen *g)
 {
-    yajl_gen_null(g);
+    yajl_gen_null(g->y);
 }
 
 void
-json_money(yajl_gen g, int64_t minor, int digits)
+json_money(struct json_gen *g, int64_t minor, int digits)
 {
     char buf[MONEY_FMT_MAX];
     int  n = money_format(minor, digits, buf, sizeof(buf));
     if (n < 0)
-        yajl_gen_null(g);
+        yajl_gen_null(g->y);
     else
-        yajl_gen_number(g, buf, (size_t)n);
+        yajl_gen_number(g->y, buf, (size_t)n);
 }
 
 void
-json_value_gen(yajl_gen g, const struct json_value *v)
+json_value_gen(struct json_gen *g, const struct json_value *v)
 {
     if (v == NULL) {
-        yajl_gen_null(g);
+        yajl_gen_null(g->y);
         return;
     }
     switch (v->type) {
-    case JSON_NULL:   yajl_gen_null(g); break;
-    case JSON_BOOL:   yajl_gen_bool(g, v->boolean); break;
-    case JSON_NUMBER: yajl_gen_number(g, v->str, v->len); break;
+    case JSON_NULL:   yajl_gen_null(g->y); break;
+    case JSON_BOOL:   yajl_gen_bool(g->y, v->boolean); break;
+    case JSON_NUMBER: yajl_gen_number(g->y, v->str, v->len); break;
     case JSON_STRING: json_strn(g, v->str, v->len); break;
     case JSON_ARRAY:
-        yajl_gen_array_open(g);
+        yajl_gen_array_open(g->y);
         for (size_t i = 0; i < v->n; i++)
             json_value_gen(g, v->items[i]);
-        yajl_gen_array_close(g);
+        yajl_gen_array_close(g->y);
         break;
     case JSON_OBJECT:
-        yajl_gen_map_open(g);
+        yajl_gen_map_open(g->y);
         for (size_t i = 0; i < v->n; i++) {
             json_key(g, v->keys[i]);
             json_value_gen(g, v->items[i]);
         }
-        yajl_gen_map_close(g);
+        yajl_gen_map_close(g->y);
         break;
     }
 }

@@ -5,15 +5,15 @@
  * duplicate keys, nesting deeper than JSON_MAX_DEPTH, NUL bytes in
  * strings and invalid UTF-8 are rejected. Nothing leaks on bad input:
  * yajl allocates from the arena too.
- * Out: yajl_gen writers over the arena with a caller-supplied print
- * callback; helpers for the value shapes the API uses.
+ * Out: a writer (struct json_gen, struct json_gen *inside) over the arena with a
+ * caller-supplied print callback, with one call per value shape the API
+ * uses. No other file of the project uses yajl.
  */
 #ifndef PAY_APP_JSON_H
 #define PAY_APP_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <yajl/yajl_gen.h>
 
 #include "arena.h"
 
@@ -38,19 +38,25 @@ int json_parse(struct arena *a, const char *buf, size_t len,
 /* Member of an object, or NULL. */
 struct json_value *json_get(const struct json_value *obj, const char *key);
 
-/* Generator whose output is passed to print(ctx, bytes, n). */
-yajl_gen json_gen_new(struct arena *a,
-                      void (*print)(void *ctx, const char *s, size_t n),
-                      void *ctx);
-void json_key(yajl_gen g, const char *key);
-void json_str(yajl_gen g, const char *s);          /* NULL → null */
-void json_strn(yajl_gen g, const char *s, size_t n);
-void json_i64(yajl_gen g, int64_t v);
-void json_bool(yajl_gen g, int v);
-void json_null(yajl_gen g);
+/* Generator whose output is passed to print(ctx, bytes, n); it lives in
+ * the arena. */
+struct json_gen;
+struct json_gen *json_gen_new(struct arena *a,
+                              void (*print)(void *ctx, const char *s, size_t n),
+                              void *ctx);
+void json_map_open(struct json_gen *g);
+void json_map_close(struct json_gen *g);
+void json_array_open(struct json_gen *g);
+void json_array_close(struct json_gen *g);
+void json_key(struct json_gen *g, const char *key);
+void json_str(struct json_gen *g, const char *s);          /* NULL → null */
+void json_strn(struct json_gen *g, const char *s, size_t n);
+void json_i64(struct json_gen *g, int64_t v);
+void json_bool(struct json_gen *g, int v);
+void json_null(struct json_gen *g);
 /* Money: minor units written as a JSON number with `digits` decimals. */
-void json_money(yajl_gen g, int64_t minor, int digits);
+void json_money(struct json_gen *g, int64_t minor, int digits);
 /* Emits a parsed value again (used for stored metaData etc.). */
-void json_value_gen(yajl_gen g, const struct json_value *v);
+void json_value_gen(struct json_gen *g, const struct json_value *v);
 
 #endif

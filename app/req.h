@@ -131,12 +131,12 @@ void resp_header(struct req *r, const char *name, const char *value);
 /* Starts a JSON response with this status and returns a generator whose
  * output goes to the response body, buffered and sent with a
  * Content-Length (single objects, POST answers). */
-struct yajl_gen_t *resp_json(struct req *r, int status);
+struct json_gen *resp_json(struct req *r, int status);
 /* The same for long GET answers (lists): the body is streamed to the
  * client as it is generated, the headers go first, so everything
  * header-related must be set before calling this. Not for POSTs, whose
  * answers must stay buffered until the transaction commits. */
-struct yajl_gen_t *resp_json_stream(struct req *r, int status);
+struct json_gen *resp_json_stream(struct req *r, int status);
 /* A complete non-JSON body (HTML pages, openapi, metrics). */
 int resp_body(struct req *r, int status, const char *type, const char *body,
               size_t len);

@@ -170,8 +170,7 @@ gen_print(void *ctx, const char *s, size_t n)
         abuf_add(&r->resp_body, s, n);
 }
 
-static yajl_gen
-json_begin(struct req *r, int status, int stream)
+static struct json_gen *json_begin(struct req *r, int status, int stream)
 {
     r->status = status;
     r->resp_type = "application/json; charset=utf-8";
@@ -183,14 +182,12 @@ json_begin(struct req *r, int status, int stream)
     return json_gen_new(r->arena, gen_print, r);
 }
 
-yajl_gen
-resp_json(struct req *r, int status)
+struct json_gen *resp_json(struct req *r, int status)
 {
     return json_begin(r, status, 0);
 }
 
-yajl_gen
-resp_json_stream(struct req *r, int status)
+struct json_gen *resp_json_stream(struct req *r, int status)
 {
     return json_begin(r, status, 1);
 }
@@ -243,8 +240,8 @@ resp_error(struct req *r)
                           ? e->message : r->err_message;
     if (e->status >= 500 && r->err_message != NULL)
         log_error("error", "%s: %s", e->code, r->err_message);
-    yajl_gen g = json_gen_new(r->arena, gen_print, r);
-    yajl_gen_map_open(g);
+    struct json_gen *g = json_gen_new(r->arena, gen_print, r);
+    json_map_open(g);
     json_key(g, "error");
     json_str(g, errors_reason(e->status));
     json_key(g, "message");
@@ -259,7 +256,7 @@ resp_error(struct req *r)
     }
     json_key(g, "requestId");
     json_str(g, r->request_id);
-    yajl_gen_map_close(g);
+    json_map_close(g);
 }
 
 int

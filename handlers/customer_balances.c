@@ -12,18 +12,18 @@
 
 /* Emits {"<value_key>":…, "summaryType":…} from a COUNT(DISTINCT)/MIN row. */
 static void
-summary(yajl_gen g, int64_t distinct, void (*value)(yajl_gen, struct dbq *, int),
+summary(struct json_gen *g, int64_t distinct, void (*value)(struct json_gen *, struct dbq *, int),
         struct dbq *q, int digits)
 {
-    yajl_gen_map_open(g);
+    json_map_open(g);
     value(g, distinct == 1 ? q : NULL, digits);
     json_key(g, "summaryType");
     json_str(g, distinct == 0 ? "NONE" : distinct == 1 ? "SINGLE" : "MULTIPLE");
-    yajl_gen_map_close(g);
+    json_map_close(g);
 }
 
 static void
-method_value(yajl_gen g, struct dbq *q, int digits)
+method_value(struct json_gen *g, struct dbq *q, int digits)
 {
     (void)digits;
     json_key(g, "paymentMethod");
@@ -31,7 +31,7 @@ method_value(yajl_gen g, struct dbq *q, int digits)
 }
 
 static void
-plan_value(yajl_gen g, struct dbq *q, int digits)
+plan_value(struct json_gen *g, struct dbq *q, int digits)
 {
     json_key(g, "repaymentPlanAmount");
     if (q)
@@ -80,8 +80,8 @@ customer_balances_get(struct req *r)
         (rc = dbq_one(plans)) != DB_OK)
         return db_fail(r, rc == DB_NOT_FOUND ? DB_ERROR : rc);
 
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
     json_key(g, "id");
     json_i64(g, id);
     json_key(g, "customerId");
@@ -96,7 +96,7 @@ customer_balances_get(struct req *r)
     summary(g, dbq_col_i64(methods, 0), method_value, methods, c.digits);
     json_key(g, "repaymentPlanSummary");
     summary(g, dbq_col_i64(plans, 0), plan_value, plans, c.digits);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }
 
@@ -134,8 +134,8 @@ customer_balance_adjustments_create(struct req *r)
     if ((rc = ledger_append(&r->db, &c, &row, &id)) != DB_OK)
         return db_fail(r, rc);
 
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
     json_key(g, "id");
     json_i64(g, id);
     json_key(g, "customerId");
@@ -146,6 +146,6 @@ customer_balance_adjustments_create(struct req *r)
     json_i64(g, c.currency_id);
     json_key(g, "description");
     json_str(g, description);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }

@@ -360,10 +360,10 @@ payment_provider_reprocess_create(struct req *r)
     if (dbq_col_i64(q, 0) != 0 &&
         (st = requeue_failed_invoices(r, provider_id, notes, &count)) != 0)
         return st;
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
     json_key(g, "reprocessedInvoiceCount");
     json_i64(g, count);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }

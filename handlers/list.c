@@ -262,10 +262,10 @@ select_list(struct abuf *sql, const struct resource *res)
 
 /* Writes "1,5,7" as [1,5,7], keeping only the owners p may see. */
 static void
-emit_owner_ids(yajl_gen g, const char *s, const struct principal *p)
+emit_owner_ids(struct json_gen *g, const char *s, const struct principal *p)
 {
     int64_t id;
-    yajl_gen_array_open(g);
+    json_array_open(g);
     while (s != NULL && *s != '\0') {
         size_t n = strcspn(s, ",");
         char   buf[24];
@@ -277,16 +277,16 @@ emit_owner_ids(yajl_gen g, const char *s, const struct principal *p)
         }
         s += n + (s[n] == ',');
     }
-    yajl_gen_array_close(g);
+    json_array_close(g);
 }
 
 /* Writes the current row as one JSON object. */
 static void
-emit_row(yajl_gen g, struct dbq *q, const struct resource *res,
+emit_row(struct json_gen *g, struct dbq *q, const struct resource *res,
          const unsigned char *selected, const struct principal *p)
 {
     int digits = (int)dbq_col_i64(q, res->ncols);
-    yajl_gen_map_open(g);
+    json_map_open(g);
     for (size_t i = 0; i < res->ncols; i++) {
         if (selected != NULL && !selected[i])
             continue;
@@ -306,7 +306,7 @@ emit_row(yajl_gen g, struct dbq *q, const struct resource *res,
         case COL_OWNER_IDS: emit_owner_ids(g, dbq_col_str(q, i), p); break;
         }
     }
-    yajl_gen_map_close(g);
+    json_map_close(g);
 }
 
 /* Percent-encodes a query component. */
@@ -400,12 +400,12 @@ list_run(struct list *l)
 
     resp_header(r, "X-Total-Count", arena_printf(r->arena, "%" PRId64, total));
     set_link(r, l->page, l->page_size, total);
-    yajl_gen g = resp_json_stream(r, 200);
-    yajl_gen_array_open(g);
+    struct json_gen *g = resp_json_stream(r, 200);
+    json_array_open(g);
     enum db_rc frc;
     while ((frc = dbq_fetch(q)) == DB_OK)
         emit_row(g, q, res, l->selected, &r->principal);
-    yajl_gen_array_close(g);
+    json_array_close(g);
     if (frc != DB_NOT_FOUND)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL); /* mid-stream: logged */
     return 200;
@@ -440,7 +440,7 @@ resource_get(struct req *r, const struct resource *res, int64_t id)
     case DB_NOT_FOUND: return req_failf(r, PAY_E_NOT_FOUND, NULL, "no such object");
     default:           return req_fail(r, PAY_E_UNAVAILABLE, NULL);
     }
-    yajl_gen g = resp_json(r, 200);
+    struct json_gen *g = resp_json(r, 200);
     emit_row(g, q, res, l.selected, &r->principal);
     return 200;
 }

@@ -312,13 +312,13 @@ provider_mandates_get(struct req *r)
         "firstName", "lastName", "companyName", "addressLine1", "addressLine2",
         "addressLine3", "city", "region", "postcode", "countryCode",
         "telephoneNumber", "status"};
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         json_key(g, names[i]);
         json_str(g, dbq_col_str(q, i));
     }
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }
 
@@ -367,10 +367,10 @@ instant_bank_payments_list(struct req *r)
         if ((rc = dbq_exec(q)) != DB_OK)
             return db_fail(r, rc);
     }
-    yajl_gen g = resp_json_stream(r, 200);
-    yajl_gen_array_open(g);
+    struct json_gen *g = resp_json_stream(r, 200);
+    json_array_open(g);
     while (visible && (rc = dbq_fetch(q)) == DB_OK) {
-        yajl_gen_map_open(g);
+        json_map_open(g);
         json_key(g, "mandateReference");
         json_str(g, dbq_col_str(q, 0));
         json_key(g, "amountInMajorCurrency");
@@ -383,9 +383,9 @@ instant_bank_payments_list(struct req *r)
         json_str(g, dbq_col_str(q, 5));
         json_key(g, "creationDate");
         json_str(g, dbq_col_str(q, 6));
-        yajl_gen_map_close(g);
+        json_map_close(g);
     }
-    yajl_gen_array_close(g);
+    json_array_close(g);
     return rc == DB_NOT_FOUND ? 200 : req_fail(r, PAY_E_UNAVAILABLE, NULL);
 }
 

@@ -125,8 +125,8 @@ payment_links_create(struct req *r)
     /* The created resource is the link itself: Location is its URL. */
     const char *link = arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(), tok);
     resp_header(r, "Location", link);
-    yajl_gen g = resp_json(r, 201);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 201);
+    json_map_open(g);
     json_key(g, "id");
     json_i64(g, id);
     json_key(g, "paymentProviderId");
@@ -149,6 +149,6 @@ payment_links_create(struct req *r)
     }
     json_key(g, "paymentLink");
     json_str(g, link);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 201;
 }

@@ -105,7 +105,7 @@ generate(struct arena *a, const struct json_value *v, size_t *len)
 {
     struct outbuf o;
     abuf_init(&o.b, a);
-    yajl_gen g = json_gen_new(a, out_print, &o);
+    struct json_gen *g = json_gen_new(a, out_print, &o);
     json_value_gen(g, v);
     *len = o.b.len;
     return abuf_str(&o.b);

@@ -51,7 +51,7 @@ gen(struct arena *a, const struct json_value *v, size_t *len)
 {
     struct abuf b;
     abuf_init(&b, a);
-    yajl_gen g = json_gen_new(a, out_print, &b);
+    struct json_gen *g = json_gen_new(a, out_print, &b);
     json_value_gen(g, v);
     *len = b.len;
     return abuf_str(&b);

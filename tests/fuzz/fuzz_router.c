@@ -132,9 +132,9 @@ h_list(struct req *r)
     if ((rc = req_query_all_known_or_fail(r)) != 0)
         return rc;
     resp_header(r, "X-Total-Count", "1");
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_array_open(g);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_array_open(g);
+    json_map_open(g);
     for (size_t i = 0; i < NLIST; i++) {
         int any = 0;
         for (size_t k = 0; k < NLIST; k++)
@@ -147,8 +147,8 @@ h_list(struct req *r)
         else
             json_i64(g, (int64_t)i);
     }
-    yajl_gen_map_close(g);
-    yajl_gen_array_close(g);
+    json_map_close(g);
+    json_array_close(g);
     return 200;
 }
 
@@ -172,13 +172,13 @@ h_get(struct req *r)
         return req_failf(r, PAY_E_NOT_FOUND, NULL, "no such object");
     if (id == 500)
         return req_failf(r, PAY_E_INTERNAL, NULL, "%s", SECRET_DETAIL);
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
     json_key(g, "id");
     json_i64(g, id);
     json_key(g, "param");
     json_str(g, req_param(r, 0));
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }
 
@@ -193,13 +193,13 @@ h_get2(struct req *r)
     int rc = req_query_all_known_or_fail(r);
     if (rc != 0)
         return rc;
-    yajl_gen g = resp_json(r, 200);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
     json_key(g, "paymentMethod");
     json_str(g, m);
     json_key(g, "mandateReference");
     json_str(g, ref);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }
 
@@ -259,15 +259,15 @@ h_create(struct req *r)
         return req_failf(r, PAY_E_CONFLICT, NULL, "conflict");
 
     resp_header(r, "Location", arena_printf(r->arena, "%s/%" PRId64, r->path, id));
-    yajl_gen g = resp_json(r, 201);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 201);
+    json_map_open(g);
     json_key(g, "id");
     json_i64(g, id);
     json_key(g, "amountInMajorCurrency");
     json_money(g, amount, 2);
     json_key(g, "echo");
     json_value_gen(g, b);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 201;
 }
 
@@ -281,7 +281,7 @@ h_patch(struct req *r)
         return rc;
     if (r->json == NULL || r->json->type != JSON_ARRAY)
         return req_failf(r, PAY_E_INVALID_JSON, NULL, "a JSON Patch is an array");
-    yajl_gen g = resp_json(r, 200);
+    struct json_gen *g = resp_json(r, 200);
     json_value_gen(g, r->json);
     return 200;
 }

@@ -404,7 +404,7 @@ gprint(void *ctx, const char *s, size_t n)
     gbuf[glen] = '\0';
 }
 
-static yajl_gen
+static struct json_gen *
 gen(void)
 {
     arena_reset(A);
@@ -429,29 +429,29 @@ test_money(void)
         {INT64_MIN, 2, "-92233720368547758.08"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        yajl_gen g = gen();
-        yajl_gen_array_open(g);
+        struct json_gen *g = gen();
+        json_array_open(g);
         json_money(g, cases[i].minor, cases[i].digits);
-        yajl_gen_array_close(g);
+        json_array_close(g);
         char want[64];
         snprintf(want, sizeof(want), "[%s]", cases[i].want);
         CHECK_STR(gbuf, want, "json_money(%lld, %d)", (long long)cases[i].minor,
                   cases[i].digits);
     }
-    yajl_gen g = gen();
-    yajl_gen_array_open(g);
+    struct json_gen *g = gen();
+    json_array_open(g);
     json_money(g, 100, 5); /* digits out of range */
-    yajl_gen_array_close(g);
+    json_array_close(g);
     CHECK_STR(gbuf, "[null]", "json_money with 5 digits writes null");
 
     /* In an object, after keys. */
     g = gen();
-    yajl_gen_map_open(g);
+    json_map_open(g);
     json_key(g, "amount");
     json_money(g, 1050, 2);
     json_key(g, "jpy");
     json_money(g, 1050, 0);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     CHECK_STR(gbuf, "{\"amount\":10.50,\"jpy\":1050}", "money members in an object");
 }
 
@@ -475,29 +475,29 @@ test_gen_scalars(void)
         {"x\0y", 3, "\"x\\u0000y\""},
     };
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-        yajl_gen g = gen();
-        yajl_gen_array_open(g);
+        struct json_gen *g = gen();
+        json_array_open(g);
         if (strs[i].len)
             json_strn(g, strs[i].in, strs[i].len);
         else
             json_str(g, strs[i].in);
-        yajl_gen_array_close(g);
+        json_array_close(g);
         char want[128];
         snprintf(want, sizeof(want), "[%s]", strs[i].want);
         CHECK_STR(gbuf, want, "json_str escaping case %zu", i);
     }
 
     /* NULL and invalid UTF-8 become null; the document stays well formed. */
-    yajl_gen g = gen();
-    yajl_gen_array_open(g);
+    struct json_gen *g = gen();
+    json_array_open(g);
     json_str(g, NULL);
     json_str(g, "\xff\xfe");
     json_strn(g, "ok", 2);
-    yajl_gen_array_close(g);
+    json_array_close(g);
     CHECK_STR(gbuf, "[null,null,\"ok\"]", "NULL and invalid UTF-8 give null");
 
     g = gen();
-    yajl_gen_array_open(g);
+    json_array_open(g);
     json_i64(g, 0);
     json_i64(g, -42);
     json_i64(g, INT64_MAX);
@@ -506,7 +506,7 @@ test_gen_scalars(void)
     json_bool(g, 7);
     json_bool(g, 0);
     json_null(g);
-    yajl_gen_array_close(g);
+    json_array_close(g);
     CHECK_STR(gbuf, "[0,-42,9223372036854775807,-9223372036854775808,true,true,false,null]",
               "json_i64, json_bool, json_null");
 }
@@ -528,7 +528,7 @@ test_roundtrip(void)
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
         struct json_value *v;
         const char        *err;
-        yajl_gen           g = gen(); /* resets A: parse after */
+        struct json_gen *g = gen(); /* resets A: parse after */
         int                rc = parse_str(docs[i], &v, &err);
         CHECK(rc == 0, "round-trip doc %zu parses (%s)", i, err ? err : "ok");
         if (rc != 0)
@@ -539,7 +539,7 @@ test_roundtrip(void)
     /* With whitespace in the input, the output is the compact form. */
     struct json_value *v;
     const char        *err;
-    yajl_gen           g = gen();
+    struct json_gen *g = gen();
     CHECK(parse_str(" { \"a\" : [ 1 , 2 ] ,\n \"b\" : \"c\" } ", &v, &err) == 0,
           "spaced doc parses");
     json_value_gen(g, v);
@@ -551,12 +551,12 @@ test_roundtrip(void)
 
     /* The generated text parses back to the same tree. */
     g = gen();
-    yajl_gen_map_open(g);
+    json_map_open(g);
     json_key(g, "amount");
     json_money(g, -1, 2);
     json_key(g, "text");
     json_str(g, "a\"\n\\");
-    yajl_gen_map_close(g);
+    json_map_close(g);
     char copy[256];
     size_t cn = glen < sizeof(copy) - 1 ? glen : sizeof(copy) - 1;
     memcpy(copy, gbuf, cn);

@@ -42,7 +42,7 @@ gen(const struct json_value *v)
 {
     struct abuf *b = arena_alloc(A, sizeof(*b));
     abuf_init(b, A);
-    yajl_gen g = json_gen_new(A, print_cb, b);
+    struct json_gen *g = json_gen_new(A, print_cb, b);
     json_value_gen(g, v);
     return abuf_str(b);
 }

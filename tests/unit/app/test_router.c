@@ -64,11 +64,11 @@ static int
 h_create(struct req *r)
 {
     record(r, "create");
-    yajl_gen g = resp_json(r, 201);
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json(r, 201);
+    json_map_open(g);
     json_key(g, "created");
     json_bool(g, 1);
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 201;
 }
 
@@ -76,11 +76,11 @@ static int
 h_get(struct req *r)
 {
     record(r, "get");
-    yajl_gen g = resp_json_stream(r, 200); /* GET: streamed */
-    yajl_gen_map_open(g);
+    struct json_gen *g = resp_json_stream(r, 200); /* GET: streamed */
+    json_map_open(g);
     json_key(g, "id");
     json_str(g, req_param(r, 0));
-    yajl_gen_map_close(g);
+    json_map_close(g);
     return 200;
 }
 
