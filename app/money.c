@@ -197,3 +197,12 @@ money_format(int64_t minor, int digits, char *buf, size_t cap)
     buf[o] = '\0';
     return (int)o;
 }
+
+int64_t
+minor_per_major(int digits)
+{
+    int64_t m = 1;
+    while (digits-- > 0)
+        m *= 10;
+    return m;
+}

@@ -48,4 +48,7 @@ int money_parse_decimal(const char *s, int digits, int64_t *out);
  */
 int money_format(int64_t minor, int digits, char *buf, size_t cap);
 
+/* 10^digits: minor units per major unit (digits 0..4). */
+int64_t minor_per_major(int digits);
+
 #endif

@@ -300,3 +300,14 @@ text_echo(struct arena *a, const char *s, size_t max_bytes)
     out[o] = '\0';
     return out;
 }
+
+int
+enum_index(const char *const *vals, const char *s)
+{
+    if (s == NULL)
+        return -1;
+    for (int i = 0; vals[i] != NULL; i++)
+        if (strcmp(vals[i], s) == 0)
+            return i;
+    return -1;
+}

@@ -47,4 +47,7 @@ int text_date_valid(const char *s);
  */
 char *text_echo(struct arena *a, const char *s, size_t max_bytes);
 
+/* Index of s in the NULL-terminated list vals, or -1 (s NULL: -1). */
+int enum_index(const char *const *vals, const char *s);
+
 #endif

@@ -1,6 +1,8 @@
 /* The contract's vocabulary (see spec.h). */
 #include "spec.h"
 
+#include "text.h"
+
 #include <stddef.h>
 #include <string.h>
 
@@ -58,16 +60,6 @@ static const char *const INTEGRATED[] = {
     "GO_CARDLESS", "GC_INSTANT_BANK_PAYMENTS", "STRIPE", "STRIPE_CARD",
     "STRIPE_DD", "FINASTRA", "EZYPAY", "PAYPAL", NULL};
 
-int
-enum_index(const char *const *vals, const char *s)
-{
-    if (s == NULL)
-        return -1;
-    for (int i = 0; vals[i] != NULL; i++)
-        if (strcmp(vals[i], s) == 0)
-            return i;
-    return -1;
-}
 
 int
 payment_method_integrated(const char *m)

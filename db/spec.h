@@ -7,6 +7,8 @@
 #ifndef PAY_DB_SPEC_H
 #define PAY_DB_SPEC_H
 
+#include "text.h" /* enum_index */
+
 /* NULL-terminated enumerations (spec §2, §5). */
 extern const char *const PAYMENT_METHODS[];
 extern const char *const BILL_RUN_TYPES[];
@@ -16,8 +18,6 @@ extern const char *const CUSTOMER_PAYMENT_TYPES[];
 extern const char *const TXN_TYPES[];
 extern const char *const THIRD_PARTY_STATUSES[];
 
-/* Index of s in vals, or -1. */
-int enum_index(const char *const *vals, const char *s);
 
 /* 1 for methods collected through a provider (spec §2). */
 int payment_method_integrated(const char *m);

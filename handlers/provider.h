@@ -30,6 +30,7 @@
 
 #include <stdint.h>
 
+#include "db.h"
 #include "req.h"
 
 struct mandate_details {
@@ -69,6 +70,23 @@ struct provider_adapter {
 
 /* The adapter serving providers of this PaymentMethod type. */
 const struct provider_adapter *provider_adapter(const char *type);
+
+/*
+ * The idempotency key of the provider call that does `what` ("refund",
+ * "link-payment", ...) for this request: "pay-api-<what>-<64 hex>". The hex
+ * is the SHA-256 of, in order of preference: `capability`, the single-use
+ * token of a page (with what the customer entered, when the call depends on
+ * it), the same for every press of its button; the caller's sub,
+ * Idempotency-Key and the body's SHA-256 (the same for every retry of the
+ * request); or random bytes made once per request (the same for every
+ * re-run of the handler).
+ */
+const char *provider_call_key(struct req *r, const char *what, const char *capability);
+
+/* The ACTIVE payment provider of this type serving the contract owner
+ * (lowest id) in *id: DB_OK, DB_NOT_FOUND when there is none, or an error. */
+DB_MUST_CHECK enum db_rc provider_find(struct req *r, int64_t owner, const char *type,
+                                       int64_t *id);
 
 /* Configured public base URL (no trailing slash), for links and pages. */
 void provider_set_public_base_url(const char *url);
