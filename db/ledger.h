@@ -80,6 +80,7 @@ struct invoice_event {
     const char *customer_payment_type;
     int64_t     customer_payment_id;  /* 0: none */
     int64_t     ledger_id;            /* 0: none */
+    int64_t     attempt_id;           /* 0: none (manual payment, correction) */
 };
 DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct invoice *inv,
                                               const struct customer *c,
