@@ -169,8 +169,8 @@ invoice_event_insert(struct db_uow *u, const struct invoice *inv,
     struct dbq *q = dbq_new(u,
         "INSERT INTO invoice_payments (invoice_kind, invoice_id, customer_id,"
         " third_party_status, amount, currency_id, description, payment_method,"
-        " payment_date, customer_payment_type, customer_payment_id, ledger_id)"
-        " VALUES (?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?)");
+        " payment_date, customer_payment_type, customer_payment_id, ledger_id,"
+        " attempt_id) VALUES (?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?,?)");
     dbq_i64(q, inv->kind);
     dbq_i64(q, inv->id);
     dbq_i64(q, c->id);
@@ -186,6 +186,10 @@ invoice_event_insert(struct db_uow *u, const struct invoice *inv,
         dbq_null(q);
     if (e->ledger_id)
         dbq_i64(q, e->ledger_id);
+    else
+        dbq_null(q);
+    if (e->attempt_id)
+        dbq_i64(q, e->attempt_id);
     else
         dbq_null(q);
     enum db_rc rc = dbq_exec(q);

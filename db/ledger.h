@@ -84,6 +84,7 @@ struct invoice_event {
                                          status: recorded as sent, but the money
                                          is applied at once and the invoice's
                                          third-party status stays */
+    int64_t     attempt_id;           /* 0: none (manual payment, correction) */
 };
 DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct invoice *inv,
                                               const struct customer *c,

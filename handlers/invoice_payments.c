@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "collection.h"
 #include "handlers.h"
 #include "list.h"
 
@@ -66,6 +67,8 @@ static const struct kind adhoc = {
     "/v1/adhoc-invoice-payments", "ADHOC_INVOICE", &adhoc_events,
 };
 
+static int events_created(struct req *r, const struct kind *k, int64_t id);
+
 static int
 events_list_generic(struct req *r, const struct kind *k)
 {
@@ -105,13 +108,81 @@ events_get_generic(struct req *r, const struct kind *k, const char *param)
     return resource_get(r, k->res, id);
 }
 
+/* An integrated method's provider status (COLLECTION.md §3): a report
+ * about the invoice's attempt of that method. The attempt named by
+ * thirdPartyPaymentReference, else the newest one that is not final of
+ * the same method and amount (one payment is one amount), else a new one
+ * opened in that status. Money follows the attempt's change of group, so
+ * CONFIRMED then PAID_OUT for one payment applies it once. */
+static int
+events_report_generic(struct req *r, const struct kind *k, struct customer *c,
+                      struct invoice *inv, const char *status, const char *method,
+                      const char *reference, int64_t amount, const char *description)
+{
+    struct attempt a;
+    enum db_rc     rc = reference != NULL
+        ? attempt_find_reference(&r->db, k->kind, inv->id, reference, &a)
+        : attempt_find_open(&r->db, k->kind, inv->id, method, amount, &a);
+    if (rc != DB_OK && rc != DB_NOT_FOUND)
+        return db_fail(r, rc);
+    if (rc == DB_OK && (strcmp(a.method, method) != 0 || a.amount != amount))
+        return req_failf(r, PAY_E_CONFLICT, "thirdPartyPaymentReference",
+                         "the attempt %s is a payment of %s by %s", reference,
+                         money_text(r, a.amount, c->digits), a.method);
+    int64_t id;
+    if (rc == DB_NOT_FOUND) {
+        if (attempt_rank(ATTEMPT_COLLECTION, status) < 0) {
+            /* Informational, about no attempt: history only. */
+            struct invoice_event e = {
+                .tp_status = status, .amount = amount, .description = description,
+                .payment_method = method, .customer_payment_type = k->payment_type,
+            };
+            if ((rc = invoice_event_insert(&r->db, inv, c, &e, &id)) != DB_OK)
+                return db_fail(r, rc);
+            return events_created(r, k, id);
+        }
+        int64_t provider = 0;
+        if ((rc = provider_find(r, c->owner, method, &provider)) != DB_OK &&
+            rc != DB_NOT_FOUND)
+            return db_fail(r, rc);
+        a = (struct attempt){
+            .kind = ATTEMPT_COLLECTION, .customer_id = c->id, .invoice_kind = k->kind,
+            .invoice_id = inv->id, .provider_id = provider, .method = method,
+            .amount = amount, .currency_id = c->currency_id, .description = description,
+            .reference = reference,
+        };
+    }
+    struct attempt_report  rep = {.description = description, .posted_amount = amount,
+                                  .customer_payment_type = k->payment_type};
+    struct attempt_outcome out;
+    rc = attempt_advance(&r->db, c, &a, status, &rep, &out);
+    if (rc == DB_CONFLICT)
+        return req_failf(r, PAY_E_CONFLICT, "amountInMajorCurrency",
+                         "at most %s can be taken back from this invoice"
+                         " (paid %s, refunded %s)",
+                         money_text(r, inv->paid - inv->refunded, c->digits),
+                         money_text(r, inv->paid, c->digits),
+                         money_text(r, inv->refunded, c->digits));
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    return events_created(r, k, out.event_id);
+}
+
+static int
+events_created(struct req *r, const struct kind *k, int64_t id)
+{
+    resp_header(r, "Location", arena_printf(r->arena, "%s/%" PRId64, k->path, id));
+    int status_code = resource_get(r, k->res, id);
+    return status_code == 200 ? 201 : status_code;
+}
+
 static int
 events_create_generic(struct req *r, const struct kind *k)
 {
     const char *const fields[] = {
         k->id_field, "amountInMajorCurrency", "description", "paymentMethod",
-        "thirdPartyPaymentStatus", NULL};
-    const char     *amount_text, *description, *method, *status;
+        "thirdPartyPaymentStatus", "thirdPartyPaymentReference", NULL};
+    const char     *amount_text, *description, *method, *status, *reference;
     int64_t         invoice_id, amount, id;
     struct customer c;
     struct invoice  inv;
@@ -124,7 +195,8 @@ events_create_generic(struct req *r, const struct kind *k)
         (st = body_str_or_fail(r, "description", 1, 255, &description)) != 0 ||
         (st = body_enum_or_fail(r, "paymentMethod", 1, PAYMENT_METHODS, &method)) != 0 ||
         (st = body_enum_or_fail(r, "thirdPartyPaymentStatus", 0,
-                                THIRD_PARTY_STATUSES, &status)) != 0)
+                                THIRD_PARTY_STATUSES, &status)) != 0 ||
+        (st = body_str_or_fail(r, "thirdPartyPaymentReference", 0, 128, &reference)) != 0)
         return st;
     /* Manual payments are recorded after the fact: the public reference
      * calls a provider's status "not applicable" to them, and its own
@@ -132,6 +204,10 @@ events_create_generic(struct req *r, const struct kind *k)
      * applied at once (COLLECTION.md 3). */
     int not_applicable = !payment_method_integrated(method) && status != NULL &&
                          strcmp(status, "MANUALLY_PAID") != 0;
+    if (reference != NULL && (status == NULL || !payment_method_integrated(method)))
+        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyPaymentReference",
+                         "thirdPartyPaymentReference names a provider's payment: it"
+                         " needs an integrated paymentMethod and a thirdPartyPaymentStatus");
 
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
@@ -145,6 +221,14 @@ events_create_generic(struct req *r, const struct kind *k)
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits,
                                  -limit, limit, 0, &amount)) != 0)
         return st;
+    /* A provider's status for a positive amount is about an attempt; a
+     * negative amount stays a correction, applied at once [decision]. */
+    if (payment_method_integrated(method) && status != NULL && amount > 0)
+        return events_report_generic(r, k, &c, &inv, status, method, reference, amount,
+                                     description);
+    if (reference != NULL)
+        return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyPaymentReference",
+                         "a correction (negative amount) names no provider payment");
 
     int64_t moved = invoice_event_effect(not_applicable ? NULL : status, amount);
     if (moved < 0 && (inv.paid + moved < inv.refunded || inv.paid + moved < 0))
@@ -161,9 +245,7 @@ events_create_generic(struct req *r, const struct kind *k)
     };
     if ((rc = invoice_event_record(&r->db, &c, &inv, &e, &id)) != DB_OK)
         return db_fail(r, rc);
-    resp_header(r, "Location", arena_printf(r->arena, "%s/%" PRId64, k->path, id));
-    int status_code = resource_get(r, k->res, id);
-    return status_code == 200 ? 201 : status_code;
+    return events_created(r, k, id);
 }
 
 int
@@ -202,15 +284,157 @@ adhoc_invoice_payments_create(struct req *r)
     return events_create_generic(r, &adhoc);
 }
 
-/* Reprocess and cancel: a status transition guarded by a precondition on
- * the invoice's latest third-party status, recorded as an event without
- * money. */
+/* How the engine collects an invoice again (COLLECTION.md §3): through the
+ * provider and mandate of the invoice's site when its payment method is an
+ * integrated one, else through the method of the invoice's newest attempt.
+ * With provider_id given (provider reprocess) that provider is used. Sets
+ * *method NULL when nothing can collect the invoice. */
+static DB_MUST_CHECK enum db_rc
+collection_route(struct req *r, const struct customer *c, const struct invoice *inv,
+                 int64_t provider_id, const char **method, int64_t *provider,
+                 const char **mandate)
+{
+    *method = NULL;
+    *provider = 0;
+    *mandate = NULL;
+    struct dbq *q = dbq_new(&r->db,
+        "SELECT s.payment_method, (SELECT m.mandate_reference FROM site_payment_mandates m"
+        " WHERE m.site_id = s.id AND m.mandate_reference IS NOT NULL"
+        " ORDER BY m.id DESC LIMIT 1) FROM invoices i JOIN sites s ON s.id = i.site_id"
+        " WHERE i.kind = ? AND i.id = ?");
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK && rc != DB_NOT_FOUND)
+        return rc;
+    if (rc == DB_OK && payment_method_integrated(dbq_col_str(q, 0))) {
+        *method = dbq_col_str(q, 0);
+        *mandate = dbq_col_str(q, 1);
+    }
+    if (provider_id != 0) {
+        q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?");
+        dbq_i64(q, provider_id);
+        if ((rc = dbq_one(q)) != DB_OK)
+            return rc;
+        if (*method == NULL || strcmp(*method, dbq_col_str(q, 0)) != 0)
+            *mandate = NULL;
+        *method = dbq_col_str(q, 0);
+        *provider = provider_id;
+        return DB_OK;
+    }
+    if (*method == NULL) {
+        q = dbq_new(&r->db, "SELECT payment_method, COALESCE(provider_id, 0) FROM attempts"
+                       " WHERE invoice_kind = ? AND invoice_id = ? AND kind = 1"
+                       " ORDER BY id DESC LIMIT 1");
+        dbq_i64(q, inv->kind);
+        dbq_i64(q, inv->id);
+        rc = dbq_one(q);
+        if (rc == DB_NOT_FOUND)
+            return DB_OK;
+        if (rc != DB_OK)
+            return rc;
+        *method = dbq_col_str(q, 0);
+    }
+    rc = provider_find(r, c->owner, *method, provider);
+    return rc == DB_NOT_FOUND ? DB_OK : rc; /* none ACTIVE: it waits for one */
+}
+
+/* A new collection attempt for what the invoice still owes, due at once
+ * for the engine; its RESUBMISSION_REQUESTED event carries the notes.
+ * Without any way to collect, the event alone is recorded. */
+static int
+requeue_generic(struct req *r, const struct kind *k, struct customer *c,
+                struct invoice *inv, int64_t provider_id, const char *notes, int64_t *id)
+{
+    const char *method, *mandate;
+    int64_t     provider;
+    enum db_rc  rc = collection_route(r, c, inv, provider_id, &method, &provider, &mandate);
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    if (method == NULL) {
+        struct invoice_event e = {
+            .tp_status = "RESUBMISSION_REQUESTED", .amount = inv->amount - inv->paid,
+            .description = notes, .customer_payment_type = k->payment_type,
+        };
+        rc = invoice_event_record(&r->db, c, inv, &e, id);
+        return rc == DB_OK ? 0 : db_fail(r, rc);
+    }
+    struct attempt a = {
+        .kind = ATTEMPT_COLLECTION, .customer_id = c->id, .invoice_kind = k->kind,
+        .invoice_id = inv->id, .provider_id = provider, .method = method,
+        .mandate_reference = mandate, .amount = inv->amount - inv->paid,
+        .currency_id = c->currency_id, .description = notes, .due = 1,
+    };
+    struct attempt_report  rep = {.description = notes, .exact_description = 1,
+                                  .customer_payment_type = k->payment_type};
+    struct attempt_outcome out;
+    if ((rc = attempt_advance(&r->db, c, &a, "RESUBMISSION_REQUESTED", &rep, &out)) != DB_OK)
+        return db_fail(r, rc);
+    *id = out.event_id;
+    return 0;
+}
+
+/* Cancel (COLLECTION.md §3): an attempt the provider never saw is
+ * cancelled at once; one the provider holds is left to the engine, which
+ * asks the provider (202, the attempt's latest event). Without an attempt,
+ * the CANCELLED event alone is recorded. */
+static int
+cancel_generic(struct req *r, const struct kind *k, struct customer *c,
+               struct invoice *inv, const char *notes, int64_t *id)
+{
+    struct attempt a;
+    struct dbq    *q = dbq_new(&r->db,
+        "SELECT id FROM attempts WHERE invoice_kind = ? AND invoice_id = ? AND kind = 1"
+        " AND status = ? ORDER BY id DESC LIMIT 1");
+    dbq_i64(q, inv->kind);
+    dbq_i64(q, inv->id);
+    dbq_str(q, inv->tp_status);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK)
+        rc = attempt_load(&r->db, dbq_col_i64(q, 0), 1, &a);
+    if (rc == DB_NOT_FOUND) {
+        struct invoice_event e = {
+            .tp_status = "CANCELLED", .amount = inv->amount - inv->paid,
+            .description = notes, .customer_payment_type = k->payment_type,
+        };
+        rc = invoice_event_record(&r->db, c, inv, &e, id);
+        return rc == DB_OK ? 0 : db_fail(r, rc);
+    }
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+    if (a.reference == NULL && a.calls == 0) {
+        struct attempt_report  rep = {.description = notes, .exact_description = 1,
+                                      .posted_amount = inv->amount - inv->paid,
+                                      .customer_payment_type = k->payment_type};
+        struct attempt_outcome out;
+        if (rep.posted_amount <= 0)
+            rep.posted_amount = 0;
+        if ((rc = attempt_advance(&r->db, c, &a, "CANCELLED", &rep, &out)) != DB_OK)
+            return db_fail(r, rc);
+        *id = out.event_id;
+        return 0;
+    }
+    q = dbq_new(&r->db, "UPDATE attempts SET cancel_requested = 1,"
+                   " next_action_at = UTC_TIMESTAMP(6) WHERE id = ?");
+    dbq_i64(q, a.id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return db_fail(r, rc);
+    q = dbq_new(&r->db, "SELECT MAX(id) FROM invoice_payments WHERE attempt_id = ?");
+    dbq_i64(q, a.id);
+    if ((rc = dbq_one(q)) != DB_OK)
+        return db_fail(r, rc);
+    *id = dbq_col_i64(q, 0);
+    return 0;
+}
+
+/* Reprocess and cancel: guarded by a precondition on the invoice's latest
+ * third-party status. */
 static int
 transition_generic(struct req *r, int cancel)
 {
     static const char *const fields[] = {"invoiceId", "billRunType", "notes", NULL};
     const char     *brt, *notes;
-    int64_t         invoice_id, id;
+    int64_t         invoice_id, id = 0;
     struct customer c;
     struct invoice  inv;
     enum db_rc      rc;
@@ -239,14 +463,9 @@ transition_generic(struct req *r, int cancel)
                          invoice_id, cancel ? "cancelled" : "reprocessed",
                          inv.tp_status ? inv.tp_status : "none",
                          !cancel && g == TP_FAILED ? " and it is fully paid" : "");
-
-    const char          *to = cancel ? "CANCELLED" : "RESUBMISSION_REQUESTED";
-    struct invoice_event e = {
-        .tp_status = to, .amount = inv.amount - inv.paid, .description = notes,
-        .customer_payment_type = k->payment_type,
-    };
-    if ((rc = invoice_event_record(&r->db, &c, &inv, &e, &id)) != DB_OK)
-        return db_fail(r, rc);
+    if ((st = cancel ? cancel_generic(r, k, &c, &inv, notes, &id)
+                     : requeue_generic(r, k, &c, &inv, 0, notes, &id)) != 0)
+        return st;
     st = resource_get(r, k->res, id);
     return st == 200 && cancel ? 202 : st;
 }
@@ -263,12 +482,12 @@ invoice_payment_cancel_create(struct req *r)
     return transition_generic(r, 1);
 }
 
-/* POST /v1/payment-provider-reprocess: every invoice of the provider's
- * contract owners (those the caller may see) whose latest third-party
- * status is failed and which is not fully paid is queued again, as the
- * single-invoice reprocess does (RESUBMISSION_REQUESTED); a provider with
- * retryIfPossible false requeues nothing. Invoices are locked in (customer,
- * kind, id) order so two runs cannot deadlock each other. */
+/* POST /v1/payment-provider-reprocess: every invoice (of owners the caller
+ * may see) whose newest collection attempt went through that provider and
+ * failed, and which is not fully paid, gets a new attempt through that
+ * provider, as the single-invoice reprocess does; a provider with
+ * retryIfPossible false requeues nothing. Invoices are locked in
+ * (customer, kind, id) order so two runs cannot deadlock each other. */
 static int
 requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
                         int64_t *count)
@@ -277,12 +496,13 @@ requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
     struct abuf list;
     abuf_init(&list, r->arena);
     struct dbq *q = dbq_new(&r->db,
-        "SELECT i.kind, i.id, c.contract_owner_id FROM invoices i"
+        "SELECT i.kind, i.id, c.contract_owner_id FROM attempts t"
+        " JOIN invoices i ON i.kind = t.invoice_kind AND i.id = t.invoice_id"
         " JOIN customers c ON c.id = i.customer_id"
-        " JOIN payment_provider_owners o ON o.contract_owner_id = c.contract_owner_id"
-        " WHERE o.provider_id = ? AND i.paid < i.amount AND i.third_party_status IN"
-        " ('FAILED','CANCELLED','CUSTOMER_APPROVAL_DENIED','CUSTOMER_APPROVAL_MISSING',"
-        "'UNSUPPORTED_PAYMENT_TYPE','UNAUTHORISED_PAYMENT_TYPE')"
+        " WHERE t.provider_id = ? AND t.kind = 1 AND i.paid < i.amount"
+        " AND t.status IN " ATTEMPT_FAILED_SQL
+        " AND t.id = (SELECT MAX(n.id) FROM attempts n WHERE n.kind = 1"
+        " AND n.invoice_kind = t.invoice_kind AND n.invoice_id = t.invoice_id)"
         " ORDER BY i.customer_id, i.kind, i.id");
     dbq_i64(q, provider_id);
     if ((rc = dbq_exec(q)) != DB_OK)
@@ -303,16 +523,22 @@ requeue_failed_invoices(struct req *r, int64_t provider_id, const char *notes,
         const struct kind *k = pairs[2 * i] == INVOICE_ADHOC ? &adhoc : &normal;
         if ((rc = invoice_lock_visible(r, k->kind, pairs[2 * i + 1], &c, &inv)) != DB_OK)
             return db_fail(r, rc);
-        /* Re-check under the lock. */
-        if (inv.tp_status == NULL || tp_group_of(inv.tp_status) != TP_FAILED ||
+        /* Re-check under the lock: still failed through this provider. */
+        q = dbq_new(&r->db, "SELECT COALESCE(provider_id, 0), status FROM attempts"
+                       " WHERE invoice_kind = ? AND invoice_id = ? AND kind = 1"
+                       " ORDER BY id DESC LIMIT 1");
+        dbq_i64(q, inv.kind);
+        dbq_i64(q, inv.id);
+        if ((rc = dbq_one(q)) != DB_OK)
+            return db_fail(r, rc);
+        if (dbq_col_i64(q, 0) != provider_id ||
+            attempt_group_of(ATTEMPT_COLLECTION, dbq_col_str(q, 1)) != AG_FAILED ||
             inv.paid >= inv.amount)
             continue;
-        struct invoice_event e = {
-            .tp_status = "RESUBMISSION_REQUESTED", .amount = inv.amount - inv.paid,
-            .description = notes, .customer_payment_type = k->payment_type,
-        };
-        if ((rc = invoice_event_record(&r->db, &c, &inv, &e, NULL)) != DB_OK)
-            return db_fail(r, rc);
+        int64_t id;
+        int     st;
+        if ((st = requeue_generic(r, k, &c, &inv, provider_id, notes, &id)) != 0)
+            return st;
         (*count)++;
     }
     return 0;

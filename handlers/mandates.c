@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "collection.h"
 #include "handlers.h"
 #include "list.h"
 #include "provider.h"
@@ -408,16 +409,27 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
         return rc;
     if (c.balance >= 0)
         return DB_OK; /* nothing owed */
-    int64_t                owed = -c.balance, ledger_id;
+    int64_t                owed = -c.balance;
     struct provider_money  m = {owed, c.currency_code, "Instant bank payment",
                                 idempotency_key};
     struct provider_result res = {0};
     if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 ||
-        tp_group_of(res.status) != TP_COLLECTED)
-        return DB_OK; /* not collected: the mandate still stands */
-    if ((rc = customer_payment_record(&r->db, &c, owed, method,
-                                      "Instant bank payment on mandate creation",
-                                      res.reference, "NORMAL", &ledger_id)) != DB_OK)
+        attempt_rank(ATTEMPT_COLLECTION, res.status) < 0)
+        return DB_OK; /* not taken: the mandate still stands */
+    /* An account-level attempt: what it collects pays the oldest open
+     * invoices, normal and adhoc alike (COLLECTION.md §2). */
+    struct attempt a = {
+        .kind = ATTEMPT_COLLECTION, .customer_id = c.id, .method = method,
+        .mandate_reference = mandate_reference, .amount = owed,
+        .currency_id = c.currency_id,
+        .description = "Instant bank payment on mandate creation",
+        .idem_key = idempotency_key, .reference = res.reference,
+    };
+    if ((rc = provider_find(r, c.owner, method, &a.provider_id)) != DB_OK &&
+        rc != DB_NOT_FOUND)
+        return rc;
+    struct attempt_outcome out;
+    if ((rc = attempt_advance(&r->db, &c, &a, res.status, NULL, &out)) != DB_OK)
         return rc;
     struct dbq *q = dbq_new(&r->db,
         "INSERT INTO instant_bank_payments (payment_method, mandate_reference, amount,"

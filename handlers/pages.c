@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "collection.h"
 #include "handlers.h"
 #include "html.h"
 #include "money.h"
@@ -301,18 +302,22 @@ pages_pay_post(struct req *r)
         return message_page(r, 502, "Payment not taken",
                             "Your payment provider did not accept the payment."
                             " No money has been taken.");
-    int64_t id;
-    if (l.kind) {
-        struct invoice_event e = {
-            .tp_status = res.status, .amount = l.amount, .description = l.description,
-            .payment_method = method,
-            .customer_payment_type = l.kind == INVOICE_ADHOC ? "ADHOC_INVOICE" : "INVOICE",
-        };
-        rc = invoice_event_record(&r->db, &c, &inv, &e, &id);
-    } else {
-        rc = customer_payment_record(&r->db, &c, l.amount, method, l.description,
-                                     res.reference, "NORMAL", &id);
-    }
+    /* The payment is an attempt (COLLECTION.md §3) of the link's invoice
+     * or, for a customer target, of the account (spread over the oldest
+     * open invoices, normal and adhoc alike). */
+    struct attempt a = {
+        .kind = ATTEMPT_COLLECTION, .customer_id = c.id, .invoice_kind = l.kind,
+        .invoice_id = l.kind ? l.invoice_id : 0, .provider_id = l.provider_id,
+        .method = method, .amount = l.amount, .currency_id = c.currency_id,
+        .description = l.description, .idem_key = m.idempotency_key,
+        .reference = res.reference,
+    };
+    struct attempt_outcome out;
+    if (attempt_rank(ATTEMPT_COLLECTION, res.status) < 0)
+        return message_page(r, 502, "Payment not taken",
+                            "Your payment provider did not accept the payment."
+                            " No money has been taken.");
+    rc = attempt_advance(&r->db, &c, &a, res.status, NULL, &out);
     if (rc != DB_OK)
         return link_state_page(r, rc, &l);
     q = dbq_new(&r->db, "UPDATE payment_links SET paid_at = UTC_TIMESTAMP(),"

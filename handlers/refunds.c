@@ -4,10 +4,10 @@
  * locked, so concurrent refunds can never exceed it. A manual method
  * refunds at once (MANUALLY_REFUNDED + REFUND ledger row); an integrated
  * one reserves the amount (PENDING_SUBMISSION, counted in refunded and
- * refund_pending) and submits it to the contract owner's provider for
- * that method through the adapter; when the provider confirms
- * (REFUND_SETTLED; the sandbox does so at once) the REFUND ledger row is
- * written and the reservation released.
+ * refund_pending) and leaves a refund attempt for the collection engine,
+ * which submits it to the contract owner's provider for that method; its
+ * lifecycle (db/collection.c) books the REFUND ledger row when it settles
+ * and releases the reservation when it is cancelled or bounces.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 #include "api.h"
 #include "handlers.h"
 #include "list.h"
-#include "provider.h"
+#include "collection.h"
 
 /*   field                      SQL                              type      */
 static const struct col refund_cols[] = {
@@ -124,28 +124,18 @@ refunds_create(struct req *r)
                          "the amount exceeds what is refundable on this invoice"
                          " (%s)", money_text(r, inv.paid - inv.refunded, c.digits));
 
-    /* Manual: refunded at once. Integrated: submitted to the provider of
-     * the contract owner for that method; reserved until it settles. */
-    const char *status = "MANUALLY_REFUNDED";
-    int         settled = 1;
-    if (payment_method_integrated(method)) {
-        status = "PENDING_SUBMISSION";
-        settled = 0;
-        int64_t provider;
+    /* Manual: refunded at once. Integrated: a refund attempt for the
+     * engine (COLLECTION.md §3), the amount reserved until it settles,
+     * through the contract owner's ACTIVE provider of that method (none:
+     * it waits for one, until the expiry cancels it). */
+    int integrated = payment_method_integrated(method);
+    const char *status = integrated ? "PENDING_SUBMISSION" : "MANUALLY_REFUNDED";
+    int64_t     provider = 0;
+    if (integrated) {
         rc = provider_find(r, c.owner, method, &provider);
         if (rc != DB_OK && rc != DB_NOT_FOUND)
             return db_fail(r, rc);
-        if (rc == DB_OK) {
-            struct provider_money  m = {amount, c.currency_code, description,
-                                        provider_call_key(r, "refund", NULL)};
-            struct provider_result res = {0};
-            if (provider_adapter(method)->refund_submit(r, &m, &res) == 0 && res.status) {
-                status = res.status;
-                settled = strcmp(res.status, "REFUND_SETTLED") == 0;
-            }
-        }
-    }
-    if (settled) {
+    } else {
         struct ledger_row row = {
             .txn_type = "REFUND", .customer_payment_type = "REFUND",
             .amount = -amount, .description = description,
@@ -174,8 +164,18 @@ refunds_create(struct req *r)
     if ((rc = dbq_exec(q)) != DB_OK)
         return db_fail(r, rc);
     id = dbq_insert_id(q);
-    if ((rc = invoice_update(&r->db, &inv, 0, amount, settled ? 0 : amount, NULL)) != DB_OK)
+    if ((rc = invoice_update(&r->db, &inv, 0, amount, integrated ? amount : 0, NULL)) != DB_OK)
         return db_fail(r, rc);
+    if (integrated) {
+        struct attempt a = {
+            .kind = ATTEMPT_REFUND, .customer_id = c.id, .invoice_kind = kind,
+            .invoice_id = inv.id, .refund_id = id, .provider_id = provider,
+            .method = method, .amount = amount, .currency_id = c.currency_id,
+            .description = description, .status = status, .due = 1,
+        };
+        if ((rc = attempt_insert(&r->db, &a)) != DB_OK)
+            return db_fail(r, rc);
+    }
     resp_header(r, "Location", arena_printf(r->arena, "/v1/refunds/%" PRId64, id));
     st = resource_get(r, &refunds, id);
     return st == 200 ? 201 : st;

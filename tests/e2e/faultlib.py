@@ -590,12 +590,22 @@ def check_invariants(t, cids, tok, what):
 
         inv = {(int(k), int(i)): (int(a), int(p), int(rf)) for k, i, a, p, rf in paytest.sql(
             "SELECT kind, id, amount, paid, refunded FROM invoices WHERE customer_id = %d" % cid)}
+        # Events of no attempt move what their status says; an invoice's
+        # attempt holds its amount while collected; an account-level attempt
+        # moved what its events spread (COLLECTION.md 2).
         moved = {(int(k), int(i)): int(s) for k, i, s in paytest.sql(
-            "SELECT invoice_kind, invoice_id, COALESCE(SUM(CASE"
-            " WHEN third_party_status IS NULL OR third_party_status IN (%s) THEN amount"
-            " WHEN third_party_status IN (%s) THEN -ABS(amount) ELSE 0 END), 0)"
-            " FROM invoice_payments WHERE customer_id = %d GROUP BY 1, 2"
+            "SELECT p.invoice_kind, p.invoice_id, COALESCE(SUM(CASE"
+            " WHEN p.attempt_id IS NOT NULL THEN IF(t.invoice_kind IS NULL, p.amount, 0)"
+            " WHEN p.third_party_status IS NULL OR p.third_party_status IN (%s) THEN p.amount"
+            " WHEN p.third_party_status IN (%s) THEN -ABS(p.amount) ELSE 0 END), 0)"
+            " FROM invoice_payments p LEFT JOIN attempts t ON t.id = p.attempt_id"
+            " WHERE p.customer_id = %d GROUP BY 1, 2"
             % (_in(COLLECTED), _in(REVERSED), cid))}
+        for k, i, held in paytest.sql(
+                "SELECT invoice_kind, invoice_id, SUM(IF(status IN (%s), amount, 0))"
+                " FROM attempts WHERE kind = 1 AND customer_id = %d AND invoice_kind IS NOT NULL"
+                " GROUP BY 1, 2" % (_in(COLLECTED), cid)):
+            moved[(int(k), int(i))] = moved.get((int(k), int(i)), 0) + int(held)
         refunded = {(int(k), int(i)): int(s) for k, i, s in paytest.sql(
             "SELECT invoice_kind, invoice_id, SUM(amount) FROM refunds WHERE customer_id = %d"
             " GROUP BY 1, 2" % cid)}

@@ -416,32 +416,47 @@ def test_list_filters(s):
 
 
 def test_status_groups(s):
-    """Each status group's effect on the invoice, the ledger and the balance."""
+    """Each status group's effect on the invoice, the ledger and the balance
+    (COLLECTION.md 2-3): an integrated method's provider status reports on the
+    invoice's attempt of that method and amount; money moves only when that
+    attempt changes group, once."""
     cid = 43
     for kind in (1, 2):
         k = KINDS[kind]
         iid = add_invoice(cid, kind, 10000)
+        U = None                              # third-party status unchanged
         steps = [
-            # status, method, amount, expected paid change, ledger txn
-            (None, "BACS", "10.00", 1000, "PAYMENT"),
-            ("CONFIRMED", "GO_CARDLESS", "5.00", 500, "PAYMENT"),
-            ("PAID_OUT", "GO_CARDLESS", "4.00", 400, "PAYMENT"),
-            ("MANUALLY_PAID", "CHEQUE", "3.00", 300, "PAYMENT"),
-            ("CHARGEBACK_CANCELLED", "STRIPE", "2.00", 200, "PAYMENT"),
-            ("CHARGED_BACK", "GO_CARDLESS", "1.50", -150, "PAYMENT_REVERSED"),
-            ("LATE_FAILURE_SETTLED", "STRIPE", "1.25", -125, "PAYMENT_REVERSED"),
-            ("CHARGEBACK_SETTLED", "FINASTRA", "0.75", -75, "PAYMENT_REVERSED"),
-            ("SUBMITTED", "GO_CARDLESS", "50.00", 0, None),
-            ("PENDING_SUBMISSION", "GO_CARDLESS", "50.00", 0, None),
-            ("FAILED", "GO_CARDLESS", "50.00", 0, None),
-            ("CANCELLED", "STRIPE", "50.00", 0, None),
-            ("SURCHARGE_FEE_DEBITED", "GO_CARDLESS", "1.00", 0, None),
-            ("SURCHARGE_FEE_CREDITED", "GO_CARDLESS", "1.00", 0, None),
-            ("REFUNDED", "GO_CARDLESS", "1.00", 0, None),
-            (None, "OTHER", "-2.00", -200, "PAYMENT"),        # negative correction
-            ("CONFIRMED", "PAYPAL", "-1.00", -100, "PAYMENT"),  # collected, negative
+            # status, method, amount, expected paid change, ledger txn, tp after
+            (None, "BACS", "10.00", 1000, "PAYMENT", U),
+            ("CONFIRMED", "GO_CARDLESS", "5.00", 500, "PAYMENT", "CONFIRMED"),
+            # The same payment paid out: the attempt moves, no money (issue 13).
+            ("PAID_OUT", "GO_CARDLESS", "5.00", 0, None, "PAID_OUT"),
+            # A late CONFIRMED ranks below PAID_OUT: recorded, nothing moves.
+            ("CONFIRMED", "GO_CARDLESS", "5.00", 0, None, U),
+            # Another amount is another payment.
+            ("PAID_OUT", "GO_CARDLESS", "4.00", 400, "PAYMENT", "PAID_OUT"),
+            ("MANUALLY_PAID", "CHEQUE", "3.00", 300, "PAYMENT", "MANUALLY_PAID"),
+            ("CHARGEBACK_CANCELLED", "STRIPE", "2.00", 200, "PAYMENT", "CHARGEBACK_CANCELLED"),
+            # The 5.00 payment charged back: taken back once; a duplicate does nothing.
+            ("CHARGED_BACK", "GO_CARDLESS", "5.00", -500, "PAYMENT_REVERSED", "CHARGED_BACK"),
+            ("CHARGED_BACK", "GO_CARDLESS", "5.00", 0, None, U),
+            # The chargeback cancelled: applied again.
+            ("CHARGEBACK_CANCELLED", "GO_CARDLESS", "5.00", 500, "PAYMENT", "CHARGEBACK_CANCELLED"),
+            # A reversal of a payment never collected here: nothing to take back.
+            ("LATE_FAILURE_SETTLED", "STRIPE", "1.25", 0, None, "LATE_FAILURE_SETTLED"),
+            ("CHARGEBACK_SETTLED", "FINASTRA", "0.75", 0, None, "CHARGEBACK_SETTLED"),
+            ("SUBMITTED", "GO_CARDLESS", "50.00", 0, None, "SUBMITTED"),
+            ("PENDING_SUBMISSION", "GO_CARDLESS", "50.00", 0, None, U),  # ranks below SUBMITTED
+            ("FAILED", "GO_CARDLESS", "50.00", 0, None, "FAILED"),
+            ("CANCELLED", "STRIPE", "50.00", 0, None, "CANCELLED"),
+            # Informational: recorded, never moving an attempt.
+            ("SURCHARGE_FEE_DEBITED", "GO_CARDLESS", "1.00", 0, None, U),
+            ("SURCHARGE_FEE_CREDITED", "GO_CARDLESS", "1.00", 0, None, U),
+            ("REFUNDED", "GO_CARDLESS", "1.00", 0, None, U),
+            (None, "OTHER", "-2.00", -200, "PAYMENT", U),        # negative correction
+            ("CONFIRMED", "PAYPAL", "-1.00", -100, "PAYMENT", "CONFIRMED"),  # a correction too
         ]
-        for status, method, amount, delta, txn in steps:
+        for status, method, amount, delta, txn, tp in steps:
             before = snapshot(cid, kind, iid)
             desc = "e2e-ip grp %s %s %s %s" % (RUN, kind, status, amount)
             r = post_event(kind, iid, Decimal(amount), method, status, desc, cid=cid)
@@ -453,8 +468,8 @@ def test_status_groups(s):
             s.eq(r.json.get("amountInMajorCurrency"), Decimal(amount), what + ": amount echoed")
             after = inv(kind, iid)
             s.eq(after["paid"] - before["inv"]["paid"], delta, what + ": invoice paid change")
-            s.eq(after["tp"], status or before["inv"]["tp"],
-                 what + ": invoice third-party status (unchanged when none given)")
+            s.eq(after["tp"], tp or before["inv"]["tp"],
+                 what + ": invoice third-party status (the attempt's)")
             s.eq(balance(cid) - before["balance"], delta, what + ": balance change")
             rows = ledger_since(cid, before["max_ledger"])
             exp_rows = [(txn, k["cpt"], delta, kind, iid, k["brt"], method)] if txn else []
@@ -470,14 +485,50 @@ def test_status_groups(s):
                  what + ": derived payment status")
         s.eq(ledger_sum(cid), balance(cid), "customer %d: balance = sum of ledger amounts" % cid)
 
-    # A reversal of more than was paid would leave paid < 0 -> 409, nothing changes.
+    # The issue's case: CONFIRMED then PAID_OUT of one 80.50 payment credits it once.
+    iid = add_invoice(cid, 1, 8050)
+    before = snapshot(cid, 1, iid)
+    for st in ("CONFIRMED", "PAID_OUT", "CONFIRMED", "PAID_OUT"):
+        s.status(post_event(1, iid, Decimal("80.50"), "GO_CARDLESS", st, cid=cid), 201,
+                 "80.50 GO_CARDLESS %s" % st)
+    after = inv(1, iid)
+    s.eq((after["paid"], after["tp"], after["status"]), (8050, "PAID_OUT", "PAID"),
+         "CONFIRMED, PAID_OUT and replays of one 80.50 payment: paid once")
+    s.eq(balance(cid) - before["balance"], 8050, "80.50 payment: balance +80.50 once")
+    r = post("/v1/refunds", raw=dumps({"invoiceId": iid, "billRunType": "NORMAL",
+                                       "amountInMajorCurrency": Decimal("100.00"),
+                                       "paymentMethod": "CHEQUE"}), tok=TOK)
+    s.error(r, 409, "CONFLICT", "refund 100.00 of an 80.50 payment", field="amountInMajorCurrency")
+
+    # thirdPartyPaymentReference names the attempt: two payments of one amount.
+    iid = add_invoice(cid, 1, 2000)
+    for ref, st, paid in (("e2e-ref-a-" + RUN, "CONFIRMED", 1000),
+                          ("e2e-ref-b-" + RUN, "CONFIRMED", 2000),
+                          ("e2e-ref-a-" + RUN, "PAID_OUT", 2000),
+                          ("e2e-ref-b-" + RUN, "CHARGED_BACK", 1000)):
+        r = post_event(1, iid, Decimal("10.00"), "GO_CARDLESS", st, cid=cid,
+                       extra={"thirdPartyPaymentReference": ref})
+        if s.status(r, 201, "10.00 %s with reference %s" % (st, ref)):
+            s.eq(inv(1, iid)["paid"], paid, "reference %s %s: paid %d" % (ref, st, paid))
+    r = post_event(1, iid, Decimal("9.00"), "GO_CARDLESS", "PAID_OUT", cid=cid,
+                   extra={"thirdPartyPaymentReference": "e2e-ref-a-" + RUN})
+    s.error(r, 409, "CONFLICT", "a reference with another amount",
+            field="thirdPartyPaymentReference")
+    r = post_event(1, iid, Decimal("9.00"), "BACS", None, cid=cid,
+                   extra={"thirdPartyPaymentReference": "e2e-ref-c-" + RUN})
+    s.error(r, 400, "INVALID_FIELD", "a reference on a manual payment",
+            field="thirdPartyPaymentReference")
+
+    # A chargeback of a payment never collected here moves nothing; the
+    # collected one is taken back.
     iid = add_invoice(cid, 1, 2000)
     r = post_event(1, iid, Decimal("5.00"), "GO_CARDLESS", "CONFIRMED", cid=cid)
     s.status(r, 201, "CONFIRMED 5.00 on a fresh invoice")
     before = snapshot(cid, 1, iid)
     r = post_event(1, iid, Decimal("5.01"), "GO_CARDLESS", "CHARGED_BACK", cid=cid)
-    s.error(r, 409, "CONFLICT", "CHARGED_BACK 5.01 when 5.00 is paid", field="amountInMajorCurrency")
-    unchanged(s, cid, 1, iid, before, "rejected chargeback")
+    if s.status(r, 201, "CHARGED_BACK 5.01 (no such collected payment)"):
+        s.eq((inv(1, iid)["paid"], balance(cid)), (before["inv"]["paid"], before["balance"]),
+             "CHARGED_BACK 5.01: nothing taken back")
     r = post_event(1, iid, Decimal("5.00"), "GO_CARDLESS", "CHARGED_BACK", cid=cid)
     if s.status(r, 201, "CHARGED_BACK 5.00 when 5.00 is paid"):
         after = inv(1, iid)
@@ -532,22 +583,31 @@ def test_derived_status_and_corrections(s):
     s.error(r, 409, "CONFLICT", "correction -15.01 would leave paid < refunded",
             field="amountInMajorCurrency")
     unchanged(s, cid, 1, iid, before, "rejected correction below refunded")
+    s.status(post_event(1, iid, Decimal("5.00"), "GO_CARDLESS", "CONFIRMED", cid=cid), 201,
+             "GO_CARDLESS CONFIRMED 5.00 (paid 25)")
     r = post_event(1, iid, Decimal("5.00"), "GO_CARDLESS", "CHARGEBACK_SETTLED", cid=cid)
-    if s.status(r, 201, "CHARGEBACK_SETTLED 5.00 (paid 20 -> 15, refunded 5)"):
-        s.eq(inv(1, iid)["paid"], 1500, "reversal: paid 15")
+    if s.status(r, 201, "CHARGEBACK_SETTLED of that 5.00 (paid 25 -> 20, refunded 5)"):
+        s.eq(inv(1, iid)["paid"], 2000, "reversal: paid 20")
+    s.status(post_event(1, iid, Decimal("10.00"), "GO_CARDLESS", "CONFIRMED", cid=cid), 201,
+             "GO_CARDLESS CONFIRMED 10.00 (paid 30)")
+    r = post("/v1/refunds", raw=dumps({"invoiceId": iid, "billRunType": "NORMAL",
+                                       "amountInMajorCurrency": Decimal("20.00"),
+                                       "paymentMethod": "CHEQUE", "description": "e2e-ip"}),
+             tok=TOK)
+    s.status(r, 201, "refund 20.00 CHEQUE (refunded 25)")
     before = snapshot(cid, 1, iid)
-    r = post_event(1, iid, Decimal("10.01"), "GO_CARDLESS", "CHARGED_BACK", cid=cid)
-    s.error(r, 409, "CONFLICT", "reversal 10.01 would leave paid < refunded",
+    r = post_event(1, iid, Decimal("10.00"), "GO_CARDLESS", "CHARGED_BACK", cid=cid)
+    s.error(r, 409, "CONFLICT", "chargeback of 10.00 would leave paid 20 < refunded 25",
             field="amountInMajorCurrency")
     unchanged(s, cid, 1, iid, before, "rejected reversal below refunded")
-    r = post_event(1, iid, Decimal("-10.00"), "BACS", cid=cid)
-    if s.status(r, 201, "correction -10.00 down to exactly the refunded 5.00"):
+    r = post_event(1, iid, Decimal("-5.00"), "BACS", cid=cid)
+    if s.status(r, 201, "correction -5.00 down to exactly the refunded 25.00"):
         after = inv(1, iid)
-        s.eq((after["paid"], after["refunded"], after["status"]), (500, 500, "REFUNDED"),
-             "paid = refunded = 5.00: REFUNDED")
+        s.eq((after["paid"], after["refunded"], after["status"]), (2500, 2500, "REFUNDED"),
+             "paid = refunded = 25.00: REFUNDED")
         s.eq(ledger_since(cid, before["max_ledger"])[0]["amount"] if
-             ledger_since(cid, before["max_ledger"]) else None, -1000,
-             "correction: a PAYMENT row of -10.00")
+             ledger_since(cid, before["max_ledger"]) else None, -500,
+             "correction: a PAYMENT row of -5.00")
     s.eq(ledger_sum(cid), balance(cid), "customer %d: balance = sum of ledger amounts" % cid)
 
 

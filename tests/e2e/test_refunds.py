@@ -409,21 +409,26 @@ def test_integrated_methods(s):
     cid = 49
     gc = active_provider(1, "GO_CARDLESS")
     s.check(gc is not None, "owner 1 has an ACTIVE GO_CARDLESS provider")
-    # Settled at once by the sandbox provider.
+    # An ACTIVE provider: a refund attempt for the collection engine
+    # (COLLECTION.md 3), reserved until the provider settles it.
     for kind in (1, 2):
         iid = add_invoice(cid, kind, 5000)
         s.status(pay(kind, iid, "50.00", "GO_CARDLESS", "CONFIRMED"), 201, "pay 50 GO_CARDLESS")
         before = snapshot(cid, kind, iid)
-        check_refund(s, refund(kind, iid, "10.00", "GO_CARDLESS"),
-                     "GO_CARDLESS refund, ACTIVE provider (%s)" % BRT[kind], cid, kind, iid,
-                     "10.00", "GO_CARDLESS", "REFUND_SETTLED", before, True)
+        j = check_refund(s, refund(kind, iid, "10.00", "GO_CARDLESS"),
+                         "GO_CARDLESS refund, ACTIVE provider (%s)" % BRT[kind], cid, kind, iid,
+                         "10.00", "GO_CARDLESS", "PENDING_SUBMISSION", before, False)
         i = inv(kind, iid)
-        s.eq((i["pending"], i["status"]), (0, "PART_REFUNDED"),
-             "settled integrated refund: refund_pending 0, PART_REFUNDED")
+        s.eq((i["pending"], i["status"]), (1000, "REFUND_PENDING"),
+             "integrated refund: reserved, REFUND_PENDING")
+        if j:
+            s.eq(sql_one("SELECT CONCAT(kind, ' ', provider_id IS NOT NULL, ' ', amount, ' ',"
+                         " status) FROM attempts WHERE refund_id = %d" % j["id"]),
+                 "2 1 1000 PENDING_SUBMISSION", "integrated refund: its refund attempt")
         before = snapshot(cid, kind, iid)
         check_refund(s, refund(kind, iid, "40.00"), "refund without method after GO_CARDLESS",
-                     cid, kind, iid, "40.00", "GO_CARDLESS", "REFUND_SETTLED", before, True)
-        s.eq(inv(kind, iid)["status"], "REFUNDED", "settled integrated refunds of all: REFUNDED")
+                     cid, kind, iid, "40.00", "GO_CARDLESS", "PENDING_SUBMISSION", before, False)
+        s.eq(inv(kind, iid)["status"], "REFUND_PENDING", "integrated refunds of all: REFUND_PENDING")
 
     # An integrated method without an ACTIVE provider: reserved, pending.
     m = unserved_method(1)
@@ -468,7 +473,7 @@ def test_integrated_methods(s):
         before = snapshot(cid, 1, iid)
         check_refund(s, refund(1, iid, "30.00", "GO_CARDLESS", tok=TOK2),
                      "EUR GO_CARDLESS refund (owner 2 provider)", cid, 1, iid, "30.00",
-                     "GO_CARDLESS", "REFUND_SETTLED", before, True)
+                     "GO_CARDLESS", "PENDING_SUBMISSION", before, False)
     else:
         s.check(False, "owner 2 has an ACTIVE GO_CARDLESS provider")
     for c in (49, 73):
@@ -583,7 +588,7 @@ def test_concurrent_refunds(s):
     cid = 47
     for rnd, (kind, method, status) in enumerate(((1, "CHEQUE", "MANUALLY_REFUNDED"),
                                                   (2, "BACS", "MANUALLY_REFUNDED"),
-                                                  (1, "GO_CARDLESS", "REFUND_SETTLED"),
+                                                  (1, "GO_CARDLESS", "PENDING_SUBMISSION"),
                                                   (1, unserved_method(1), "PENDING_SUBMISSION"))):
         if method is None:
             continue

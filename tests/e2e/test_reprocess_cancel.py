@@ -9,6 +9,10 @@ tenancy). Every test raises its own fresh invoices straight in the
 database (the way the loader does) and computes expectations from the
 state read first, so the file passes when run again on the same stack.
 
+Since issue 13 (COLLECTION.md) reprocess opens a collection attempt and the
+provider reprocess requeues the invoices whose newest attempt through that
+provider failed.
+
 Payment providers: a provider with retryIfPossible true serving owner 2
 (fixture: 5, FINASTRA) and one with retryIfPossible false (fixture: 1,
 GO_CARDLESS owner 1); inserted here when absent.
@@ -213,12 +217,17 @@ def test_reprocess(s):
         before = snapshot(cid, 1, iid)
         check_transition(s, transition("reprocess", 1, iid), "reprocess", cid, 1, iid, before,
                          None, "reprocess after %s (partly paid)" % st)
-    for st in [x for x in PENDING if x != "RESUBMISSION_REQUESTED"] + COLLECTED[:1] + INFO[:2]:
-        s.status(event(1, iid, "1.00" if st not in COLLECTED else "0.01", "GO_CARDLESS", st),
-                 201, "GO_CARDLESS %s" % st)
+    # Each its own payment (its own amount): an event of one attempt ranked
+    # below its status would not move it (COLLECTION.md 2). Informational
+    # statuses move no attempt: the latest status stays.
+    for n, st in enumerate([x for x in PENDING if x != "RESUBMISSION_REQUESTED"] +
+                           COLLECTED[:1] + INFO[:2]):
+        latest = inv(1, iid)["tp"] if st in INFO else st
+        s.status(event(1, iid, "1.%02d" % n if st not in COLLECTED else "0.01", "GO_CARDLESS",
+                       st), 201, "GO_CARDLESS %s" % st)
         before = snapshot(cid, 1, iid)
-        refused(s, transition("reprocess", 1, iid), "reprocess", cid, 1, iid, before, st,
-                "reprocess when the latest status is %s" % st)
+        refused(s, transition("reprocess", 1, iid), "reprocess", cid, 1, iid, before, latest,
+                "reprocess when the latest status is %s" % latest)
 
     # Fully paid and then a failed event: nothing to collect -> 409.
     iid = add_invoice(cid, 1, 2000)
@@ -269,10 +278,11 @@ def test_cancel(s):
         check_transition(s, transition("cancel", 1, iid), "cancel", cid, 1, iid, before, None,
                          "cancel when the latest status is %s" % st)
     for st in FAILED[:1] + COLLECTED[:2] + INFO[:1] + ["CHARGED_BACK"]:
+        latest = inv(1, iid)["tp"] if st in INFO else st
         s.status(event(1, iid, "0.01", "GO_CARDLESS", st), 201, "GO_CARDLESS %s" % st)
         before = snapshot(cid, 1, iid)
-        refused(s, transition("cancel", 1, iid), "cancel", cid, 1, iid, before, st,
-                "cancel when the latest status is %s" % st)
+        refused(s, transition("cancel", 1, iid), "cancel", cid, 1, iid, before, latest,
+                "cancel when the latest status is %s" % latest)
     iid = add_invoice(cid, 1, 1000)
     before = snapshot(cid, 1, iid)
     s.error(transition("cancel", 1, iid), 409, "CONFLICT",
@@ -350,10 +360,16 @@ def test_provider_reprocess(s):
     owners = owners_of(retry_p) & {1, 2}              # what the token (owners 1,2) may see
 
     def eligible():
+        # COLLECTION.md 3: the invoices whose newest attempt went through that
+        # provider and failed (not every failed invoice of its owners).
         return {(int(x[0]), int(x[1])) for x in sql(
-            "SELECT i.kind, i.id FROM invoices i JOIN customers c ON c.id = i.customer_id"
-            " WHERE c.contract_owner_id IN (%s) AND i.paid < i.amount"
-            " AND i.third_party_status IN (%s)" % (",".join(map(str, owners)), FAILED_SQL))}
+            "SELECT i.kind, i.id FROM attempts t JOIN invoices i ON i.kind = t.invoice_kind"
+            " AND i.id = t.invoice_id JOIN customers c ON c.id = i.customer_id"
+            " WHERE c.contract_owner_id IN (%s) AND i.paid < i.amount AND t.kind = 1"
+            " AND t.provider_id = %d AND t.status IN (%s) AND t.id = (SELECT MAX(n.id)"
+            " FROM attempts n WHERE n.kind = 1 AND n.invoice_kind = t.invoice_kind"
+            " AND n.invoice_id = t.invoice_id)"
+            % (",".join(map(str, owners)), retry_p, FAILED_SQL))}
 
     existing = eligible()
     # Set up: eligible ones on customers 74 and 75, and some that must be left alone.

@@ -1,0 +1,658 @@
+/*
+ * db-level suite (label db) of the collection lifecycle (db/collection.c,
+ * COLLECTION.md §1-§2) against a real MariaDB, without HTTP: the rank
+ * table, an invoice attempt through every group (money applied once, taken
+ * back once, applied again), an account-level attempt spread over normal
+ * and adhoc invoices and taken back from them, the refund lifecycle
+ * (settle, release, funds returned), a reversal refused when refunds hold
+ * the money, and a property test: thousands of random report sequences
+ * (duplicates, reordering, replays, chargebacks and their cancellation,
+ * refunds racing reversals), first in one process against a model of the
+ * rank rule, then from several processes at once; afterwards every attempt
+ * holds its money exactly when collected, its ledger rows net to that,
+ * every invoice's paid is the sum of its collected attempts, 0 <= refunded
+ * <= paid counting reservations, and every balance is the sum of its ledger.
+ *
+ * tests/db/run.sh gives it the private pay_dbtest database.
+ */
+#include <inttypes.h>
+#include <mysql.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collection.h"
+#include "db.h"
+#include "ledger.h"
+#include "test.h"
+
+static struct db_settings settings;
+static MYSQL             *other;
+static int64_t            next_invoice = 70000;
+
+static void
+die(const char *what)
+{
+    fprintf(stderr, "test_collection: %s\n", what);
+    exit(2);
+}
+
+static int64_t
+sql_i64(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int64_t
+sql_i64(const char *fmt, ...)
+{
+    char    sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    if (mysql_query(other, sql) != 0) {
+        fprintf(stderr, "test_collection: %s: %s\n", sql, mysql_error(other));
+        exit(2);
+    }
+    MYSQL_RES *res = mysql_store_result(other);
+    MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
+    int64_t    v = row && row[0] ? strtoll(row[0], NULL, 10) : -1;
+    if (res != NULL)
+        mysql_free_result(res);
+    return v;
+}
+
+static void
+sql_do(const char *sql)
+{
+    if (mysql_query(other, sql) != 0) {
+        fprintf(stderr, "test_collection: %s: %s\n", sql, mysql_error(other));
+        exit(2);
+    }
+    while (1) {
+        MYSQL_RES *res = mysql_store_result(other);
+        if (res != NULL)
+            mysql_free_result(res);
+        if (mysql_next_result(other) != 0)
+            break;
+    }
+}
+
+/* Raises an invoice the way the loader does (ledger row + balance). */
+static int64_t
+add_invoice(int64_t cid, int kind, int64_t amount, const char *date)
+{
+    int64_t id = next_invoice++;
+    char    sql[2048];
+    snprintf(sql, sizeof(sql),
+        "START TRANSACTION;"
+        "SELECT balance, currency_id INTO @b, @cur FROM customers WHERE id = %" PRId64 " FOR UPDATE;"
+        "INSERT INTO invoices (kind, id, customer_id, bill_run_id, invoice_number, invoice_date,"
+        " amount) VALUES (%d, %" PRId64 ", %" PRId64 ", %d, 'DBC-%" PRId64 "', '%s', %" PRId64 ");"
+        "SET @b = @b - %" PRId64 ";"
+        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
+        " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
+        " invoice_number, bill_run_type) VALUES (%" PRId64 ", '%s', '%s', -%" PRId64 ", @b, @cur,"
+        " '%s', %d, %" PRId64 ", 'DBC-%" PRId64 "', '%s');"
+        "UPDATE customers SET balance = @b WHERE id = %" PRId64 ";"
+        "COMMIT",
+        cid, kind, id, cid, kind == 1 ? 1 : 3, id, date, amount, amount, cid,
+        kind == 1 ? "INVOICE_CREATED" : "ADHOC_INVOICE_CREATED",
+        kind == 1 ? "INVOICE" : "ADHOC_INVOICE", amount, date, kind, id, id,
+        kind == 1 ? "NORMAL" : "ADHOC", cid);
+    sql_do(sql);
+    return id;
+}
+
+static int
+ledger_ok(int64_t cid)
+{
+    return sql_i64("SELECT balance FROM customers WHERE id = %" PRId64, cid) ==
+           sql_i64("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %" PRId64, cid);
+}
+
+static int64_t
+paid_of(int kind, int64_t id)
+{
+    return sql_i64("SELECT paid FROM invoices WHERE kind = %d AND id = %" PRId64, kind, id);
+}
+
+/* ---- one report, in its own transaction (the customer locked first) ---- */
+
+struct arena *A;
+
+static enum db_rc
+report_once(struct db_uow *u, int64_t attempt_id, const char *status,
+            struct attempt_outcome *out, char *status_after)
+{
+    struct attempt  a;
+    struct customer c;
+    enum db_rc      rc;
+    if ((rc = db_tx_begin(u)) != DB_OK ||
+        (rc = attempt_load(u, attempt_id, 0, &a)) != DB_OK ||
+        (rc = customer_load(u, a.customer_id, 1, &c)) != DB_OK ||
+        (rc = attempt_load(u, attempt_id, 1, &a)) != DB_OK ||
+        (rc = attempt_advance(u, &c, &a, status, NULL, out)) != DB_OK)
+        return rc;
+    if ((rc = db_tx_commit(u)) == DB_OK && status_after != NULL)
+        snprintf(status_after, 48, "%s", a.status);
+    return rc;
+}
+
+/* With the retry policy of the API: a deadlock or lock wait runs it again. */
+static enum db_rc
+report(int64_t attempt_id, const char *status, struct attempt_outcome *out,
+       char *status_after)
+{
+    struct db_uow u;
+    enum db_rc    rc;
+    db_uow_init(&u, A);
+    for (int tries = 0;; tries++) {
+        rc = report_once(&u, attempt_id, status, out, status_after);
+        if (rc != DB_RETRY || tries > 20)
+            break;
+        db_uow_reset(&u);
+    }
+    db_uow_reset(&u);
+    arena_reset(A);
+    return rc;
+}
+
+/* Opens a collection attempt of an invoice (kind > 0) or of the account
+ * (kind 0) in `status`; returns its id. */
+static int64_t
+open_attempt(int64_t cid, int kind, int64_t invoice, int64_t amount, const char *status)
+{
+    struct db_uow   u;
+    struct customer c;
+    struct attempt  a = {.kind = ATTEMPT_COLLECTION, .customer_id = cid,
+                         .invoice_kind = kind, .invoice_id = invoice, .method = "GO_CARDLESS",
+                         .amount = amount, .description = "db collection test"};
+    struct attempt_outcome out;
+    db_uow_init(&u, A);
+    enum db_rc rc = db_tx_begin(&u);
+    if (rc == DB_OK)
+        rc = customer_load(&u, cid, 1, &c);
+    a.currency_id = c.currency_id;
+    if (rc == DB_OK)
+        rc = attempt_advance(&u, &c, &a, status, NULL, &out);
+    if (rc == DB_OK)
+        rc = db_tx_commit(&u);
+    db_uow_reset(&u);
+    arena_reset(A);
+    if (rc != DB_OK)
+        die("open_attempt");
+    return a.id;
+}
+
+/* An integrated refund as refunds.c makes it: reserved, with its attempt. */
+static int64_t
+reserve_refund(int64_t cid, int kind, int64_t invoice, int64_t amount)
+{
+    struct db_uow   u;
+    struct customer c;
+    struct invoice  inv;
+    db_uow_init(&u, A);
+    enum db_rc rc = db_tx_begin(&u);
+    if (rc == DB_OK)
+        rc = invoice_lock(&u, kind, invoice, &c, &inv);
+    if (rc == DB_OK && amount > inv.paid - inv.refunded)
+        rc = DB_CONFLICT;
+    struct dbq *q = NULL;
+    if (rc == DB_OK) {
+        q = dbq_new(&u, "INSERT INTO refunds (invoice_kind, invoice_id, customer_id,"
+                        " third_party_refund_status, amount, currency_id, payment_method)"
+                        " VALUES (?,?,?,'PENDING_SUBMISSION',?,?,'GO_CARDLESS')");
+        dbq_i64(q, kind);
+        dbq_i64(q, invoice);
+        dbq_i64(q, cid);
+        dbq_i64(q, amount);
+        dbq_i64(q, c.currency_id);
+        rc = dbq_exec(q);
+    }
+    struct attempt a = {.kind = ATTEMPT_REFUND, .customer_id = cid, .invoice_kind = kind,
+                        .invoice_id = invoice, .method = "GO_CARDLESS", .amount = amount,
+                        .currency_id = c.currency_id, .status = "PENDING_SUBMISSION",
+                        .due = 1};
+    if (rc == DB_OK) {
+        a.refund_id = dbq_insert_id(q);
+        rc = invoice_update(&u, &inv, 0, amount, amount, NULL);
+    }
+    if (rc == DB_OK)
+        rc = attempt_insert(&u, &a);
+    if (rc == DB_OK)
+        rc = db_tx_commit(&u);
+    db_uow_reset(&u);
+    arena_reset(A);
+    return rc == DB_OK ? a.id : 0;
+}
+
+/* ---- the rank table -------------------------------------------------------- */
+
+static void
+test_rank_table(void)
+{
+    static const char *const order[] = {"NEW", "PENDING_SUBMISSION", "SUBMITTED", "FAILED",
+                                        "CONFIRMED", "PAID_OUT", "CHARGED_BACK",
+                                        "CHARGEBACK_CANCELLED", NULL};
+    for (int i = 1; order[i] != NULL; i++)
+        CHECK(attempt_rank(ATTEMPT_COLLECTION, order[i - 1]) <
+                  attempt_rank(ATTEMPT_COLLECTION, order[i]),
+              "%s ranks below %s", order[i - 1], order[i]);
+    CHECK(attempt_rank(ATTEMPT_COLLECTION, "SURCHARGE_FEE_DEBITED") < 0 &&
+              attempt_rank(ATTEMPT_COLLECTION, "REFUNDED") < 0,
+          "informational statuses are outside the lifecycle");
+    CHECK(attempt_rank(ATTEMPT_COLLECTION, "CHARGEBACK_CANCELLED") ==
+              attempt_rank(ATTEMPT_COLLECTION, "CHARGEBACK_SETTLED"),
+          "a chargeback's two outcomes exclude each other (one rank)");
+    CHECK(attempt_final(ATTEMPT_COLLECTION, "FAILED") &&
+              attempt_final(ATTEMPT_COLLECTION, "CHARGEBACK_SETTLED") &&
+              !attempt_final(ATTEMPT_COLLECTION, "PAID_OUT") &&
+              !attempt_final(ATTEMPT_COLLECTION, "CHARGED_BACK"),
+          "final: failed or a chargeback's outcome; PAID_OUT may still be charged back");
+    CHECK(attempt_rank(ATTEMPT_REFUND, "REFUND_SETTLED") ==
+              attempt_rank(ATTEMPT_REFUND, "BOUNCED") &&
+              attempt_rank(ATTEMPT_REFUND, "FUNDS_RETURNED") >
+                  attempt_rank(ATTEMPT_REFUND, "PAID"),
+          "refunds: settle, cancel or bounce exclude each other; funds return after");
+    /* ATTEMPT_FAILED_SQL lists exactly the failed group. */
+    const char *sql = ATTEMPT_FAILED_SQL;
+    int         n = 0, bad = 0;
+    for (const char *p = sql; (p = strchr(p, '\'')) != NULL; p = strchr(p + 1, '\'') + 1) {
+        char word[48];
+        const char *e = strchr(p + 1, '\'');
+        snprintf(word, sizeof(word), "%.*s", (int)(e - p - 1), p + 1);
+        bad += attempt_group_of(ATTEMPT_COLLECTION, word) != AG_FAILED;
+        n++;
+    }
+    CHECK(n == 6 && bad == 0, "ATTEMPT_FAILED_SQL is the failed group (%d words, %d wrong)", n,
+          bad);
+}
+
+/* ---- one invoice attempt through every group ------------------------------ */
+
+static void
+test_invoice_lifecycle(void)
+{
+    int64_t cid = 90, inv = add_invoice(cid, 1, 8050, "2025-01-01");
+    int64_t rows0 = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 90");
+    int64_t id = open_attempt(cid, 1, inv, 8050, "SUBMITTED");
+    struct {
+        const char *status;
+        int64_t     paid, money, rows;
+        const char *after;
+    } steps[] = {
+        {"CONFIRMED",            8050, 8050,  1, "CONFIRMED"},
+        {"PAID_OUT",             8050, 0,     1, "PAID_OUT"},
+        {"CONFIRMED",            8050, 0,     1, "PAID_OUT"},      /* late */
+        {"PAID_OUT",             8050, 0,     1, "PAID_OUT"},      /* duplicate */
+        {"SUBMITTED",            8050, 0,     1, "PAID_OUT"},      /* out of order */
+        {"SURCHARGE_FEE_DEBITED",8050, 0,     1, "PAID_OUT"},      /* informational */
+        {"CHARGED_BACK",         0,    -8050, 2, "CHARGED_BACK"},
+        {"CHARGED_BACK",         0,    0,     2, "CHARGED_BACK"},  /* replay */
+        {"LATE_FAILURE_SETTLED", 0,    0,     2, "CHARGED_BACK"},  /* its alternative */
+        {"CHARGEBACK_CANCELLED", 8050, 8050,  3, "CHARGEBACK_CANCELLED"},
+        {"CHARGEBACK_SETTLED",   8050, 0,     3, "CHARGEBACK_CANCELLED"},
+        {"PAID_OUT",             8050, 0,     3, "CHARGEBACK_CANCELLED"},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct attempt_outcome out;
+        char                   after[48] = "";
+        enum db_rc             rc = report(id, steps[i].status, &out, after);
+        CHECK(rc == DB_OK, "step %zu %s: ok (%d)", i, steps[i].status, rc);
+        CHECK(out.money == steps[i].money, "step %zu %s: money %" PRId64 " (want %" PRId64 ")",
+              i, steps[i].status, out.money, steps[i].money);
+        CHECK(paid_of(1, inv) == steps[i].paid, "step %zu %s: invoice paid %" PRId64, i,
+              steps[i].status, paid_of(1, inv));
+        CHECK_STR(after, steps[i].after, "step %zu %s: status after", i, steps[i].status);
+        CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 90") - rows0 ==
+                  steps[i].rows, "step %zu %s: %" PRId64 " money rows", i, steps[i].status,
+              steps[i].rows);
+        CHECK(out.event_id > 0, "step %zu: every report is an invoice payment event", i);
+    }
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE attempt_id = %" PRId64, id) ==
+              (int64_t)(sizeof(steps) / sizeof(steps[0])) + 1,
+          "one event per report (and the opening one)");
+    CHECK(sql_i64("SELECT third_party_status = 'CHARGEBACK_CANCELLED' FROM invoices"
+                  " WHERE kind = 1 AND id = %" PRId64, inv) == 1,
+          "the invoice shows the attempt's status");
+    CHECK(ledger_ok(cid), "balance = sum of ledger");
+}
+
+/* ---- an account-level attempt: normal and adhoc, oldest first ------------- */
+
+static void
+test_account_attempt(void)
+{
+    int64_t cid = 91;
+    int64_t before = sql_i64("SELECT balance FROM customers WHERE id = 91");
+    /* Pay off what the fixture left open first, so only ours are open. */
+    sql_do("UPDATE invoices SET paid = amount WHERE customer_id = 91");
+    int64_t adhoc = add_invoice(cid, 2, 3000, "2025-01-01");  /* oldest */
+    int64_t normal = add_invoice(cid, 1, 5000, "2025-02-01");
+    int64_t id = open_attempt(cid, 0, 0, 6000, "PENDING_SUBMISSION");
+    struct attempt_outcome out;
+    CHECK(report(id, "CONFIRMED", &out, NULL) == DB_OK && out.money == 6000, "collected");
+    CHECK(paid_of(2, adhoc) == 3000 && paid_of(1, normal) == 3000,
+          "spread oldest first, adhoc included (adhoc %" PRId64 ", normal %" PRId64 ")",
+          paid_of(2, adhoc), paid_of(1, normal));
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 91 AND txn_type = 'PAYMENT'"
+                  " AND amount = 6000 AND invoice_id IS NULL") == 1, "one account PAYMENT row");
+    CHECK(report(id, "PAID_OUT", &out, NULL) == DB_OK && out.money == 0, "paid out: no money");
+    CHECK(report(id, "CHARGEBACK_SETTLED", &out, NULL) == DB_OK && out.money == -6000,
+          "charged back");
+    CHECK(paid_of(2, adhoc) == 0 && paid_of(1, normal) == 0, "taken back from both invoices");
+    CHECK(sql_i64("SELECT balance FROM customers WHERE id = 91") == before - 8000,
+          "the balance is back to owing both invoices");
+    CHECK(ledger_ok(cid), "balance = sum of ledger");
+
+    /* Refunds hold money of an invoice: the reversal is refused whole. */
+    int64_t id2 = open_attempt(cid, 0, 0, 8000, "CONFIRMED");
+    CHECK(paid_of(2, adhoc) == 3000 && paid_of(1, normal) == 5000, "paid both in full");
+    CHECK(reserve_refund(cid, 1, normal, 4000) > 0, "a refund of 40.00 reserved on the normal one");
+    int64_t rows = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 91");
+    CHECK(report(id2, "CHARGED_BACK", &out, NULL) == DB_CONFLICT,
+          "a reversal that would leave paid < refunded is refused");
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 91") == rows &&
+              paid_of(2, adhoc) == 3000 && paid_of(1, normal) == 5000,
+          "and nothing was written");
+    CHECK(ledger_ok(cid), "balance = sum of ledger");
+}
+
+/* ---- refunds -------------------------------------------------------------- */
+
+static void
+test_refund_lifecycle(void)
+{
+    int64_t cid = 92, inv = add_invoice(cid, 1, 10000, "2025-01-01");
+    struct attempt_outcome out;
+    int64_t pay = open_attempt(cid, 1, inv, 10000, "CONFIRMED");
+    CHECK(pay > 0 && paid_of(1, inv) == 10000, "paid");
+
+    int64_t r1 = reserve_refund(cid, 1, inv, 3000);
+    CHECK(sql_i64("SELECT refunded * 1000000 + refund_pending FROM invoices WHERE kind = 1"
+                  " AND id = %" PRId64, inv) == 3000 * 1000000LL + 3000, "reserved");
+    CHECK(report(r1, "SUBMITTED", &out, NULL) == DB_OK && out.money == 0, "submitted");
+    CHECK(report(r1, "REFUND_SETTLED", &out, NULL) == DB_OK && out.money == -3000, "settled");
+    CHECK(sql_i64("SELECT refunded * 1000000 + refund_pending FROM invoices WHERE kind = 1"
+                  " AND id = %" PRId64, inv) == 3000 * 1000000LL, "reservation became refunded");
+    CHECK(sql_i64("SELECT COUNT(*) FROM refunds f JOIN ledger l ON l.id = f.ledger_id"
+                  " WHERE f.id = (SELECT refund_id FROM attempts WHERE id = %" PRId64 ")"
+                  " AND l.txn_type = 'REFUND' AND l.amount = -3000"
+                  " AND f.third_party_refund_status = 'REFUND_SETTLED'", r1) == 1,
+          "the REFUND row, and the refund shows REFUND_SETTLED");
+    CHECK(report(r1, "BOUNCED", &out, NULL) == DB_OK && out.money == 0,
+          "a bounce after settling ranks equal: ignored");
+    CHECK(report(r1, "FUNDS_RETURNED", &out, NULL) == DB_OK && out.money == 3000,
+          "funds returned");
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 92 AND"
+                  " txn_type = 'REFUND_RETURNED' AND amount = 3000") == 1,
+          "a REFUND_RETURNED row gives the money back to the account");
+    CHECK(sql_i64("SELECT refunded FROM invoices WHERE kind = 1 AND id = %" PRId64, inv) == 0,
+          "and it is refundable again");
+    CHECK(report(r1, "FUNDS_RETURNED", &out, NULL) == DB_OK && out.money == 0,
+          "a replay returns nothing more");
+
+    int64_t r2 = reserve_refund(cid, 1, inv, 2500);
+    CHECK(report(r2, "CANCELLED", &out, NULL) == DB_OK && out.money == 0, "cancelled");
+    CHECK(sql_i64("SELECT refunded * 1000000 + refund_pending FROM invoices WHERE kind = 1"
+                  " AND id = %" PRId64, inv) == 0, "the reservation is released");
+    CHECK(report(r2, "REFUND_SETTLED", &out, NULL) == DB_OK && out.money == 0 &&
+              report(r2, "FUNDS_RETURNED", &out, NULL) == DB_OK && out.money == 0,
+          "a cancelled refund never settles nor returns");
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 92 AND txn_type LIKE"
+                  " 'REFUND%%'") == 2, "only the first refund's two rows");
+    CHECK(sql_i64("SELECT payment_status = 'PAID' FROM invoices WHERE kind = 1 AND id = %" PRId64,
+                  inv) == 1, "the invoice is PAID again");
+    CHECK(ledger_ok(cid), "balance = sum of ledger");
+}
+
+/* ---- the property test ---------------------------------------------------- */
+
+static const char *const COLL_STATUSES[] = {
+    "NEW", "PENDING_SUBMISSION", "SUBMITTED", "FAILED_RETRYING", "FAILED", "CANCELLED",
+    "CONFIRMED", "CONFIRMED", "PAID_OUT", "PAID_OUT", "MANUALLY_PAID", "CHARGED_BACK",
+    "CHARGED_BACK", "LATE_FAILURE_SETTLED", "CHARGEBACK_CANCELLED", "CHARGEBACK_SETTLED",
+    "SURCHARGE_FEE_DEBITED", "REFUNDED"};
+static const char *const REFUND_STATUSES[] = {
+    "SUBMITTED", "PAID", "REFUND_SETTLED", "CANCELLED", "BOUNCED", "FUNDS_RETURNED"};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+struct pt_attempt {
+    int64_t id, invoice, amount;
+    int     kind;        /* 0 account-level, 1 normal */
+    char    model[48];   /* the rank rule's status (single-process run) */
+};
+
+/* The model of the rank rule: move only to a strictly higher rank; a
+ * refund that never left stays released; a reversal refused (conflict)
+ * moves nothing. */
+static void
+model_apply(int kind, char *cur, const char *status, enum db_rc rc)
+{
+    if (rc != DB_OK)
+        return;
+    int nr = attempt_rank(kind, status), cr = attempt_rank(kind, cur);
+    if (kind == ATTEMPT_REFUND && attempt_group_of(kind, cur) == AG_RELEASED)
+        return;
+    if (nr >= 0 && nr > cr)
+        snprintf(cur, 48, "%s", status);
+}
+
+/* Every invariant, over the customers [lo, hi]. */
+static void
+check_invariants(const char *tag, int64_t lo, int64_t hi)
+{
+    CHECK(sql_i64("SELECT COUNT(*) FROM customers c WHERE c.id BETWEEN %" PRId64 " AND %" PRId64
+                  " AND c.balance <> (SELECT COALESCE(SUM(amount), 0) FROM ledger l"
+                  " WHERE l.customer_id = c.id)", lo, hi) == 0,
+          "%s: every balance = sum of its ledger", tag);
+    CHECK(sql_i64("SELECT COUNT(*) FROM attempts t WHERE t.kind = 1 AND t.customer_id BETWEEN"
+                  " %" PRId64 " AND %" PRId64 " AND ((t.applied_ledger_id IS NOT NULL) <>"
+                  " (t.status IN ('CONFIRMED','PAID_OUT','MANUALLY_PAID','CHARGEBACK_CANCELLED')))",
+                  lo, hi) == 0,
+          "%s: an attempt holds money exactly when collected", tag);
+    /* Invoice attempts: their money rows net to what they hold. */
+    CHECK(sql_i64("SELECT COUNT(*) FROM attempts t WHERE t.kind = 1 AND t.invoice_kind IS NOT NULL"
+                  " AND t.customer_id BETWEEN %" PRId64 " AND %" PRId64
+                  " AND (SELECT COALESCE(SUM(l.amount), 0) FROM invoice_payments p JOIN ledger l"
+                  " ON l.id = p.ledger_id WHERE p.attempt_id = t.id) <>"
+                  " IF(t.applied_ledger_id IS NULL, 0, t.amount)", lo, hi) == 0,
+          "%s: every invoice attempt's ledger rows net to its money (applied once)", tag);
+    /* Account attempts: PAYMENT and PAYMENT_REVERSED rows of its events' payments. */
+    CHECK(sql_i64("SELECT COUNT(*) FROM attempts t WHERE t.kind = 1 AND t.invoice_kind IS NULL"
+                  " AND t.customer_id BETWEEN %" PRId64 " AND %" PRId64
+                  " AND (SELECT COALESCE(SUM(p.amount), 0) FROM invoice_payments p"
+                  " WHERE p.attempt_id = t.id) > IF(t.applied_ledger_id IS NULL, 0, t.amount)",
+                  lo, hi) == 0,
+          "%s: an account attempt never spreads more than it holds", tag);
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoices i WHERE i.customer_id BETWEEN %" PRId64
+                  " AND %" PRId64 " AND i.invoice_number LIKE 'DBC-%%' AND i.paid <>"
+                  " (SELECT COALESCE(SUM(t.amount), 0) FROM attempts t WHERE t.kind = 1"
+                  " AND t.invoice_kind = i.kind AND t.invoice_id = i.id"
+                  " AND t.applied_ledger_id IS NOT NULL) +"
+                  " (SELECT COALESCE(SUM(p.amount), 0) FROM invoice_payments p JOIN attempts t"
+                  " ON t.id = p.attempt_id WHERE t.invoice_kind IS NULL"
+                  " AND p.invoice_kind = i.kind AND p.invoice_id = i.id)", lo, hi) == 0,
+          "%s: every invoice's paid = its collected attempts", tag);
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoices WHERE customer_id BETWEEN %" PRId64
+                  " AND %" PRId64 " AND NOT (0 <= refunded AND refunded <= paid"
+                  " AND 0 <= refund_pending AND refund_pending <= refunded)", lo, hi) == 0,
+          "%s: 0 <= refunded <= paid on every invoice, reservations counted", tag);
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoices i WHERE i.customer_id BETWEEN %" PRId64
+                  " AND %" PRId64 " AND i.invoice_number LIKE 'DBC-%%' AND i.refunded <>"
+                  " (SELECT COALESCE(SUM(f.amount), 0) FROM refunds f WHERE f.invoice_kind = i.kind"
+                  " AND f.invoice_id = i.id AND f.third_party_refund_status IN"
+                  " ('PENDING_SUBMISSION','SUBMITTED','PAID','REFUND_SETTLED'))", lo, hi) == 0,
+          "%s: refunded = refunds pending or settled (released and returned ones not)", tag);
+    CHECK(sql_i64("SELECT COUNT(*) FROM refunds f WHERE f.customer_id BETWEEN %" PRId64
+                  " AND %" PRId64 " AND (SELECT COALESCE(SUM(l.amount), 0) FROM ledger l"
+                  " WHERE l.customer_id = f.customer_id AND l.txn_type IN ('REFUND',"
+                  "'REFUND_RETURNED') AND l.id = f.ledger_id) <> IF(f.third_party_refund_status"
+                  " IN ('PAID','REFUND_SETTLED','FUNDS_RETURNED') AND f.ledger_id IS NOT NULL,"
+                  " -f.amount, 0)", lo, hi) == 0,
+          "%s: a refund has its REFUND row exactly when it left", tag);
+}
+
+/* One process's share of random reports over the attempts (and refunds
+ * reserved and reported along the way). */
+static int
+random_run(unsigned seed, struct pt_attempt *at, size_t n, int steps, int use_model,
+           int64_t cid_lo, int64_t cid_n)
+{
+    int bad = 0;
+    srand(seed);
+    struct pt_attempt refunds[256];
+    size_t            nref = 0;
+    for (int s = 0; s < steps; s++) {
+        int dice = rand() % 10;
+        if (dice == 0 && nref < NELEM(refunds)) {
+            /* Refunds race reversals: reserve some of what an invoice holds. */
+            struct pt_attempt *p = &at[rand() % n];
+            if (p->kind == 0)
+                continue;
+            int64_t amount = 1 + rand() % 2000;
+            int64_t id = reserve_refund(cid_lo + (int64_t)((p - at) % cid_n), 1, p->invoice, amount);
+            if (id > 0) {
+                refunds[nref] = (struct pt_attempt){.id = id, .amount = amount};
+                snprintf(refunds[nref].model, 48, "PENDING_SUBMISSION");
+                nref++;
+            }
+        } else if (dice <= 2 && nref > 0) {
+            struct pt_attempt *r = &refunds[rand() % nref];
+            const char        *st = REFUND_STATUSES[rand() % NELEM(REFUND_STATUSES)];
+            struct attempt_outcome out;
+            enum db_rc             rc = report(r->id, st, &out, NULL);
+            bad += rc != DB_OK;
+            if (use_model)
+                model_apply(ATTEMPT_REFUND, r->model, st, rc);
+        } else {
+            struct pt_attempt *p = &at[rand() % n];
+            const char        *st = COLL_STATUSES[rand() % NELEM(COLL_STATUSES)];
+            int                times = rand() % 4 == 0 ? 2 : 1;   /* replays */
+            for (int k = 0; k < times; k++) {
+                struct attempt_outcome out;
+                char                   after[48] = "";
+                enum db_rc             rc = report(p->id, st, &out, after);
+                bad += rc != DB_OK && rc != DB_CONFLICT;
+                if (use_model) {
+                    model_apply(ATTEMPT_COLLECTION, p->model, st, rc);
+                    if (rc == DB_OK && strcmp(after, p->model) != 0)
+                        bad++;
+                }
+            }
+        }
+    }
+    if (use_model)
+        for (size_t i = 0; i < nref; i++) {
+            struct attempt a;
+            struct db_uow  u;
+            db_uow_init(&u, A);
+            if (attempt_load(&u, refunds[i].id, 0, &a) != DB_OK ||
+                strcmp(a.status, refunds[i].model) != 0)
+                bad++;
+            db_uow_reset(&u);
+            arena_reset(A);
+        }
+    return bad;
+}
+
+static void
+make_attempts(struct pt_attempt *at, size_t n, int64_t cid_lo, int64_t cid_n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t cid = cid_lo + (int64_t)(i % (size_t)cid_n);
+        at[i].amount = 1000 + rand() % 9000;
+        at[i].kind = i % 5 == 4 ? 0 : 1;
+        if (at[i].kind == 1) {
+            at[i].invoice = add_invoice(cid, 1, at[i].amount, "2025-03-01");
+        } else {
+            add_invoice(cid, 2, at[i].amount / 2 + 1, "2025-02-01");
+            add_invoice(cid, 1, at[i].amount, "2025-03-01");
+        }
+        at[i].id = open_attempt(cid, at[i].kind, at[i].invoice, at[i].amount, "NEW");
+        snprintf(at[i].model, 48, "NEW");
+    }
+}
+
+static void
+test_property_sequential(void)
+{
+    static struct pt_attempt at[500];
+    unsigned                 seed = (unsigned)time(NULL);
+    srand(seed);
+    make_attempts(at, NELEM(at), 93, 3);
+    int bad = random_run(seed, at, NELEM(at), 4000, 1, 93, 3);
+    CHECK(bad == 0, "500 attempts, 4,000 random reports (seed %u): every status is the rank"
+          " rule's and nothing failed (%d wrong)", seed, bad);
+    check_invariants("sequential", 93, 95);
+}
+
+static void
+test_property_concurrent(void)
+{
+    enum { PROCS = 4 };
+    static struct pt_attempt at[200];
+    unsigned                 seed = (unsigned)time(NULL) ^ 0x5a5a;
+    srand(seed);
+    make_attempts(at, NELEM(at), 96, 3);
+    db_close(); /* children connect after fork */
+    pid_t pids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            A = arena_create(1 << 16);
+            if (db_open(&settings) != 0)
+                _exit(3);
+            int bad = random_run(seed + (unsigned)p, at, NELEM(at), 1000, 0, 96, 3);
+            db_close();
+            _exit(bad ? 1 : 0);
+        }
+    }
+    int failed = 0;
+    for (int p = 0; p < PROCS; p++) {
+        int st;
+        waitpid(pids[p], &st, 0);
+        failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    if (db_open(&settings) != 0)
+        die("db_open");
+    CHECK(failed == 0, "4 processes x 1,000 random reports on the same 200 attempts (seed %u):"
+          " every report committed or was refused as a conflict (%d processes failed)", seed,
+          failed);
+    check_invariants("concurrent", 96, 98);
+}
+
+int
+main(void)
+{
+    const char *name = getenv("PAY_DB_NAME");
+    settings = (struct db_settings){
+        .socket = getenv("PAY_DB_SOCKET"), .user = getenv("PAY_DB_USER"),
+        .password = getenv("PAY_DB_PASSWORD"), .name = name,
+        .timeout = 10, .lock_wait = 5};
+    if (settings.socket == NULL || settings.user == NULL || name == NULL ||
+        strcmp(name, "pay_dbtest") != 0)
+        die("run me through tests/db/run.sh (PAY_DB_* of a private pay_dbtest database)");
+    if (db_open(&settings) != 0)
+        die("db_open");
+    other = mysql_init(NULL);
+    if (mysql_real_connect(other, NULL, settings.user, settings.password, name, 0,
+                           settings.socket, CLIENT_MULTI_STATEMENTS) == NULL)
+        die(mysql_error(other));
+    A = arena_create(1 << 16);
+
+    test_rank_table();
+    test_invoice_lifecycle();
+    test_account_attempt();
+    test_refund_lifecycle();
+    test_property_sequential();
+    test_property_concurrent();
+
+    arena_destroy(A);
+    db_close();
+    mysql_close(other);
+    return TEST_DONE();
+}
