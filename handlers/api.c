@@ -24,6 +24,34 @@ invoice_lock_visible(struct req *r, int kind, int64_t id, struct customer *c,
     return rc;
 }
 
+/* Maps the outcome of a prologue's lock: 0, 400 naming the field, or 503. */
+static int
+locked_or_fail(struct req *r, enum db_rc rc, const char *field)
+{
+    if (rc == DB_NOT_FOUND)
+        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, field, "unknown %s", field);
+    return rc == DB_OK ? 0 : db_fail(r, rc);
+}
+
+int
+customer_lock_or_fail(struct req *r, int64_t id, const char *field, struct customer *c)
+{
+    enum db_rc rc = db_tx_begin(&r->db);
+    if (rc == DB_OK)
+        rc = customer_load_visible(r, id, 1, c);
+    return locked_or_fail(r, rc, field);
+}
+
+int
+invoice_lock_or_fail(struct req *r, int kind, int64_t id, const char *field,
+                     struct customer *c, struct invoice *inv)
+{
+    enum db_rc rc = db_tx_begin(&r->db);
+    if (rc == DB_OK)
+        rc = invoice_lock_visible(r, kind, id, c, inv);
+    return locked_or_fail(r, rc, field);
+}
+
 int
 db_fail(struct req *r, enum db_rc rc)
 {

@@ -24,6 +24,17 @@ DB_MUST_CHECK enum db_rc customer_load_visible(struct req *r, int64_t id, int lo
 DB_MUST_CHECK enum db_rc invoice_lock_visible(struct req *r, int kind, int64_t id,
                                               struct customer *c, struct invoice *inv);
 
+/* The prologue of a money-moving handler: begins the request's
+ * transaction and locks the customer (customer_lock_or_fail) or the
+ * invoice with its customer (invoice_lock_or_fail), as the caller may see
+ * them. 0, or the status of the recorded error: 400 UNKNOWN_REFERENCE
+ * naming the body field `field` for an unknown (or another tenant's)
+ * object, 503 for a database failure. */
+int customer_lock_or_fail(struct req *r, int64_t id, const char *field,
+                          struct customer *c);
+int invoice_lock_or_fail(struct req *r, int kind, int64_t id, const char *field,
+                         struct customer *c, struct invoice *inv);
+
 /* A mandate for the site is in place (a completed flow or an attached
  * mandate): the site is now paid by that payment method (mandates.c). */
 DB_MUST_CHECK enum db_rc mandate_site_method(struct req *r, int64_t site_id, const char *method);

@@ -116,13 +116,8 @@ customer_balance_adjustments_create(struct req *r)
         (st = body_number_or_fail(r, "amountInMajorCurrency", &amount_text)) != 0 ||
         (st = body_str_or_fail(r, "description", 0, 255, &description)) != 0)
         return st;
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return db_fail(r, rc);
-    rc = customer_load_visible(r, customer_id, 1, &c);
-    if (rc == DB_NOT_FOUND)
-        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "customerId", "unknown customerId");
-    if (rc != DB_OK)
-        return db_fail(r, rc);
+    if ((st = customer_lock_or_fail(r, customer_id, "customerId", &c)) != 0)
+        return st;
     int64_t limit = 100000 * minor_per_major(c.digits);
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits,
                                  -limit, limit, 0, &amount)) != 0)

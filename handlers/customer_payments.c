@@ -102,13 +102,8 @@ customer_payments_create(struct req *r)
     if (brt == NULL)
         brt = "NORMAL";
 
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return db_fail(r, rc);
-    rc = customer_load_visible(r, customer_id, 1, &c);
-    if (rc == DB_NOT_FOUND)
-        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "customerId", "unknown customerId");
-    if (rc != DB_OK)
-        return db_fail(r, rc);
+    if ((st = customer_lock_or_fail(r, customer_id, "customerId", &c)) != 0)
+        return st;
     int64_t unit = minor_per_major(c.digits);
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits,
                                  1, 10000000 * unit - 1, 0, &amount)) != 0)

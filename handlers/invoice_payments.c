@@ -209,14 +209,8 @@ events_create_generic(struct req *r, const struct kind *k)
                          "thirdPartyPaymentReference names a provider's payment: it"
                          " needs an integrated paymentMethod and a thirdPartyPaymentStatus");
 
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return db_fail(r, rc);
-    rc = invoice_lock_visible(r, k->kind, invoice_id, &c, &inv);
-    if (rc == DB_NOT_FOUND)
-        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, k->id_field, "unknown %s",
-                         k->id_field);
-    if (rc != DB_OK)
-        return db_fail(r, rc);
+    if ((st = invoice_lock_or_fail(r, k->kind, invoice_id, k->id_field, &c, &inv)) != 0)
+        return st;
     int64_t limit = 100000 * minor_per_major(c.digits);
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits,
                                  -limit, limit, 0, &amount)) != 0)
@@ -437,7 +431,6 @@ transition_generic(struct req *r, int cancel)
     int64_t         invoice_id, id = 0;
     struct customer c;
     struct invoice  inv;
-    enum db_rc      rc;
     int             st;
 
     if ((st = body_object_or_fail(r, fields)) != 0 ||
@@ -446,13 +439,8 @@ transition_generic(struct req *r, int cancel)
         (st = body_str_or_fail(r, "notes", 0, 255, &notes)) != 0)
         return st;
     const struct kind *k = strcmp(brt, "ADHOC") == 0 ? &adhoc : &normal;
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return db_fail(r, rc);
-    rc = invoice_lock_visible(r, k->kind, invoice_id, &c, &inv);
-    if (rc == DB_NOT_FOUND)
-        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "invoiceId", "unknown invoiceId");
-    if (rc != DB_OK)
-        return db_fail(r, rc);
+    if ((st = invoice_lock_or_fail(r, k->kind, invoice_id, "invoiceId", &c, &inv)) != 0)
+        return st;
 
     enum tp_group g = inv.tp_status ? tp_group_of(inv.tp_status) : TP_INFO;
     int allowed = cancel ? g == TP_PENDING && strcmp(inv.tp_status, "SUBMITTED") != 0

@@ -100,13 +100,8 @@ refunds_create(struct req *r)
         return st;
     int kind = strcmp(brt, "ADHOC") == 0 ? INVOICE_ADHOC : INVOICE_NORMAL;
 
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return db_fail(r, rc);
-    rc = invoice_lock_visible(r, kind, invoice_id, &c, &inv);
-    if (rc == DB_NOT_FOUND)
-        return req_failf(r, PAY_E_UNKNOWN_REFERENCE, "invoiceId", "unknown invoiceId");
-    if (rc != DB_OK)
-        return db_fail(r, rc);
+    if ((st = invoice_lock_or_fail(r, kind, invoice_id, "invoiceId", &c, &inv)) != 0)
+        return st;
     if ((st = body_money_or_fail(r, "amountInMajorCurrency", amount_text, c.digits, 1,
                                  100000 * minor_per_major(c.digits), 0, &amount)) != 0)
         return st;
