@@ -56,6 +56,8 @@ def raw_http(method, path, headers=None, body=None):
     for line in hl[1:]:
         k, _, v = line.partition(":")
         hdrs[k.strip().lower()] = v.strip()
+    if "chunked" in hdrs.get("transfer-encoding", ""):
+        rest = http_dechunk(rest)
     return status, hdrs, rest
 
 
@@ -176,7 +178,7 @@ def test_request_id(s):
     # app's log name the same id: the access log ("rid=") shows it.
     r = get("/v1/customer-payments/0", tok=W, headers={"X-Request-Id": "not sane!"})
     got = r.header("X-Request-Id") or "?"
-    log = os.path.join(ENV["PAY_STACK_DIR"], "nginx", "access.log")
+    log = ENV.get("PAY_FRONT_ACCESS_LOG") or os.path.join(ENV["PAY_STACK_DIR"], "nginx", "access.log")
     for _ in range(50):  # the access log line is written after the answer
         with open(log) as f:
             if ("rid=" + got) in f.read():
@@ -697,7 +699,11 @@ def test_idempotency(s):
             j = json.loads(rb)
         except ValueError:
             j = {}
-        s.eq(j.get("field"), "Idempotency-Key", "invalid Idempotency-Key %r: field" % bad[:20])
+        if FRONT == "apache" and re.search(r"[\x00-\x08\x0a-\x1f\x7f]", bad):
+            # Apache refuses a header line with control characters itself
+            s.eq(j.get("code"), "BAD_REQUEST", "invalid Idempotency-Key %r: Apache's 400" % bad[:20])
+        else:
+            s.eq(j.get("field"), "Idempotency-Key", "invalid Idempotency-Key %r: field" % bad[:20])
     s.eq(balance(3), b1, "invalid keys moved no money")
     s.eq(ledger_count(), n1, "invalid keys wrote no ledger rows")
 
