@@ -92,8 +92,12 @@ cp "$deb" "$root/tmp/new.deb"
 in_root dpkg -i /tmp/prev.deb >"$work/dpkg-prev.log" 2>&1 || { cat "$work/dpkg-prev.log" >&2; fail "dpkg -i (previous) failed"; }
 say "installed $(in_root dpkg-query -W -f='${Package} ${Version}' pay-api)"
 in_root getent passwd pay-api >/dev/null || fail "postinst did not create the pay-api user"
-[ "$(stat -c '%a %U %G' "$root/etc/pay-api/pay-api.conf")" = "640 root pay-api" ] \
-    || fail "/etc/pay-api/pay-api.conf is $(stat -c '%a %U %G' "$root/etc/pay-api/pay-api.conf"), want 640 root pay-api"
+# (names resolved inside the root: its pay-api user is not the host's)
+for f in /etc/pay-api/pay-api.conf /etc/pay-api/jwt.secret; do
+    [ "$(in_root stat -c '%a %U %G' "$f")" = "640 root pay-api" ] \
+        || fail "$f is $(in_root stat -c '%a %U %G' "$f"), want 640 root pay-api"
+done
+[ "$(in_root stat -c '%a %U %G' /etc/pay-api)" = "750 root pay-api" ] || fail "/etc/pay-api is not 750 root pay-api"
 [ "$(wc -c < "$root/etc/pay-api/jwt.secret")" -ge 64 ] || fail "postinst wrote no usable JWT secret"
 for f in /usr/sbin/pay-api /usr/share/pay-api/schema/001_init.sql /lib/systemd/system/pay-api.service \
          /lib/systemd/system/pay-api.socket /etc/nginx/sites-available/pay-api.conf \
