@@ -307,8 +307,8 @@ start_apache() {  # PORT
     if grep -q '@[A-Z_]*@' "$ap/apache2.conf"; then
         die "unrendered placeholder in apache/test.conf.in: $(grep -o '@[A-Z_]*@' "$ap/apache2.conf" | head -n 1)"
     fi
-    # APACHE_* variables of the caller would leak into Debian's apache2 wrapper
-    # defaults; -d/-f make the configuration ours alone.
+    # -d/-f: our ServerRoot and configuration only; nothing under /etc/apache2
+    # is read, and the system service is never touched.
     apache2 -d "$ap" -f "$ap/apache2.conf" -t >>"$LOGS/apache-test.log" 2>&1 \
         || die "apache2 -t rejected $ap/apache2.conf (see $LOGS/apache-test.log)"
     start_daemon apache "$LOGS/apache.out" apache2 -d "$ap" -f "$ap/apache2.conf" -DFOREGROUND
