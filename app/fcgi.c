@@ -49,6 +49,16 @@ fcgi_inherited_socket(void)
 }
 
 int
+fcgi_spawned_socket(void)
+{
+    int       listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0)
+        return -1;                      /* not a socket: /dev/null, a tty */
+    return listening ? 0 : -1;
+}
+
+int
 fcgi_listen_unix(const char *path, int mode, char *err, size_t errlen)
 {
     struct sockaddr_un sa;

@@ -13,6 +13,10 @@ void fcgi_init(void);
 /* The socket passed by systemd (LISTEN_FDS/LISTEN_PID), or -1. Clears
  * the variables so children do not see them. */
 int fcgi_inherited_socket(void);
+/* 0 when fd 0 is a listening socket, i.e. a web server (mod_fcgid,
+ * spawn-fcgi) started this process the FastCGI way with the socket as
+ * stdin (the test of libfcgi's FCGX_IsCGI); -1 otherwise. */
+int fcgi_spawned_socket(void);
 /* Creates a listening unix socket at path with this mode. Refuses to
  * replace a socket another live process is serving. -1 with err set. */
 int fcgi_listen_unix(const char *path, int mode, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /*
  * pay-api: parse arguments and configuration, then run one command.
- *   serve     master + prefork FastCGI workers
+ *   serve     master + prefork FastCGI workers, or one worker on fd 0
+ *             when a web server spawned us (spawned mode)
  *   migrate   apply db/schema migrations
  *   load      load a reference-data JSON document in one transaction
  *   generate  write a large consistent data set (benchmarks)
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,21 +104,50 @@ cmd_serve(void)
     metrics_init(routes_count);
     mysql_library_init(0, NULL, NULL);
     fcgi_init();
+    /* The socket comes from systemd (LISTEN_FDS), else from a web server
+     * that spawned us with it on fd 0 (mod_fcgid, spawn-fcgi), else we
+     * create cfg.socket ourselves. */
     int  fd = fcgi_inherited_socket();
-    int  own_socket = fd < 0;
+    int  spawned = fd < 0 && fcgi_spawned_socket() == 0;
+    int  own_socket = fd < 0 && !spawned;
     char err[256];
+    if (spawned)
+        fd = 0;
     if (own_socket && (fd = fcgi_listen_unix(cfg.socket, cfg.socket_mode, err, sizeof(err))) < 0)
         fatal("%s", err);
     struct master_settings ms = {
         fd, cfg.workers, cfg.max_requests, cfg.shutdown_grace, worker_init, worker_fini,
     };
-    log_info("main", "serving on %s with %d workers", cfg.socket, cfg.workers);
-    int rc = master_run(&ms);
-    close(fd);
+    int rc;
+    if (spawned) {
+        log_info("main", "spawned mode: serving the socket on fd 0 in pid %d, no master",
+                 (int)getpid());
+        rc = master_run_single(&ms);
+    } else {
+        log_info("main", "serving on %s with %d workers",
+                 own_socket ? cfg.socket : "the socket from systemd", cfg.workers);
+        rc = master_run(&ms);
+    }
+    if (!spawned)
+        close(fd);
     if (own_socket)
         unlink(cfg.socket); /* a stale socket would look like a live server */
     mysql_library_end();
     return rc;
+}
+
+/* The migrations installed with the binary (<datadir>/pay-api/schema);
+ * a development build that is not installed falls back to its source
+ * tree's db/schema. */
+static const char *
+default_schema_dir(void)
+{
+#ifdef PAY_SCHEMA_DIR_SOURCE
+    struct stat st;
+    if (stat(PAY_SCHEMA_DIR_INSTALLED, &st) != 0 && stat(PAY_SCHEMA_DIR_SOURCE, &st) == 0)
+        return PAY_SCHEMA_DIR_SOURCE;
+#endif
+    return PAY_SCHEMA_DIR_INSTALLED;
 }
 
 static int
@@ -124,7 +155,7 @@ cmd_migrate(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : getenv("PAY_SCHEMA_DIR");
     if (dir == NULL)
-        dir = PAY_SCHEMA_DIR;
+        dir = default_schema_dir();
     if (open_db(0) != 0)
         fatal("cannot connect to the database");
     int rc = db_migrate(dir);

@@ -4,6 +4,8 @@
  * asynchronous handlers in this process at all. Each worker slot has a
  * MAP_SHARED int where the worker writes the route index it is serving,
  * so a crash can be attributed to a route.
+ * master_run_single() is the spawned mode: no master, this process is the
+ * one worker, and whoever started it (mod_fcgid, spawn-fcgi) supervises.
  */
 #include "master.h"
 
@@ -205,5 +207,36 @@ master_run(const struct master_settings *s)
     log_info("master", "stopped");
     free(slots);
     munmap((void *)routes, sizeof(int) * (size_t)n);
+    return 0;
+}
+
+static volatile int single_route = -1;
+
+int
+master_run_single(const struct master_settings *s)
+{
+    struct sigaction sa;
+    sigset_t         none;
+
+    memset(&sa, 0, sizeof(sa));
+    /* No SA_RESTART here: nobody pokes the socket for us, so SIGTERM must
+     * interrupt the accept itself (FCGI_FAIL_ACCEPT_ON_INTR). SIGTERM is
+     * blocked while a request is served; a signal that lands while libfcgi
+     * reads a request's parameters drops that request (fcgi_serve). */
+    sa.sa_handler = worker_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);      /* a vanished web server: an error, not death */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    router_current_route = &single_route;
+    if (s->worker_init != NULL)
+        s->worker_init();
+    fcgi_serve(s->listen_fd, &worker_stop, s->max_requests);
+    if (s->worker_fini != NULL)
+        s->worker_fini();
+    log_info("master", "spawned worker stopped");
     return 0;
 }

@@ -19,4 +19,10 @@ struct master_settings {
  * stop, 1 when workers keep dying at start-up). */
 int master_run(const struct master_settings *s);
 
+/* Spawned mode: serves listen_fd in this very process, one request at a
+ * time, without a master (the web server or spawn-fcgi that started us
+ * owns the process count and the restarts; workers is ignored). Returns
+ * the exit status after SIGTERM/SIGINT or max_requests. */
+int master_run_single(const struct master_settings *s);
+
 #endif

@@ -287,10 +287,25 @@ read_body(struct req *r)
     if (!content_type_is(r->content_type, want))
         return req_failf(r, PAY_E_MEDIA_TYPE, NULL, "Content-Type must be %s",
                          want);
-    char *buf = arena_alloc(r->arena, len + 1);
-    long  got = len ? r->src.read(r->src.ctx, buf, len) : 0;
-    if (got < 0 || (size_t)got != len)
-        return req_failf(r, PAY_E_BAD_REQUEST, NULL, "request body truncated");
+    char *buf;
+    long  got;
+    if (cl == NULL || *cl == '\0') {
+        /* No CONTENT_LENGTH: Apache's mod_proxy_fcgi passes a chunked body
+         * that way. FastCGI ends the stdin stream explicitly, so read to its
+         * end, one byte past the limit to tell a body that is too large. */
+        buf = arena_alloc(r->arena, REQ_BODY_MAX + 2);
+        got = r->src.read(r->src.ctx, buf, REQ_BODY_MAX + 1);
+        if (got > (long)REQ_BODY_MAX)
+            return req_fail(r, PAY_E_TOO_LARGE, NULL);
+        if (got < 0)
+            return req_failf(r, PAY_E_BAD_REQUEST, NULL, "request body truncated");
+        len = (size_t)got;
+    } else {
+        buf = arena_alloc(r->arena, len + 1);
+        got = len ? r->src.read(r->src.ctx, buf, len) : 0;
+        if (got < 0 || (size_t)got != len)
+            return req_failf(r, PAY_E_BAD_REQUEST, NULL, "request body truncated");
+    }
     buf[len] = '\0';
     r->body = buf;
     r->body_len = len;

@@ -24,6 +24,8 @@
 #                  PAY_TLS_CA (the CA to trust) and PAY_HTTP_URL (the port-80
 #                  side). Without it: plain HTTP on PORT (nginx/test.conf.in) and
 #                  allow_insecure_http = 1, a development stack.
+#   PAY_FRONT      web server in front: nginx (default) or apache (a private
+#                  Apache httpd from apache/test.conf.in, see start_apache)
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #
@@ -31,6 +33,9 @@
 #   mysql/          MariaDB datadir          run/   sockets and pid records
 #   nginx/          nginx prefix: nginx.conf, fastcgi_params, snippets/, tmp/,
 #                   error.log, access.log, nginx.pid
+#   apache/         (PAY_FRONT=apache) ServerRoot: apache2.conf, locations.conf,
+#                   run/, error.log, access.log, apache2.pid
+#   front           the front's name (nginx or apache)
 #   logs/           mariadb.err, pay-api.log (app log), pay-api.out (stdout/err),
 #                   setup.log (migrate/load), ...
 #   pay-api.conf    generated config (0600)    jwt.secret  HS256 secret (0600)
@@ -206,6 +211,7 @@ do_stop() {
     fi
     rm -f "$DIR/env"
     stop_daemon nginx QUIT 10                    # graceful: finish in-flight requests
+    stop_daemon apache WINCH 10                  # graceful-stop, the same for Apache
     stop_daemon pay-api TERM 15                  # graceful drain, then SIGKILL
     local pid
     if pid=$(recorded_pid mariadbd); then
@@ -221,7 +227,7 @@ do_stop() {
 
 do_status() {
     local name pid rc=0
-    for name in mariadbd pay-api nginx; do
+    for name in mariadbd pay-api "$(front_of_dir)"; do
         if pid=$(recorded_pid "$name"); then
             say "$name running (pid $pid)"
         else
@@ -250,7 +256,7 @@ pick_port() {
 dump_logs() {
     local f
     warn "---- last lines of the logs in $DIR ----"
-    for f in "$LOGS"/* "$NGX/error.log"; do
+    for f in "$LOGS"/* "$NGX/error.log" "$DIR/apache/error.log"; do
         [ -s "$f" ] || continue
         # The installer's chatter only matters when the server never started.
         if [ "$f" = "$LOGS/mariadb-install.log" ] && [ -s "$LOGS/mariadb.err" ]; then continue; fi
@@ -274,6 +280,47 @@ on_exit() {
         fi
     fi
     exit $rc
+}
+
+# ---- the Apache front (PAY_FRONT=apache) --------------------------------------
+
+front_of_dir() {  # the front recorded by "start" (nginx for older stack dirs)
+    local f=nginx
+    [ -r "$DIR/front" ] && read -r f < "$DIR/front"
+    printf '%s\n' "${f:-nginx}"
+}
+
+front_access_log() {
+    if [ "$(front_of_dir)" = apache ]; then echo "$DIR/apache/access.log"; else echo "$NGX/access.log"; fi
+}
+
+# Renders apache/test.conf.in into DIR/apache (its ServerRoot), copies the
+# shared apache/pay-api-locations.conf next to it, checks it with -t and
+# starts "apache2 -DFOREGROUND" as the daemon "apache". Never the system
+# apache2 service: everything (pid, logs, mutexes) stays in DIR/apache.
+start_apache() {  # PORT
+    local port=$1 ap=$DIR/apache users=''
+    need_cmd apache2
+    [ -r "$REPO/apache/test.conf.in" ] || die "missing $REPO/apache/test.conf.in"
+    mkdir -p "$ap/run"
+    cp "$REPO/apache/pay-api-locations.conf" "$ap/locations.conf"
+    if [ "$(id -u)" -eq 0 ]; then
+        # Apache refuses to serve as root: its children run as nobody, who
+        # must reach the socket in $RUN.
+        runuser -u nobody -- test -x "$RUN" 2>/dev/null \
+            || die "user nobody cannot reach $RUN (Apache children cannot run as root); use a DIR nobody can traverse"
+        users='User nobody\nGroup nogroup'
+    fi
+    sed -e "s|@PORT@|$port|g" -e "s|@SOCK@|$FCGI_SOCK|g" -e "s|@TMP@|$ap|g" \
+        -e "s|^@USERDIRECTIVES@$|$users|" "$REPO/apache/test.conf.in" > "$ap/apache2.conf"
+    if grep -q '@[A-Z_]*@' "$ap/apache2.conf"; then
+        die "unrendered placeholder in apache/test.conf.in: $(grep -o '@[A-Z_]*@' "$ap/apache2.conf" | head -n 1)"
+    fi
+    # -d/-f: our ServerRoot and configuration only; nothing under /etc/apache2
+    # is read, and the system service is never touched.
+    apache2 -d "$ap" -f "$ap/apache2.conf" -t >>"$LOGS/apache-test.log" 2>&1 \
+        || die "apache2 -t rejected $ap/apache2.conf (see $LOGS/apache-test.log)"
+    start_daemon apache "$LOGS/apache.out" apache2 -d "$ap" -f "$ap/apache2.conf" -DFOREGROUND
 }
 
 need_cmd() {
@@ -332,6 +379,8 @@ do_start() {
     local log_level=${PAY_LOG_LEVEL:-info}
     local wait_s=${PAY_STACK_WAIT:-20}
     TLS=${PAY_TLS:-0}
+    FRONT=${PAY_FRONT:-nginx}
+    case $FRONT in nginx|apache) ;; *) die "PAY_FRONT must be nginx or apache: '$FRONT'" ;; esac
     local v
     for v in $(compgen -e); do
         case $v in PAY_STACK_*) ;; PAY_*) unset "$v" ;; esac
@@ -371,6 +420,7 @@ do_start() {
         do_stop
         rm -rf -- "$DIR/mysql" "$NGX" "$LOGS" "$RUN" "$CONF" "$DIR/jwt.secret" "$DIR/env"
         rm -rf -- "$DIR/tls" "$DIR/acme"
+        rm -rf -- "$DIR/apache" "$DIR/front"
     fi
 
     STARTING=1
@@ -381,6 +431,7 @@ do_start() {
     umask 022
     mkdir -p "$DIR/mysql" "$NGX/snippets" "$NGX/tmp" "$LOGS" "$RUN"
     : > "$MARKER"
+    printf '%s\n' "$FRONT" > "$DIR/front"
     # nginx workers of a root master run as "nobody" and must reach the socket.
     chmod 755 "$DIR" "$RUN"
     say "stack dir $DIR, port $port${TLS_PORT:+, HTTPS port $TLS_PORT}"
@@ -453,6 +504,9 @@ CONF
     rm -f "$FCGI_SOCK"
     start_daemon pay-api "$LOGS/pay-api.out" "$BIN" --config "$CONF" serve
 
+    if [ "$FRONT" = apache ]; then
+        start_apache "$port"
+    else
     # ---- nginx -----------------------------------------------------------------
     [ -r "$REPO/nginx/test.conf.in" ] || die "missing $REPO/nginx/test.conf.in"
     cp /etc/nginx/fastcgi_params "$NGX/fastcgi_params"
@@ -472,17 +526,18 @@ CONF
     nginx -p "$NGX" -c "$NGX/nginx.conf" -g "$ngx_global" -t >>"$LOGS/nginx-test.log" 2>&1 \
         || die "nginx -t rejected $NGX/nginx.conf (see $LOGS/nginx-test.log)"
     start_daemon nginx "$LOGS/nginx.out" nginx -p "$NGX" -c "$NGX/nginx.conf" -g "$ngx_global"
+    fi  # nginx (the lines above keep their indentation: PAY_FRONT=nginx is the default)
 
     # ---- wait until ready ------------------------------------------------------------
     local base=http://127.0.0.1:$port path ppid npid
     if [ "$TLS" = 1 ]; then base=https://127.0.0.1:$TLS_PORT; fi
     ppid=$(recorded_pid pay-api) || die "pay-api serve exited during start-up"
-    npid=$(recorded_pid nginx) || die "nginx exited during start-up"
+    npid=$(recorded_pid "$FRONT") || die "$FRONT exited during start-up"
     local deadline=$((SECONDS + wait_s))
     for path in /healthz /readyz; do
         until curl -fsS -o /dev/null --max-time 2 "$base$path" 2>/dev/null; do
             is_running "$ppid" || die "pay-api serve exited during start-up"
-            is_running "$npid" || die "nginx exited during start-up"
+            is_running "$npid" || die "$FRONT exited during start-up"
             if [ $SECONDS -ge $deadline ]; then
                 curl -sS -i --max-time 2 "$base$path" >&2 || true
                 die "GET $path did not answer 200 within ${wait_s} s"
@@ -503,6 +558,8 @@ PAY_DB_USER='pay'
 PAY_DB_PASSWORD='$dbpass'
 PAY_DB_NAME='pay'
 PAY_STACK_DIR='$DIR'
+PAY_FRONT='$FRONT'
+PAY_FRONT_ACCESS_LOG='$(front_access_log)'
 MYSQL_CMD='mariadb --no-defaults --socket=$MYSQL_SOCK -u$DBA pay'
 $(stack_tls_env "$port")
 ENV
@@ -510,7 +567,7 @@ ENV
     umask 022
 
     STARTING=0
-    say "ready: $base  (env: $DIR/env, logs: $LOGS, nginx logs: $NGX/*.log)"
+    say "ready: $base  (env: $DIR/env, logs: $LOGS, $FRONT logs: $(dirname "$(front_access_log)")/*.log)"
 }
 
 # ---------------------------------------------------------------------------

@@ -40,6 +40,27 @@ def _load_env():
 
 _load_env()
 BASE = ENV["PAY_BASE_URL"]
+# The web server in front (tests/stack.sh PAY_FRONT): nginx or apache. Only
+# what the front answers itself may differ (see README, "Deploying on Apache").
+FRONT = ENV.get("PAY_FRONT", "nginx")
+# Server header values that name the product without a version.
+SERVER_TOKENS = (None, "nginx", "Apache")
+
+
+def http_dechunk(body):
+    """The payload of a chunked HTTP/1.1 body (raw-socket tests: Apache
+    streams what the app sends without a length in chunks)."""
+    out = b""
+    while body:
+        n, _, body = body.partition(b"\r\n")
+        try:
+            n = int(n.split(b";")[0], 16)
+        except ValueError:
+            break
+        if n == 0:
+            break
+        out, body = out + body[:n], body[n + 2:]
+    return out
 
 # Over HTTPS (tests/stack.sh with PAY_TLS=1) the server must prove itself
 # with a certificate of the stack's test CA, and nothing else is trusted:

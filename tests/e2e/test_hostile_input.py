@@ -52,6 +52,8 @@ def raw_http(data, timeout=20):
     for line in lines[1:]:
         k, _, v = line.partition(":")
         hdrs.append((k.strip().lower(), v.strip()))
+    if any(k == "transfer-encoding" and "chunked" in v for k, v in hdrs):
+        body = http_dechunk(body)
     return status, hdrs, body
 
 

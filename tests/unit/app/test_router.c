@@ -709,6 +709,30 @@ test_body(void)
         free(big);
     }
 
+    /* No CONTENT_LENGTH (Apache's mod_proxy_fcgi with a chunked body): the
+     * FastCGI stdin stream is read to its end, at most 64 KiB. */
+    res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/x",
+                       "CONTENT_TYPE", "application/json"),
+                   ok_body, sizeof(ok_body) - 1);
+    CHECK(res.status == 201 && seen.body_len == sizeof(ok_body) - 1,
+          "a body without CONTENT_LENGTH is read to the end of the stream (%d, %zu)",
+          res.status, seen.body_len);
+    {
+        enum { HUGE_BODY = 70000 };
+        char *big = malloc(HUGE_BODY);
+        memset(big, ' ', HUGE_BODY);
+        res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/x",
+                           "CONTENT_TYPE", "application/json"),
+                       big, HUGE_BODY);
+        check_error(&res, 413, "Payload Too Large", "BODY_TOO_LARGE", NULL,
+                    "70000 bytes without CONTENT_LENGTH");
+        free(big);
+    }
+    res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/x",
+                       "CONTENT_TYPE", "application/json"), "", 0);
+    check_error(&res, 400, "Bad Request", "INVALID_JSON", NULL,
+                "no CONTENT_LENGTH and an empty stream");
+
     /* Malformed Content-Length. */
     static const char *const bad_cl[] = {"abc", "-1", "1e3", "12 ", " 12", "0x10"};
     for (size_t i = 0; i < sizeof(bad_cl) / sizeof(bad_cl[0]); i++) {
