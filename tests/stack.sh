@@ -368,16 +368,21 @@ stack_tls_env() {
         "$DIR/tls/ca.pem" "$1" "$DIR/acme"
 }
 
-do_start() {
-    local port=${1:-}
+# ---- start, in named steps ----------------------------------------------------
+# The steps share the stack's settings through these globals (set by
+# start_inputs, start_database and start_wait_ready).
+DATA='' WORKERS='' LOG_LEVEL='' WAIT_S='' PORT='' DBPASS='' BASE=''
 
-    # Inputs (read before the PAY_* variables are dropped).
+# Reads and checks the inputs (PORT and the PAY_* variables, read before
+# they are dropped from the environment of pay-api).
+start_inputs() {  # [PORT]
+    PORT=${1:-}
     BIN=${PAY_BIN:-$REPO/build/pay-api}
     case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
-    local data=${PAY_DATA:-}
-    local workers=${PAY_WORKERS:-4}
-    local log_level=${PAY_LOG_LEVEL:-info}
-    local wait_s=${PAY_STACK_WAIT:-20}
+    DATA=${PAY_DATA:-}
+    WORKERS=${PAY_WORKERS:-4}
+    LOG_LEVEL=${PAY_LOG_LEVEL:-info}
+    WAIT_S=${PAY_STACK_WAIT:-20}
     TLS=${PAY_TLS:-0}
     FRONT=${PAY_FRONT:-nginx}
     case $FRONT in nginx|apache) ;; *) die "PAY_FRONT must be nginx or apache: '$FRONT'" ;; esac
@@ -388,29 +393,32 @@ do_start() {
 
     [ -x "$BIN" ] || die "pay-api binary not found or not executable: $BIN (set PAY_BIN)"
     [[ $BIN =~ ^/[A-Za-z0-9_./+-]+$ ]] || die "PAY_BIN must be a plain path: '$BIN'"
-    if [ -n "$data" ]; then
-        case $data in /*) ;; *) data=$(pwd)/$data ;; esac
-        [ -r "$data" ] || die "PAY_DATA file not readable: $data"
+    if [ -n "$DATA" ]; then
+        case $DATA in /*) ;; *) DATA=$(pwd)/$DATA ;; esac
+        [ -r "$DATA" ] || die "PAY_DATA file not readable: $DATA"
     fi
-    [[ $workers =~ ^[1-9][0-9]*$ ]] || die "PAY_WORKERS must be a positive integer: '$workers'"
-    [[ $wait_s =~ ^[1-9][0-9]*$ ]] || die "PAY_STACK_WAIT must be a positive integer: '$wait_s'"
+    [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "PAY_WORKERS must be a positive integer: '$WORKERS'"
+    [[ $WAIT_S =~ ^[1-9][0-9]*$ ]] || die "PAY_STACK_WAIT must be a positive integer: '$WAIT_S'"
     need_cmd mariadb-install-db mariadbd mariadb mariadb-admin nginx curl openssl ss setsid timeout realpath
     [ -r /etc/nginx/fastcgi_params ] || die "/etc/nginx/fastcgi_params missing (package nginx-common)"
 
-    if [ -n "$port" ]; then
-        if ! [[ $port =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
-            die "bad PORT '$port'"
+    if [ -n "$PORT" ]; then
+        if ! [[ $PORT =~ ^[0-9]+$ ]] || [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
+            die "bad PORT '$PORT'"
         fi
-        port_is_free "$port" || die "port $port is already in use (ss -ltnp 'sport = :$port' shows by what)"
+        port_is_free "$PORT" || die "port $PORT is already in use (ss -ltnp 'sport = :$PORT' shows by what)"
     else
-        port=$(pick_port)
+        PORT=$(pick_port)
     fi
     [[ $TLS =~ ^[01]$ ]] || die "PAY_TLS must be 0 or 1: '$TLS'"
     if [ "$TLS" = 1 ]; then
         TLS_PORT=$(pick_port)
-        [ "$TLS_PORT" != "$port" ] || TLS_PORT=$(pick_port)
+        [ "$TLS_PORT" != "$PORT" ] || TLS_PORT=$(pick_port)
     fi
+}
 
+# Makes DIR (or wipes one of ours after stopping its leftovers).
+start_dir() {
     # A DIR we did not create is never wiped.
     if [ -e "$DIR" ] && [ ! -e "$MARKER" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
         die "$DIR exists, is not empty and was not made by $PROG; refusing to use it"
@@ -434,9 +442,11 @@ do_start() {
     printf '%s\n' "$FRONT" > "$DIR/front"
     # nginx workers of a root master run as "nobody" and must reach the socket.
     chmod 755 "$DIR" "$RUN"
-    say "stack dir $DIR, port $port${TLS_PORT:+, HTTPS port $TLS_PORT}"
+    say "stack dir $DIR, port $PORT${TLS_PORT:+, HTTPS port $TLS_PORT}"
+}
 
-    # ---- MariaDB --------------------------------------------------------------
+# A private MariaDB on a unix socket only, up and answering.
+start_mariadb() {
     local rootopt=()
     [ "$(id -u)" -ne 0 ] || rootopt=(--user=root)
     say "initialising MariaDB datadir"
@@ -462,52 +472,59 @@ do_start() {
     done
     [ $ok = 1 ] || die "mariadbd did not answer ping within 60 s"
     say "MariaDB is up ($MYSQL_SOCK)"
+}
 
-    local dbpass
-    dbpass=$(openssl rand -hex 16)
+# The database "pay" and its user (a random password in DBPASS).
+start_database() {
+    DBPASS=$(openssl rand -hex 16)
     mariadb --no-defaults --socket="$MYSQL_SOCK" -u"$DBA" >>"$LOGS/setup.log" 2>&1 <<SQL || die "creating database/user failed"
 CREATE DATABASE pay CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-CREATE USER 'pay'@'localhost' IDENTIFIED BY '$dbpass';
+CREATE USER 'pay'@'localhost' IDENTIFIED BY '$DBPASS';
 GRANT ALL PRIVILEGES ON pay.* TO 'pay'@'localhost';
 SQL
+}
 
-    # ---- pay-api config ----------------------------------------------------------
+# pay-api's config file and JWT secret (0600).
+start_config() {
     umask 077
     openssl rand -hex 48 | tr -d '\n' > "$DIR/jwt.secret"
     cat > "$CONF" <<CONF
 # Generated by tests/stack.sh — private test stack in $DIR
 socket          = $FCGI_SOCK
 socket_mode     = 0666
-workers         = $workers
+workers         = $WORKERS
 db_socket       = $MYSQL_SOCK
 db_user         = pay
-db_password     = $dbpass
+db_password     = $DBPASS
 db_name         = pay
 jwt_alg         = HS256
 jwt_secret_file = $DIR/jwt.secret
-$(stack_base_url_conf "$port")
+$(stack_base_url_conf "$PORT")
 log_file        = $LOGS/pay-api.log
-log_level       = $log_level
+log_level       = $LOG_LEVEL
 CONF
     chmod 600 "$DIR/jwt.secret" "$CONF"
     umask 022
+}
 
+# pay-api migrate, then load PAY_DATA when given; then pay-api serve.
+start_app() {
     say "pay-api migrate"
     { echo "\$ pay-api migrate"; timeout 300 "$BIN" --config "$CONF" migrate; } >>"$LOGS/setup.log" 2>&1 \
         || die "pay-api migrate failed (see $LOGS/setup.log)"
-    if [ -n "$data" ]; then
-        say "pay-api load $data"
-        { echo "\$ pay-api load $data"; timeout 600 "$BIN" --config "$CONF" load "$data"; } >>"$LOGS/setup.log" 2>&1 \
-            || die "pay-api load $data failed (see $LOGS/setup.log)"
+    if [ -n "$DATA" ]; then
+        say "pay-api load $DATA"
+        { echo "\$ pay-api load $DATA"; timeout 600 "$BIN" --config "$CONF" load "$DATA"; } >>"$LOGS/setup.log" 2>&1 \
+            || die "pay-api load $DATA failed (see $LOGS/setup.log)"
     fi
 
     rm -f "$FCGI_SOCK"
     start_daemon pay-api "$LOGS/pay-api.out" "$BIN" --config "$CONF" serve
+}
 
-    if [ "$FRONT" = apache ]; then
-        start_apache "$port"
-    else
-    # ---- nginx -----------------------------------------------------------------
+# nginx from nginx/test.conf.in (or, with PAY_TLS=1, the production site).
+start_nginx() {  # PORT
+    local port=$1
     [ -r "$REPO/nginx/test.conf.in" ] || die "missing $REPO/nginx/test.conf.in"
     cp /etc/nginx/fastcgi_params "$NGX/fastcgi_params"
     cp "$REPO/nginx/pay-api-locations.conf" "$NGX/snippets/pay-api-locations.conf"
@@ -526,48 +543,63 @@ CONF
     nginx -p "$NGX" -c "$NGX/nginx.conf" -g "$ngx_global" -t >>"$LOGS/nginx-test.log" 2>&1 \
         || die "nginx -t rejected $NGX/nginx.conf (see $LOGS/nginx-test.log)"
     start_daemon nginx "$LOGS/nginx.out" nginx -p "$NGX" -c "$NGX/nginx.conf" -g "$ngx_global"
-    fi  # nginx (the lines above keep their indentation: PAY_FRONT=nginx is the default)
+}
 
-    # ---- wait until ready ------------------------------------------------------------
-    local base=http://127.0.0.1:$port path ppid npid
-    if [ "$TLS" = 1 ]; then base=https://127.0.0.1:$TLS_PORT; fi
+# Waits until /healthz and /readyz answer 200 through the front (BASE).
+start_wait_ready() {
+    local path ppid npid
+    BASE=http://127.0.0.1:$PORT
+    if [ "$TLS" = 1 ]; then BASE=https://127.0.0.1:$TLS_PORT; fi
     ppid=$(recorded_pid pay-api) || die "pay-api serve exited during start-up"
     npid=$(recorded_pid "$FRONT") || die "$FRONT exited during start-up"
-    local deadline=$((SECONDS + wait_s))
+    local deadline=$((SECONDS + WAIT_S))
     for path in /healthz /readyz; do
-        until curl -fsS -o /dev/null --max-time 2 "$base$path" 2>/dev/null; do
+        until curl -fsS -o /dev/null --max-time 2 "$BASE$path" 2>/dev/null; do
             is_running "$ppid" || die "pay-api serve exited during start-up"
             is_running "$npid" || die "$FRONT exited during start-up"
             if [ $SECONDS -ge $deadline ]; then
-                curl -sS -i --max-time 2 "$base$path" >&2 || true
-                die "GET $path did not answer 200 within ${wait_s} s"
+                curl -sS -i --max-time 2 "$BASE$path" >&2 || true
+                die "GET $path did not answer 200 within ${WAIT_S} s"
             fi
             sleep 0.2
         done
     done
     say "GET /healthz and /readyz answer 200"
+}
 
-    # ---- env file ----------------------------------------------------------------
+# DIR/env: what the tests need to reach the stack (0600).
+start_env() {
     umask 077
     cat > "$DIR/env.tmp" <<ENV
-PAY_BASE_URL='$base'
+PAY_BASE_URL='$BASE'
 PAY_CONFIG='$CONF'
 PAY_BIN='$BIN'
 PAY_DB_SOCKET='$MYSQL_SOCK'
 PAY_DB_USER='pay'
-PAY_DB_PASSWORD='$dbpass'
+PAY_DB_PASSWORD='$DBPASS'
 PAY_DB_NAME='pay'
 PAY_STACK_DIR='$DIR'
 PAY_FRONT='$FRONT'
 PAY_FRONT_ACCESS_LOG='$(front_access_log)'
 MYSQL_CMD='mariadb --no-defaults --socket=$MYSQL_SOCK -u$DBA pay'
-$(stack_tls_env "$port")
+$(stack_tls_env "$PORT")
 ENV
     mv -f "$DIR/env.tmp" "$DIR/env"
     umask 022
+}
 
+do_start() {  # [PORT]
+    start_inputs "${1:-}"
+    start_dir
+    start_mariadb
+    start_database
+    start_config
+    start_app
+    if [ "$FRONT" = apache ]; then start_apache "$PORT"; else start_nginx "$PORT"; fi
+    start_wait_ready
+    start_env
     STARTING=0
-    say "ready: $base  (env: $DIR/env, logs: $LOGS, $FRONT logs: $(dirname "$(front_access_log)")/*.log)"
+    say "ready: $BASE  (env: $DIR/env, logs: $LOGS, $FRONT logs: $(dirname "$(front_access_log)")/*.log)"
 }
 
 # ---------------------------------------------------------------------------
