@@ -111,7 +111,8 @@ struct res {
 };
 
 static struct res
-call(const char *method, const char *path, const char *body, const char *idem)
+call_as(const char *method, const char *path, const char *body, const char *type,
+        const char *idem, const char *cookie)
 {
     char        auth[1024], len[24];
     struct fake f = {{NULL}, body, body ? strlen(body) : 0, 0};
@@ -125,11 +126,13 @@ call(const char *method, const char *path, const char *body, const char *idem)
     ENV("HTTP_AUTHORIZATION", auth);
     ENV("REMOTE_ADDR", "127.0.0.1");
     if (body != NULL) {
-        ENV("CONTENT_TYPE", "application/json");
+        ENV("CONTENT_TYPE", type);
         ENV("CONTENT_LENGTH", len);
     }
     if (idem != NULL)
         ENV("HTTP_IDEMPOTENCY_KEY", idem);
+    if (cookie != NULL)
+        ENV("HTTP_COOKIE", cookie);
 #undef ENV
     struct req r;
     abuf_init(&out, JA);
@@ -145,6 +148,12 @@ call(const char *method, const char *path, const char *body, const char *idem)
         json_parse(JA, body_at + 4, strlen(body_at + 4), &res.json, &err) != 0)
         res.json = NULL;
     return res;
+}
+
+static struct res
+call(const char *method, const char *path, const char *body, const char *idem)
+{
+    return call_as(method, path, body, "application/json", idem, NULL);
 }
 
 static const char *
@@ -246,6 +255,60 @@ test_reprocess_cancel(void)
     CHECK(ledger_ok(13), "balance = sum of ledger");
 }
 
+/* ---- a payment link paid on its page, twice ---------------------------------- */
+
+/* The text after `key` up to one of the characters in `end`, or "". */
+static const char *
+between(const char *s, const char *key, const char *end)
+{
+    const char *p = s ? strstr(s, key) : NULL;
+    if (p == NULL)
+        return "";
+    p += strlen(key);
+    return arena_strndup(JA, p, strcspn(p, end));
+}
+
+static void
+test_payment_link_page(void)
+{
+    struct res r = POST("/v1/payment-provider-payment-link",
+                        "{\"paymentProviderId\":1,\"amountInMajorCurrency\":12.34,"
+                        "\"description\":\"in-process link\",\"customerId\":15}");
+    CHECK(r.status == 201, "link 201 (got %d: %.200s)", r.status, r.raw);
+    const char *link = jstr(&r, "paymentLink");
+    const char *tok = link ? strrchr(link, '/') : NULL;
+    if (tok == NULL)
+        return;
+    tok++;
+    char path[160];
+    snprintf(path, sizeof(path), "/pay/%s", tok);
+    int64_t rows = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 15");
+
+    /* The page, its CSRF cookie and the same value in the form. */
+    struct res page = call_as("GET", path, NULL, NULL, NULL, NULL);
+    const char *cookie = between(page.raw, "Set-Cookie: pay_csrf=", ";\r");
+    const char *field = between(page.raw, "name=\"csrf\" value=\"", "\"");
+    CHECK(page.status == 200 && *cookie && strcmp(cookie, field) == 0,
+          "the page sets a CSRF cookie equal to its form field (%d)", page.status);
+    char form[160], jar[160];
+    snprintf(form, sizeof(form), "csrf=%s", field);
+    snprintf(jar, sizeof(jar), "pay_csrf=%s", cookie);
+    const char *type = "application/x-www-form-urlencoded";
+    struct res paid = call_as("POST", path, form, type, NULL, jar);
+    CHECK(paid.status == 200, "pressing Pay answers 200 (got %d)", paid.status);
+    struct res again = call_as("POST", path, form, type, NULL, jar);
+    CHECK(again.status == 410 || again.status == 200,
+          "pressing it again shows the receipt (got %d)", again.status);
+    CHECK(sql_i64("SELECT COUNT(*) FROM attempts WHERE customer_id = 15"
+                  " AND amount = 1234") == 1, "one collection attempt for the link");
+    CHECK(sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 15") <= rows + 1,
+          "at most one ledger row for two presses");
+    CHECK(ledger_ok(15), "balance = sum of ledger");
+    struct res forged = call_as("POST", path, form, type, NULL, "pay_csrf=other");
+    CHECK(forged.status == 403, "a form without the matching cookie is refused (got %d)",
+          forged.status);
+}
+
 /* ---- a conflict re-runs the handler, which writes once -------------------- */
 
 static void *
@@ -319,6 +382,7 @@ main(void)
     test_adjustment();
     test_invoice_payments_and_refunds();
     test_reprocess_cancel();
+    test_payment_link_page();
     test_rerun_after_conflict(locker);
 
     mysql_close(locker);
