@@ -11,6 +11,7 @@ a run id, so the file passes when run again on the same stack.
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 
@@ -186,4 +187,108 @@ def test_attacks(s):
                 for o in ("received", "rejected", "duplicate")), "webhook metrics exported")
 
 
-Suite().run([test_lifecycle_by_webhook, test_attacks])
+COLLECTED = ("CONFIRMED", "PAID_OUT", "MANUALLY_PAID", "CHARGEBACK_CANCELLED")
+STATUSES = ["PENDING_SUBMISSION", "SUBMITTED", "CONFIRMED", "CONFIRMED", "PAID_OUT", "PAID_OUT",
+            "FAILED", "CHARGED_BACK", "CHARGED_BACK", "LATE_FAILURE_SETTLED",
+            "CHARGEBACK_CANCELLED", "CHARGEBACK_SETTLED", "SURCHARGE_FEE_DEBITED"]
+
+
+def test_property_concurrent(s):
+    """Random event sequences per attempt (duplicates, reordering, replays,
+    chargebacks and their cancellation, refunds racing reversals) sent at
+    once through the API (thirdPartyPaymentReference) and the webhook
+    endpoint by 8 threads. Afterwards, whatever order they were applied in:
+    every attempt holds its money exactly when collected, applied once
+    (its ledger rows net to it), every invoice's paid is its attempt's
+    money, 0 <= refunded <= paid, balance = sum of the ledger."""
+    if not SECRET:
+        return
+    import random
+    import threading
+    seed = int(os.environ.get("PAY_SEED") or time.time())
+    rng = random.Random(seed)
+    cid = 98
+    atts = []
+    for i in range(40):
+        amount = rng.randint(20, 200) * 100
+        iid = add_invoice(cid, amount)
+        ref = "WH-%s-P%d" % (RUN, i)
+        if s.status(attempt(cid, iid, amount, ref, "PENDING_SUBMISSION"), 201,
+                    "property: attempt %d" % i):
+            atts.append((iid, amount, ref))
+    sent, lock = [], threading.Lock()
+    ops = []
+    for n in range(3000):
+        iid, amount, ref = rng.choice(atts)
+        x = rng.random()
+        if x < 0.45:
+            ops.append(("webhook", ref, rng.choice(STATUSES), "ev-%s-p%d" % (RUN, n)))
+        elif x < 0.55:
+            ops.append(("replay", None, None, None))
+        elif x < 0.85:
+            ops.append(("api", (iid, amount, ref), rng.choice(STATUSES), None))
+        else:
+            ops.append(("refund", (iid, amount), None, None))
+    nxt = [0]
+    codes = {}
+
+    def worker():
+        while True:
+            with lock:
+                i = nxt[0]
+                nxt[0] += 1
+                if i >= len(ops):
+                    return
+                kind, a, st, evid = ops[i]
+                if kind == "replay":
+                    if not sent:
+                        continue
+                    kind, a, st, evid = "webhook", *rng.choice(sent)
+            if kind == "webhook":
+                with lock:
+                    sent.append((a, st, evid))
+                r = send(1, [{"id": evid, "reference": a, "status": st}])
+            elif kind == "api":
+                r = attempt(cid, a[0], a[1], a[2], st)
+            else:
+                r = post("/v1/refunds", raw=json.dumps({
+                    "invoiceId": a[0], "billRunType": "NORMAL",
+                    "amountInMajorCurrency": rng.randint(1, 20),
+                    "paymentMethod": "CHEQUE", "description": "e2e-wh prop"}), tok=TOK)
+            with lock:
+                codes[(kind, r.status)] = codes.get((kind, r.status), 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("webhook property: seed %d, %d operations in %.1f s: %s"
+          % (seed, len(ops), time.time() - t0, dict(sorted(codes.items()))))
+    s.eq(sorted(k for k in codes if k[1] not in (200, 201, 409)), [],
+         "every answer is 2xx or (a refund or a chargeback the refunds prevent) 409")
+    s.check(codes.get(("webhook", 200), 0) > 1000, "many webhooks applied", codes)
+    bad = []
+    for iid, amount, ref in atts:
+        st, held, net = sql("SELECT t.status, t.applied_ledger_id IS NOT NULL,"
+                            " (SELECT COALESCE(SUM(l.amount), 0) FROM invoice_payments p JOIN"
+                            " ledger l ON l.id = p.ledger_id WHERE p.attempt_id = t.id)"
+                            " FROM attempts t WHERE t.provider_reference = '%s'" % ref)[0]
+        paid, refunded = (int(x) for x in sql("SELECT paid, refunded FROM invoices WHERE kind = 1"
+                                              " AND id = %d" % iid)[0])
+        want = amount if st in COLLECTED else 0
+        if (held == "1") != (st in COLLECTED) or int(net) != want or paid != want or \
+                not 0 <= refunded <= paid:
+            bad.append((ref, st, held, net, paid, refunded))
+    s.eq(bad[:3], [], "seed %d: every attempt holds its money exactly when collected, once;"
+                      " paid = it; 0 <= refunded <= paid (%d wrong)" % (seed, len(bad)))
+    s.eq(int(sql_one("SELECT balance FROM customers WHERE id = %d" % cid)),
+         int(sql_one("SELECT SUM(amount) FROM ledger WHERE customer_id = %d" % cid)),
+         "balance = sum of the ledger")
+    s.eq(sql_one("SELECT COUNT(*) FROM (SELECT event_id FROM provider_events WHERE event_id LIKE"
+                 " 'ev-%s-p%%' GROUP BY provider_id, event_id HAVING COUNT(*) > 1) x" % RUN), "0",
+         "every event stored once, replays included")
+
+
+Suite().run([test_lifecycle_by_webhook, test_attacks, test_property_concurrent])
