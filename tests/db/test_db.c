@@ -337,6 +337,11 @@ test_statement_cache(struct arena *a)
     char          sql[96];
     int           bad = 0;
 
+    /* The count is server-wide: the stack's idle workers hold their own
+     * cached statements (more after the e2e suite ran), so what is bounded
+     * is what this connection adds. */
+    int64_t base = other_i64(other, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
+                                    " WHERE VARIABLE_NAME = 'PREPARED_STMT_COUNT'");
     db_uow_init(&u, a);
     /* More distinct statements than the cache holds, twice over. */
     for (int round = 0; round < 2; round++)
@@ -350,7 +355,9 @@ test_statement_cache(struct arena *a)
     CHECK(bad == 0, "600 statements, evicted and prepared again, answer right (%d wrong)", bad);
     int64_t open = other_i64(other, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS"
                                     " WHERE VARIABLE_NAME = 'PREPARED_STMT_COUNT'");
-    CHECK(open >= 0 && open <= 300, "prepared statements stay bounded (%" PRId64 ")", open);
+    CHECK(open >= 0 && base >= 0 && open - base <= 300,
+          "prepared statements stay bounded (%" PRId64 " more than the %" PRId64
+          " the other sessions hold)", open - base, base);
     arena_reset(a);
 }
 
