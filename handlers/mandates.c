@@ -189,7 +189,10 @@ site_payment_mandates_create(struct req *r)
         return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference is only accepted with a"
                          " mandateReference");
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
+    /* Attaching locks and writes in one transaction; a flow asks the
+     * provider for its hosted page first, outside any transaction
+     * (COLLECTION.md §4), and opens it only to write the flow. */
+    if (ref != NULL && (rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
     struct dbq *q = dbq_new(&r->db, "SELECT customer_id FROM sites WHERE id = ?");
     dbq_i64(q, site_id);
@@ -231,6 +234,8 @@ site_payment_mandates_create(struct req *r)
         provider_id = dbq_col_i64(q, 0);
         type = dbq_col_str(q, 1);
         hosted = provider_adapter(type)->mandate_flow_start(r, tok);
+        if ((rc = db_tx_begin(&r->db)) != DB_OK)
+            return db_fail(r, rc);
     }
     q = dbq_new(&r->db,
         "INSERT INTO site_payment_mandates (site_id, provider_id, return_url,"

@@ -562,9 +562,9 @@ pages_mandate_post(struct req *r)
         (st = csrf_check_or_page(r, &form)) != 0)
         return st;
     act_for_token_owner(r);
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
+    /* Read without a lock: the provider is called before any transaction
+     * (COLLECTION.md §4); the flow is locked and checked again after. */
+    if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
         return st;
 
     const char *name = query_get(&form, "accountHolderName");
@@ -593,6 +593,13 @@ pages_mandate_post(struct req *r)
         return message_page(r, 502, "Direct Debit not set up",
                             "Your bank details could not be confirmed.");
     }
+    /* Now the writes, with the flow locked: a second submission that got
+     * here too (a double click) finds it completed. The provider's answer
+     * to the same key and details is the same mandate. */
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
+        return st;
     const char *space = strrchr(name, ' ');
     struct dbq *q = dbq_new(&r->db,
         "INSERT INTO provider_mandates (payment_method, mandate_reference,"
