@@ -91,6 +91,8 @@ configure_engine(void)
     };
     collector_configure(&cs);
     provider_sandbox_configure(1, cfg.sandbox_step_ms);
+    provider_set_public_base_url(cfg.public_base_url); /* where its webhooks go */
+    webhooks_configure(cfg.webhook_secret);
 }
 
 static void
@@ -259,8 +261,10 @@ cmd_attempts(int argc, char **argv)
             if (strcmp(argv[i], "--until-idle") == 0)
                 until = num_arg("--until-idle", argv[i + 1], 0, 3600);
             else if (strcmp(argv[i], "--customers") == 0 &&
-                     strspn(argv[i + 1], "0123456789,") == strlen(argv[i + 1]))
+                     strspn(argv[i + 1], "0123456789,") == strlen(argv[i + 1])) {
                 collector_only_customers(argv[i + 1]);
+                provider_sandbox_deliver_only(argv[i + 1]);
+            }
             else
                 usage();
         }
@@ -268,8 +272,17 @@ cmd_attempts(int argc, char **argv)
         int    total = 0, n;
         (void)collector_autocollect(a);
         do {
-            while ((n = collector_pass(a, 64)) > 0)
-                total += n;
+            do {
+                while ((n = collector_pass(a, 64)) > 0)
+                    total += n;
+                struct req r;
+                req_init(&r, a);
+                db_uow_init(&r.db, a);
+                int w = n < 0 ? 0 : provider_sandbox_deliver(&r, 64);
+                arena_reset(a);
+                if (w <= 0)
+                    break;
+            } while (1);
             if (n < 0) {
                 rc = 1;
                 break;
@@ -278,10 +291,14 @@ cmd_attempts(int argc, char **argv)
              * become due soon (their provider's next step). */
             struct db_uow u;
             db_uow_init(&u, a);
-            struct dbq *q = dbq_new(&u, "SELECT COUNT(*) FROM attempts WHERE next_action_at"
-                                        " IS NOT NULL AND next_action_at < UTC_TIMESTAMP(6)"
-                                        " + INTERVAL 30 SECOND AND (? = '' OR"
-                                        " FIND_IN_SET(customer_id, ?))");
+            /* Attempts due soon, and the sandbox's webhooks about them. */
+            struct dbq *q = dbq_new(&u, "SELECT COUNT(*) FROM attempts t WHERE (? = '' OR"
+                                        " FIND_IN_SET(t.customer_id, ?)) AND ((t.next_action_at"
+                                        " IS NOT NULL AND t.next_action_at < UTC_TIMESTAMP(6)"
+                                        " + INTERVAL 30 SECOND) OR EXISTS (SELECT 1 FROM"
+                                        " sandbox_webhooks w WHERE w.reference ="
+                                        " t.provider_reference AND w.sent_at IS NULL AND"
+                                        " w.due_at < UTC_TIMESTAMP(6) + INTERVAL 30 SECOND))");
             const char *only = "";
             for (int i = 2; i + 1 < argc; i += 2)
                 if (strcmp(argv[i], "--customers") == 0)

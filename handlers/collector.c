@@ -274,7 +274,7 @@ act(struct arena *ar, int64_t id)
     }
     const char *type = a.method;
     struct provider_money m = {a.amount, currency_code(&r.db, a.currency_id), a.description,
-                               a.idem_key};
+                               a.idem_key, provider};
     struct provider_result res = {0};
     db_uow_reset(&r.db); /* nothing open while the provider is on the line */
 
@@ -481,6 +481,11 @@ collector_run(volatile sig_atomic_t *stop)
             next_auto = now_ms() + cs.autocollect_every_ms;
         }
         int n = collector_pass(ar, 16);
+        struct req r;
+        req_init(&r, ar);
+        db_uow_init(&r.db, ar);
+        n += provider_sandbox_deliver(&r, 32); /* the sandbox's webhooks */
+        arena_reset(ar);
         if (n > 0)
             continue;
         struct timespec d = {cs.poll_ms / 1000, (cs.poll_ms % 1000) * 1000000L};

@@ -50,6 +50,7 @@ struct provider_money {
     const char *currency_code;
     const char *description;
     const char *idempotency_key;
+    int64_t     provider_id;     /* the configured provider (webhooks' address) */
 };
 
 /* Return values of the calls: 0, or one of these. */
@@ -93,6 +94,15 @@ const struct provider_adapter *provider_adapter(const char *type);
  * off, it is stateless and every reference is at the end of its timeline
  * (unit tests). step_ms is the time between two steps of its timeline. */
 void provider_sandbox_configure(int use_db, long step_ms);
+/* Sends the sandbox's due webhook events, signed with the provider's key,
+ * to <public base URL>/webhooks/<provider id> (through nginx), outside any
+ * transaction; a failed delivery is tried again later (reconciliation by
+ * fetch covers a lost one). Returns how many were delivered. Only plain
+ * http:// base URLs are delivered to. */
+int provider_sandbox_deliver(struct req *r, int max);
+/* Limits delivery to events of these customers' attempts ("12,13"; NULL:
+ * all), for `pay-api attempts run --customers` on a shared test stack. */
+void provider_sandbox_deliver_only(const char *customers);
 
 /* Configured public base URL (no trailing slash), for links and pages. */
 void provider_set_public_base_url(const char *url);

@@ -17,13 +17,25 @@
  * References are prefixed SBX- and, like a real provider answering a
  * repeated idempotent call, derived from the call's idempotency key: the
  * same key gives the same reference and the same result. What it keeps
- * (first call, call count, cancellation) is in table sandbox_calls.
+ * (first call, call count, cancellation) is in table sandbox_calls; the
+ * events of the timeline go into its outbox (sandbox_webhooks) and are sent
+ * signed to /webhooks/{provider} through the public URL by
+ * provider_sandbox_deliver, which the collector calls between passes.
  */
 #include "provider.h"
 
+#include <inttypes.h>
+#include <netdb.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "handlers.h"
 #include "log.h"
 #include "token.h"
 
@@ -206,6 +218,40 @@ refund_now(const struct provider_money *m, const struct memory *mem,
                                                                    : "REFUND_SETTLED";
 }
 
+/* Queues the events of a reference's timeline (once: the outbox is keyed
+ * by reference and status), each due at its step after now. */
+static void
+enqueue(struct req *r, const struct provider_money *m, const char *reference,
+        const char *const *statuses)
+{
+    if (!use_db || m->provider_id == 0)
+        return;
+    for (int k = 0; statuses[k] != NULL; k++) {
+        struct dbq *q = dbq_new(&r->db,
+            "INSERT IGNORE INTO sandbox_webhooks (provider_id, reference, status, due_at)"
+            " VALUES (?,?,?, UTC_TIMESTAMP(6) + INTERVAL ? * 1000 MICROSECOND)");
+        dbq_i64(q, m->provider_id);
+        dbq_str(q, reference);
+        dbq_str(q, statuses[k]);
+        dbq_i64(q, (int64_t)step_ms * (k + 1));
+        if (dbq_exec(q) != DB_OK) {
+            db_uow_reset(&r->db); /* reconciliation by fetch still settles it */
+            return;
+        }
+    }
+}
+
+static void
+enqueue_payment(struct req *r, const struct provider_money *m, const char *reference)
+{
+    static const char *const failed[] = {"SUBMITTED", "FAILED", NULL};
+    static const char *const charged[] = {"SUBMITTED", "CONFIRMED", "PAID_OUT",
+                                          "CHARGED_BACK", NULL};
+    static const char *const normal[] = {"SUBMITTED", "CONFIRMED", "PAID_OUT", NULL};
+    enqueue(r, m, reference, ends_in(m->amount, 13) ? failed
+                             : ends_in(m->amount, 66) ? charged : normal);
+}
+
 static int
 sandbox_payment_submit(struct req *r, const struct provider_money *m,
                        struct provider_result *out)
@@ -217,6 +263,8 @@ sandbox_payment_submit(struct req *r, const struct provider_money *m,
         (rc = injected_error(m, &mem, out)) != 0)
         return rc;
     payment_now(m, &mem, out);
+    if (mem.elapsed_ms < step_ms)
+        enqueue_payment(r, m, out->reference);
     return 0;
 }
 
@@ -254,6 +302,16 @@ sandbox_payment_cancel(struct req *r, const char *reference, const struct provid
     if ((rc = remember(r, reference, m, "PAY", 0, 1, &mem)) != 0)
         return rc;
     payment_now(m, &mem, out);
+    if (use_db) {
+        struct dbq *q = dbq_new(&r->db, "DELETE FROM sandbox_webhooks WHERE reference = ?"
+                                        " AND sent_at IS NULL");
+        dbq_str(q, reference);
+        static const char *const cancelled[] = {"CANCELLED", NULL};
+        if (dbq_exec(q) == DB_OK)
+            enqueue(r, m, reference, cancelled);
+        else
+            db_uow_reset(&r->db);
+    }
     return 0;
 }
 
@@ -267,6 +325,11 @@ sandbox_refund_submit(struct req *r, const struct provider_money *m,
     if ((rc = remember(r, out->reference, m, "RF", 1, 0, &mem)) != 0)
         return rc;
     refund_now(m, &mem, out);
+    if (mem.elapsed_ms < step_ms) {
+        static const char *const bounced[] = {"BOUNCED", NULL};
+        static const char *const settled[] = {"REFUND_SETTLED", NULL};
+        enqueue(r, m, out->reference, ends_in(m->amount, 77) ? bounced : settled);
+    }
     return 0;
 }
 
@@ -285,6 +348,152 @@ sandbox_refund_fetch(struct req *r, const char *reference, const struct provider
     }
     refund_now(m, &mem, out);
     return 0;
+}
+
+/* ---- delivery of the outbox ------------------------------------------------ */
+
+/* POST over plain HTTP/1.0 to base_url (http://host[:port]); the status
+ * code, or -1 when it could not be delivered. */
+static int
+http_post(const char *url, const char *path, const char *sig, const char *body, size_t n)
+{
+    char host[256], port[16] = "80";
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    const char *h = url + 7, *colon = strchr(h, ':'), *slash = strchr(h, '/');
+    size_t      hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
+    if (hl == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (colon) {
+        size_t pl = strspn(colon + 1, "0123456789");
+        if (pl == 0 || pl >= sizeof(port))
+            return -1;
+        memcpy(port, colon + 1, pl);
+        port[pl] = '\0';
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
+        return -1;
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    struct timeval tv = {3, 0};
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    char head[1024];
+    int  k = snprintf(head, sizeof(head),
+                      "POST %s HTTP/1.0\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nWebhook-Signature: %s\r\n"
+                      "User-Agent: pay-api-sandbox\r\n\r\n", path, host, port, n, sig);
+    int status = -1;
+    if (k > 0 && (size_t)k < sizeof(head) && write(fd, head, (size_t)k) == k &&
+        write(fd, body, n) == (ssize_t)n) {
+        char    line[64];
+        ssize_t got = read(fd, line, sizeof(line) - 1);
+        if (got > 12) {
+            line[got] = '\0';
+            if (strncmp(line, "HTTP/1.", 7) == 0)
+                status = atoi(line + 9);
+        }
+    }
+    close(fd);
+    return status;
+}
+
+static const char *deliver_only; /* FIND_IN_SET list of customers, or NULL */
+
+void
+provider_sandbox_deliver_only(const char *customers)
+{
+    deliver_only = customers;
+}
+
+int
+provider_sandbox_deliver(struct req *r, int max)
+{
+    if (!use_db || strncmp(base_url, "http://", 7) != 0)
+        return 0;
+    struct db_uow *u = &r->db;
+    struct out {
+        int64_t     id, provider;
+        const char *reference, *status;
+    };
+    struct out *due = arena_alloc(r->arena, (size_t)max * sizeof(*due));
+    int         n = 0;
+    /* Claim: a short transaction marks them sent (a sender killed after
+     * this loses them: the collector's reconciliation covers that). */
+    enum db_rc rc = db_tx_begin(u);
+    struct dbq *q = NULL;
+    if (rc == DB_OK) {
+        q = dbq_new(u, "SELECT w.id, w.provider_id, w.reference, w.status FROM sandbox_webhooks w"
+                       " WHERE w.sent_at IS NULL AND w.due_at <= UTC_TIMESTAMP(6)"
+                       " AND (? IS NULL OR EXISTS (SELECT 1 FROM attempts t WHERE"
+                       " t.provider_reference = w.reference AND FIND_IN_SET(t.customer_id, ?)))"
+                       " ORDER BY w.due_at, w.id LIMIT ? FOR UPDATE SKIP LOCKED");
+        dbq_str(q, deliver_only);
+        dbq_str(q, deliver_only);
+        dbq_i64(q, max);
+        rc = dbq_exec(q);
+    }
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK && n < max) {
+        /* Column text lives in the statement's buffers: copied per row. */
+        due[n] = (struct out){dbq_col_i64(q, 0), dbq_col_i64(q, 1),
+                              arena_strdup(r->arena, dbq_col_str(q, 2)),
+                              arena_strdup(r->arena, dbq_col_str(q, 3))};
+        n++;
+    }
+    if (rc == DB_NOT_FOUND)
+        rc = DB_OK;
+    for (int i = 0; rc == DB_OK && i < n; i++) {
+        q = dbq_new(u, "UPDATE sandbox_webhooks SET sent_at = UTC_TIMESTAMP(6),"
+                       " tries = tries + 1 WHERE id = ?");
+        dbq_i64(q, due[i].id);
+        rc = dbq_exec(q);
+    }
+    if (rc == DB_OK)
+        rc = db_tx_commit(u);
+    db_uow_reset(u);
+    if (rc != DB_OK)
+        return 0;
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        const char *body = arena_printf(r->arena,
+            "{\"events\":[{\"id\":\"%s:%s\",\"reference\":\"%s\",\"status\":\"%s\"}]}",
+            due[i].reference, due[i].status, due[i].reference, due[i].status);
+        const char *key = webhooks_provider_key(r->arena, due[i].provider);
+        if (key == NULL)
+            continue;
+        long long   t = (long long)time(NULL);
+        const char *signed_part = arena_printf(r->arena, "%lld.%s", t, body);
+        const char *sig = arena_printf(r->arena, "t=%lld,v1=%s", t,
+                                       token_hmac_sha256_hex(r->arena, key, strlen(key),
+                                                             signed_part, strlen(signed_part)));
+        int status = http_post(base_url, arena_printf(r->arena, "/webhooks/%" PRId64,
+                                                      due[i].provider), sig, body, strlen(body));
+        if (status >= 200 && status < 300) {
+            sent++;
+            continue;
+        }
+        /* Not delivered: again in a second, up to 10 tries. */
+        log_warn("sandbox", "webhook %s:%s not delivered (%d)", due[i].reference,
+                 due[i].status, status);
+        q = dbq_new(u, "UPDATE sandbox_webhooks SET sent_at = IF(tries >= 10, sent_at, NULL),"
+                       " due_at = UTC_TIMESTAMP(6) + INTERVAL 1 SECOND WHERE id = ?");
+        dbq_i64(q, due[i].id);
+        if (dbq_exec(q) != DB_OK)
+            db_uow_reset(u);
+    }
+    return sent;
 }
 
 static const struct provider_adapter sandbox = {

@@ -394,7 +394,7 @@ log_level       = $log_level
 # deterministically with "pay-api attempts run" (PAY_COLLECTORS overrides).
 collectors      = $collectors
 sandbox_step_ms = $sandbox_step
-reconcile_ms    = $((sandbox_step * 2))
+reconcile_ms    = $((sandbox_step * 4))
 webhook_secret  = $webhook_secret
 CONF
     chmod 600 "$DIR/jwt.secret" "$CONF"

@@ -91,8 +91,8 @@ test_sandbox(void)
     struct req r;
     new_req(&r, "alice", NULL);
     const struct provider_adapter *p = provider_adapter("GO_CARDLESS");
-    struct provider_money  m1 = {1050, "GBP", "x", "pay-api-refund-a"};
-    struct provider_money  m2 = {1050, "GBP", "x", "pay-api-refund-b"};
+    struct provider_money  m1 = {1050, "GBP", "x", "pay-api-refund-a", 0};
+    struct provider_money  m2 = {1050, "GBP", "x", "pay-api-refund-b", 0};
     struct provider_result a = {0}, b = {0}, c = {0};
 
     CHECK(p->refund_submit(&r, &m1, &a) == 0 && p->refund_submit(&r, &m1, &b) == 0 &&
