@@ -53,6 +53,13 @@ static const struct key keys[] = {
     I(allow_insecure_http,     "0",                        0, 1),
     S(log_level,               "info"),
     S(log_file,                ""),
+    I(collectors,              "1",                        0, 16),
+    I(collector_poll_ms,       "500",                      10, 60000),
+    I(reconcile_ms,            "5000",                     10, 86400000),
+    I(refund_expiry_days,      "7",                        1, 3650),
+    I(autocollect_interval,    "60",                       1, 86400),
+    I(sandbox_step_ms,         "2000",                     1, 3600000),
+    S(webhook_secret,          ""),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

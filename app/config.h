@@ -32,6 +32,13 @@ struct config {
     int         allow_insecure_http; /* development only: accept an http:// base URL */
     const char *log_level;
     const char *log_file;
+    int         collectors;          /* collection engine processes (0 = off) */
+    int         collector_poll_ms;   /* idle wait between the engine's passes */
+    int         reconcile_ms;        /* fetch an attempt whose event is this late */
+    int         refund_expiry_days;  /* a refund with no ACTIVE provider is cancelled */
+    int         autocollect_interval;/* seconds between auto-collect runs */
+    int         sandbox_step_ms;     /* the sandbox provider's timeline step */
+    const char *webhook_secret;      /* master secret of the providers' webhook keys */
 };
 
 /* Fills c from defaults, then `path` (NULL: none), then the environment.

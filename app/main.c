@@ -9,6 +9,7 @@
  * Start-up problems (bad config, unreadable keys) exit with status 2.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <mysql.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "collection.h"
+#include "collector.h"
 #include "config.h"
 #include "db.h"
 #include "db_load.h"
@@ -45,6 +48,8 @@ usage(void)
             " [--contract-owners 1,2] [--ttl SECONDS]\n"
             "    (default scope: every scope word that does not grant all"
             " contract owners)\n"
+            "  attempts list [--status S] [--limit N] | show ID | retry ID | cancel ID\n"
+            "           | run [--until-idle SECONDS] [--customers 1,2]  (engine passes here)\n"
             "The config file may also be given as PAY_CONFIG; every key can be\n"
             "overridden by PAY_<KEY> (see systemd/pay-api.conf.example).\n");
     exit(2);
@@ -83,6 +88,21 @@ open_db(int statement_limit)
 }
 
 static void
+configure_engine(void)
+{
+    struct collector_settings cs = {
+        .poll_ms = cfg.collector_poll_ms, .lease_ms = 30000,
+        .reconcile_ms = cfg.reconcile_ms, .backoff_ms = 1000, .backoff_max_ms = 60000,
+        .max_calls = 8, .refund_expiry_days = cfg.refund_expiry_days,
+        .autocollect_every_ms = 1000L * cfg.autocollect_interval,
+    };
+    collector_configure(&cs);
+    provider_sandbox_configure(1, cfg.sandbox_step_ms);
+    provider_set_public_base_url(cfg.public_base_url); /* where its webhooks go */
+    webhooks_configure(cfg.webhook_secret);
+}
+
+static void
 worker_init(void)
 {
     if (open_db(cfg.db_timeout) != 0)
@@ -115,8 +135,11 @@ cmd_serve(void)
         fd = 0;
     if (own_socket && (fd = fcgi_listen_unix(cfg.socket, cfg.socket_mode, err, sizeof(err))) < 0)
         fatal("%s", err);
+    configure_engine();
+    webhooks_configure(cfg.webhook_secret);
     struct master_settings ms = {
         fd, cfg.workers, cfg.max_requests, cfg.shutdown_grace, worker_init, worker_fini,
+        cfg.collectors, collector_run,
     };
     int rc;
     if (spawned) {
@@ -124,8 +147,9 @@ cmd_serve(void)
                  (int)getpid());
         rc = master_run_single(&ms);
     } else {
-        log_info("main", "serving on %s with %d workers",
-                 own_socket ? cfg.socket : "the socket from systemd", cfg.workers);
+        log_info("main", "serving on %s with %d workers and %d collectors",
+                 own_socket ? cfg.socket : "the socket from systemd", cfg.workers,
+                 cfg.collectors);
         rc = master_run(&ms);
     }
     if (!spawned)
@@ -261,6 +285,158 @@ cmd_token(int argc, char **argv)
     return 0;
 }
 
+/* pay-api attempts ...: what operators see and steer of the engine. */
+static int
+cmd_attempts(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
+    if (open_db(cfg.db_timeout) != 0)
+        fatal("cannot connect to the database");
+    configure_engine();
+    struct arena *a = arena_create(1 << 16);
+    const char   *sub = argv[1];
+    int           rc = 0;
+    if (strcmp(sub, "run") == 0) {
+        long until = -1;
+        for (int i = 2; i + 1 < argc; i += 2) {
+            if (strcmp(argv[i], "--until-idle") == 0)
+                until = num_arg("--until-idle", argv[i + 1], 0, 3600);
+            else if (strcmp(argv[i], "--customers") == 0 &&
+                     strspn(argv[i + 1], "0123456789,") == strlen(argv[i + 1])) {
+                collector_only_customers(argv[i + 1]);
+                provider_sandbox_deliver_only(argv[i + 1]);
+            }
+            else
+                usage();
+        }
+        time_t end = time(NULL) + (until > 0 ? until : 0);
+        int    total = 0, n;
+        (void)collector_autocollect(a);
+        do {
+            do {
+                while ((n = collector_pass(a, 64)) > 0)
+                    total += n;
+                struct req r;
+                req_init(&r, a);
+                db_uow_init(&r.db, a);
+                int w = n < 0 ? 0 : provider_sandbox_deliver(&r, 64);
+                arena_reset(a);
+                if (w <= 0)
+                    break;
+            } while (1);
+            if (n < 0) {
+                rc = 1;
+                break;
+            }
+            /* With --until-idle: wait while attempts are still expected to
+             * become due soon (their provider's next step). */
+            struct db_uow u;
+            db_uow_init(&u, a);
+            /* Attempts due soon, and the sandbox's webhooks about them. */
+            struct dbq *q = dbq_new(&u, "SELECT COUNT(*) FROM attempts t WHERE (? = '' OR"
+                                        " FIND_IN_SET(t.customer_id, ?)) AND ((t.next_action_at"
+                                        " IS NOT NULL AND t.next_action_at < UTC_TIMESTAMP(6)"
+                                        " + INTERVAL 30 SECOND) OR EXISTS (SELECT 1 FROM"
+                                        " sandbox_webhooks w WHERE w.reference ="
+                                        " t.provider_reference AND w.sent_at IS NULL AND"
+                                        " w.due_at < UTC_TIMESTAMP(6) + INTERVAL 30 SECOND))");
+            const char *only = "";
+            for (int i = 2; i + 1 < argc; i += 2)
+                if (strcmp(argv[i], "--customers") == 0)
+                    only = argv[i + 1];
+            dbq_str(q, only);
+            dbq_str(q, only);
+            int pending = dbq_one(q) == DB_OK ? (int)dbq_col_i64(q, 0) : 0;
+            db_uow_reset(&u);
+            arena_reset(a);
+            if (until <= 0 || pending == 0 || time(NULL) >= end)
+                break;
+            struct timespec d = {0, 100 * 1000000L};
+            nanosleep(&d, NULL);
+        } while (1);
+        printf("%d\n", total);
+    } else if (strcmp(sub, "list") == 0 || strcmp(sub, "show") == 0) {
+        const char *status = NULL;
+        long        limit = 50, id = 0;
+        if (strcmp(sub, "show") == 0) {
+            if (argc != 3)
+                usage();
+            id = num_arg("ID", argv[2], 1, 1L << 62);
+        }
+        for (int i = 2; strcmp(sub, "list") == 0 && i + 1 < argc; i += 2) {
+            if (strcmp(argv[i], "--status") == 0)
+                status = argv[i + 1];
+            else if (strcmp(argv[i], "--limit") == 0)
+                limit = num_arg("--limit", argv[i + 1], 1, 100000);
+            else
+                usage();
+        }
+        struct db_uow u;
+        db_uow_init(&u, a);
+        struct dbq *q = dbq_new(&u,
+            "SELECT id, IF(kind = 1, 'collection', 'refund'), customer_id,"
+            " COALESCE(CONCAT(IF(invoice_kind = 2, 'adhoc ', 'invoice '), invoice_id), 'account'),"
+            " COALESCE(refund_id, ''), COALESCE(provider_id, ''), payment_method, amount,"
+            " status, COALESCE(provider_reference, ''), calls,"
+            " COALESCE(DATE_FORMAT(next_action_at, '%Y-%m-%dT%H:%i:%sZ'), ''),"
+            " COALESCE(error_info, ''), idempotency_key, cancel_requested,"
+            " DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%sZ') FROM attempts"
+            " WHERE (? = 0 OR id = ?) AND (? IS NULL OR status = ?)"
+            " ORDER BY id DESC LIMIT ?");
+        dbq_i64(q, id);
+        dbq_i64(q, id);
+        dbq_str(q, status);
+        dbq_str(q, status);
+        dbq_i64(q, id ? 1 : limit);
+        enum db_rc dr = dbq_exec(q);
+        int        rows = 0;
+        if (id == 0)
+            printf("id\tkind\tcustomer\tfor\tmethod\tamount\tstatus\treference\tcalls"
+                   "\tnext_action_at\terror\n");
+        while (dr == DB_OK && (dr = dbq_fetch(q)) == DB_OK) {
+            rows++;
+            if (id == 0) {
+                printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dbq_col_str(q, 0),
+                       dbq_col_str(q, 1), dbq_col_str(q, 2), dbq_col_str(q, 3),
+                       dbq_col_str(q, 6), dbq_col_str(q, 7), dbq_col_str(q, 8),
+                       dbq_col_str(q, 9), dbq_col_str(q, 10), dbq_col_str(q, 11),
+                       dbq_col_str(q, 12));
+                continue;
+            }
+            static const char *const names[] = {
+                "id", "kind", "customer", "for", "refund", "provider", "method",
+                "amount (minor units)", "status", "provider reference", "calls",
+                "next action at", "error", "idempotency key", "cancel requested", "created at"};
+            for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+                printf("%-22s %s\n", names[k], dbq_col_str(q, k));
+        }
+        db_uow_reset(&u);
+        if (dr != DB_NOT_FOUND || (id != 0 && rows == 0)) {
+            fprintf(stderr, "pay-api: %s\n", rows == 0 && id ? "no such attempt"
+                                                           : "database unavailable");
+            rc = 1;
+        }
+    } else if ((strcmp(sub, "retry") == 0 || strcmp(sub, "cancel") == 0) && argc == 3) {
+        int64_t id = num_arg("ID", argv[2], 1, 1L << 62);
+        int     r = sub[0] == 'r' ? collector_retry(a, id)
+                                  : collector_cancel(a, id, "cancelled by an operator");
+        if (r != DB_OK) {
+            fprintf(stderr, "pay-api: %s\n", r == DB_NOT_FOUND ? "no such attempt"
+                                             : r == DB_CONFLICT ? "the provider holds this refund"
+                                                                : "database unavailable");
+            rc = 1;
+        } else {
+            printf("attempt %" PRId64 ": %s\n", id, sub[0] == 'r' ? "due now" : "cancel requested");
+        }
+    } else {
+        usage();
+    }
+    arena_destroy(a);
+    db_close();
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -296,5 +472,7 @@ main(int argc, char **argv)
         return cmd_generate(argc, argv);
     if (strcmp(cmd, "token") == 0)
         return cmd_token(argc, argv);
+    if (strcmp(cmd, "attempts") == 0)
+        return cmd_attempts(argc, argv);
     usage();
 }

@@ -68,10 +68,37 @@ worker_main(const struct master_settings *s, volatile int *route_slot)
     _exit(0);
 }
 
+/* A background child: SIGTERM sets the flag and, without SA_RESTART,
+ * cuts its sleeps short. */
+static void
+collector_main(const struct master_settings *s)
+{
+    struct sigaction sa;
+    sigset_t         none;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = worker_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (s->worker_init != NULL)
+        s->worker_init();
+    s->collector_main(&worker_stop);
+    if (s->worker_fini != NULL)
+        s->worker_fini();
+    _exit(0);
+}
+
 static pid_t
-spawn(const struct master_settings *s, volatile int *route_slot)
+spawn(const struct master_settings *s, volatile int *route_slot, int collector)
 {
     pid_t pid = fork();
+    if (pid == 0 && collector)
+        collector_main(s);
     if (pid == 0)
         worker_main(s, route_slot);
     if (pid < 0)
@@ -91,7 +118,8 @@ live_count(const struct slot *slots, int n)
 int
 master_run(const struct master_settings *s)
 {
-    int           n = s->workers;
+    int           nw = s->workers;
+    int           n = s->workers + (s->collector_main ? s->collectors : 0);
     struct slot  *slots = calloc((size_t)n, sizeof(*slots));
     volatile int *routes = mmap(NULL, sizeof(int) * (size_t)n,
                                 PROT_READ | PROT_WRITE,
@@ -112,10 +140,10 @@ master_run(const struct master_settings *s)
 
     for (int i = 0; i < n; i++) {
         routes[i] = -1;
-        slots[i].pid = spawn(s, &routes[i]);
+        slots[i].pid = spawn(s, &routes[i], i >= nw);
         slots[i].started = time(NULL);
     }
-    log_info("master", "started %d workers", n);
+    log_info("master", "started %d workers and %d collectors", nw, n - nw);
 
     for (;;) {
         struct timespec tmo = {0, 200 * 1000000L};
@@ -144,8 +172,8 @@ master_run(const struct master_settings *s)
                 if (!clean && !stopping) {
                     const struct route *rt =
                         routes[i] >= 0 ? router_get((size_t)routes[i]) : NULL;
-                    log_error("master", "worker %d died (%s %d) while serving %s",
-                              (int)pid,
+                    log_error("master", "%s %d died (%s %d) while serving %s",
+                              i >= nw ? "collector" : "worker", (int)pid,
                               WIFSIGNALED(status) ? "signal" : "exit",
                               WIFSIGNALED(status) ? WTERMSIG(status)
                                                   : WEXITSTATUS(status),
@@ -166,7 +194,7 @@ master_run(const struct master_settings *s)
         if (stopping) {
             if (live_count(slots, n) == 0)
                 break;
-            fcgi_poke(s->listen_fd, live_count(slots, n));
+            fcgi_poke(s->listen_fd, live_count(slots, nw));
             if (time(NULL) >= stop_deadline) {
                 log_warn("master", "grace period over, killing workers");
                 for (int i = 0; i < n; i++)
@@ -200,7 +228,7 @@ master_run(const struct master_settings *s)
             } else {
                 backoff_ms = 0;
             }
-            slots[i].pid = spawn(s, &routes[i]);
+            slots[i].pid = spawn(s, &routes[i], i >= nw);
             slots[i].started = time(NULL);
         }
     }

@@ -6,6 +6,8 @@
 #ifndef PAY_APP_MASTER_H
 #define PAY_APP_MASTER_H
 
+#include <signal.h>
+
 struct master_settings {
     int  listen_fd;
     int  workers;
@@ -13,6 +15,11 @@ struct master_settings {
     int  shutdown_grace;  /* seconds before SIGKILL at stop */
     void (*worker_init)(void); /* runs in each worker after fork (DB connect) */
     void (*worker_fini)(void); /* runs in each worker before exit */
+    /* Background children (the collection engine), respawned like workers;
+     * 0 = none. Each runs worker_init, then main until *stop, then
+     * worker_fini. */
+    int  collectors;
+    void (*collector_main)(volatile sig_atomic_t *stop);
 };
 
 /* Runs until stopped; returns the process exit status (0 after a clean

@@ -25,6 +25,9 @@ struct route_stats {
 struct shared {
     uint64_t           db_errors;
     uint64_t           worker_restarts;
+    uint64_t           provider_calls[3];   /* ok, retry, refused */
+    uint64_t           provider_call_us;
+    uint64_t           webhooks[3];         /* received, rejected, duplicate */
     size_t             nroutes;
     struct route_stats routes[]; /* nroutes + 1 (last: unmatched) */
 };
@@ -77,6 +80,22 @@ metrics_worker_restart(void)
 {
     if (m != NULL)
         add(&m->worker_restarts, 1);
+}
+
+void
+metrics_provider_call(int outcome, long duration_us)
+{
+    if (m == NULL || outcome < 0 || outcome > 2)
+        return;
+    add(&m->provider_calls[outcome], 1);
+    add(&m->provider_call_us, duration_us > 0 ? (uint64_t)duration_us : 0);
+}
+
+void
+metrics_webhook(int what)
+{
+    if (m != NULL && what >= 0 && what <= 2)
+        add(&m->webhooks[what], 1);
 }
 
 static uint64_t
@@ -134,4 +153,30 @@ metrics_render(struct abuf *b, const char *(*route_name)(size_t i),
                    "payapi_worker_restarts_total %llu\n",
                 (unsigned long long)get(&m->db_errors),
                 (unsigned long long)get(&m->worker_restarts));
+    uint64_t calls = get(&m->provider_calls[0]) + get(&m->provider_calls[1]) +
+                     get(&m->provider_calls[2]);
+    uint64_t us = get(&m->provider_call_us);
+    abuf_printf(b, "# HELP payapi_provider_calls_total Calls of the collection engine to"
+                   " payment providers, by outcome.\n"
+                   "# TYPE payapi_provider_calls_total counter\n"
+                   "payapi_provider_calls_total{outcome=\"ok\"} %llu\n"
+                   "payapi_provider_calls_total{outcome=\"retry\"} %llu\n"
+                   "payapi_provider_calls_total{outcome=\"refused\"} %llu\n"
+                   "# HELP payapi_provider_call_duration_seconds Time spent in provider calls.\n"
+                   "# TYPE payapi_provider_call_duration_seconds summary\n"
+                   "payapi_provider_call_duration_seconds_sum %llu.%06llu\n"
+                   "payapi_provider_call_duration_seconds_count %llu\n",
+                (unsigned long long)get(&m->provider_calls[0]),
+                (unsigned long long)get(&m->provider_calls[1]),
+                (unsigned long long)get(&m->provider_calls[2]),
+                (unsigned long long)(us / 1000000), (unsigned long long)(us % 1000000),
+                (unsigned long long)calls);
+    abuf_printf(b, "# HELP payapi_webhooks_total Provider webhook events by outcome.\n"
+                   "# TYPE payapi_webhooks_total counter\n"
+                   "payapi_webhooks_total{outcome=\"received\"} %llu\n"
+                   "payapi_webhooks_total{outcome=\"rejected\"} %llu\n"
+                   "payapi_webhooks_total{outcome=\"duplicate\"} %llu\n",
+                (unsigned long long)get(&m->webhooks[0]),
+                (unsigned long long)get(&m->webhooks[1]),
+                (unsigned long long)get(&m->webhooks[2]));
 }

@@ -19,6 +19,12 @@ void metrics_init(size_t nroutes);
 void metrics_request(int route, int status, long duration_us);
 void metrics_db_error(void);
 void metrics_worker_restart(void);
+/* One call of the collection engine to a provider: outcome 0 ok, 1 retry
+ * (network, 5xx, 429), 2 refused (4xx); its duration. */
+void metrics_provider_call(int outcome, long duration_us);
+/* Webhooks: 0 an event received, 1 a request rejected (forged, stale,
+ * malformed), 2 an event already received (a replay). */
+void metrics_webhook(int what);
 /* Appends the exposition text; route_name(i) gives route i's label. */
 void metrics_render(struct abuf *b, const char *(*route_name)(size_t i),
                     const char *(*route_method)(size_t i));

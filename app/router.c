@@ -88,7 +88,7 @@ router_init(const struct route *table, size_t n, const struct router_hooks *h)
             fatal("route %zu: missing handler or pattern", i);
         if (strcmp(router_method_name(rt->method), "?") == 0)
             fatal("route %s: bad method", rt->pattern);
-        if ((rt->flags & (R_JSON | R_JSON_PATCH | R_FORM)) && rt->method == PAY_M_GET)
+        if ((rt->flags & (R_JSON | R_JSON_PATCH | R_FORM | R_RAW_JSON)) && rt->method == PAY_M_GET)
             fatal("route %s: a GET route cannot take a body", rt->pattern);
         if ((rt->flags & R_AUTH) && rt->scope == 0)
             fatal("route %s: R_AUTH without a scope", rt->pattern);
@@ -271,7 +271,7 @@ static int
 read_body(struct req *r)
 {
     unsigned    f = r->route->flags;
-    const char *want = (f & R_JSON)         ? "application/json"
+    const char *want = (f & (R_JSON | R_RAW_JSON)) ? "application/json"
                        : (f & R_JSON_PATCH) ? "application/json-patch+json"
                                             : "application/x-www-form-urlencoded";
     const char *cl = req_env(r, "CONTENT_LENGTH");
@@ -309,7 +309,7 @@ read_body(struct req *r)
     buf[len] = '\0';
     r->body = buf;
     r->body_len = len;
-    if (f & R_FORM)
+    if (f & (R_FORM | R_RAW_JSON))
         return 0;
     if (len == 0)
         return req_failf(r, PAY_E_INVALID_JSON, NULL, "a JSON body is required");
@@ -399,7 +399,7 @@ prepare(struct req *r)
                          "this API answers application/json, which Accept excludes");
     if (query_parse(r->arena, r->query_string, &r->query, &bad) != 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, r->query.bad_name, "%s", bad);
-    if (r->route->flags & (R_JSON | R_JSON_PATCH | R_FORM)) {
+    if (r->route->flags & (R_JSON | R_JSON_PATCH | R_FORM | R_RAW_JSON)) {
         /* Body routes take no query parameters. */
         if (r->query.n > 0)
             return req_failf(r, PAY_E_UNKNOWN_PARAMETER, r->query.v[0].name,

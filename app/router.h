@@ -16,6 +16,8 @@ typedef int (*handler_fn)(struct req *r);
 #define R_JSON_PATCH 0x04u /* application/json-patch+json body */
 #define R_IDEMPOTENT 0x08u /* honours Idempotency-Key */
 #define R_FORM       0x10u /* application/x-www-form-urlencoded body (pages) */
+#define R_RAW_JSON   0x20u /* application/json body read but not parsed: the
+                              handler checks a signature over the raw bytes first */
 
 struct route {
     int         method;   /* one PAY_M_* */

@@ -5,6 +5,7 @@
 #include "token.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,4 +67,18 @@ token_equal(const char *a, const char *b)
     for (size_t i = 0; i < na && i < nb; i++)
         diff |= (unsigned char)(a[i] ^ b[i]);
     return diff == 0;
+}
+
+char *
+token_hmac_sha256_hex(struct arena *a, const void *key, size_t keylen, const void *data,
+                      size_t n)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int  mdlen = 0;
+    if (HMAC(EVP_sha256(), key, (int)keylen, data, n, md, &mdlen) == NULL)
+        fatal("HMAC-SHA256 failed");
+    char *hex = arena_alloc(a, 2 * mdlen + 1);
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return hex;
 }

@@ -111,8 +111,8 @@ attempt_final(int kind, const char *status)
     " COALESCE(invoice_id, 0), COALESCE(refund_id, 0), COALESCE(provider_id, 0),"\
     " payment_method, mandate_reference, amount, currency_id, description,"     \
     " idempotency_key, provider_reference, status,"                             \
-    " COALESCE(applied_ledger_id, 0), cancel_requested, calls, error_info"      \
-    " FROM attempts "
+    " COALESCE(applied_ledger_id, 0), cancel_requested, calls, error_info,"     \
+    " COALESCE(payment_link_id, 0) FROM attempts "
 
 static void
 attempt_read(struct dbq *q, struct attempt *a)
@@ -137,6 +137,7 @@ attempt_read(struct dbq *q, struct attempt *a)
     a->cancel_requested = (int)dbq_col_i64(q, 16);
     a->calls = (int)dbq_col_i64(q, 17);
     a->error_info = dbq_col_str(q, 18);
+    a->payment_link_id = dbq_col_i64(q, 19);
 }
 
 static enum db_rc
@@ -166,7 +167,7 @@ attempt_insert(struct db_uow *u, struct attempt *a)
         "INSERT INTO attempts (kind, customer_id, invoice_kind, invoice_id, refund_id,"
         " provider_id, payment_method, mandate_reference, amount, currency_id,"
         " description, idempotency_key, provider_reference, status, error_info,"
-        " next_action_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        " payment_link_id, next_action_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
         " IF(? = 1, UTC_TIMESTAMP(6), NULL))");
     dbq_i64(q, a->kind);
     dbq_i64(q, a->customer_id);
@@ -183,6 +184,7 @@ attempt_insert(struct db_uow *u, struct attempt *a)
     dbq_str(q, a->reference);
     dbq_str(q, a->status);
     dbq_str(q, a->error_info);
+    bind_opt_i64(q, a->payment_link_id);
     dbq_i64(q, a->due ? 1 : 0);
     enum db_rc rc = dbq_exec(q);
     if (rc == DB_OK)
@@ -531,6 +533,15 @@ attempt_advance(struct db_uow *u, struct customer *c, struct attempt *a,
                                  : account_apply(u, c, a, status, desc, &lid);
             a->applied_ledger_id = lid;
             out->money = a->amount;
+            if (rc == DB_OK && a->payment_link_id != 0) {
+                /* The link is used once its payment is collected. */
+                struct dbq *q = dbq_new(u,
+                    "UPDATE payment_links SET paid_at = COALESCE(paid_at, UTC_TIMESTAMP()),"
+                    " receipt_reference = COALESCE(receipt_reference, ?) WHERE id = ?");
+                dbq_str(q, a->reference);
+                dbq_i64(q, a->payment_link_id);
+                rc = dbq_exec(q);
+            }
         } else if (reverse) {
             rc = a->invoice_kind ? invoice_money(u, c, a, &inv, status, -1, desc, &lid)
                                  : account_reverse(u, c, a, status, desc);

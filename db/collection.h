@@ -70,6 +70,7 @@ struct attempt {
     int         calls;
     const char *error_info;
     int         due;                /* insert: the engine must act at once */
+    int64_t     payment_link_id;    /* the payment link it pays (0: none) */
 };
 
 /* Inserts a (stored = 0) attempt in a->status without moving money, and

@@ -51,6 +51,12 @@ int pages_pay_get(struct req *r);
 int pages_pay_post(struct req *r);
 int pages_mandate_get(struct req *r);
 int pages_mandate_post(struct req *r);
+int webhooks_receive(struct req *r);
+
+/* Webhooks (webhooks.c): the server's webhook_secret (process lifetime;
+ * empty: webhooks are refused), and the key a provider signs with. */
+void webhooks_configure(const char *secret);
+const char *webhooks_provider_key(struct arena *a, int64_t provider_id);
 
 /* THE route table and its length. */
 extern const struct route routes_table[];

@@ -191,7 +191,10 @@ site_payment_mandates_create(struct req *r)
         return req_failf(r, PAY_E_INVALID_FIELD, "thirdPartyCustomerReference",
                          "thirdPartyCustomerReference is only accepted with a"
                          " mandateReference");
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
+    /* Attaching locks and writes in one transaction; a flow asks the
+     * provider for its hosted page first, outside any transaction
+     * (COLLECTION.md §4), and opens it only to write the flow. */
+    if (ref != NULL && (rc = db_tx_begin(&r->db)) != DB_OK)
         return db_fail(r, rc);
     struct dbq *q = dbq_new(&r->db, "SELECT customer_id FROM sites WHERE id = ?");
     dbq_i64(q, site_id);
@@ -233,6 +236,8 @@ site_payment_mandates_create(struct req *r)
         provider_id = dbq_col_i64(q, 0);
         type = dbq_col_str(q, 1);
         hosted = provider_adapter(type)->mandate_flow_start(r, tok);
+        if ((rc = db_tx_begin(&r->db)) != DB_OK)
+            return db_fail(r, rc);
     }
     q = dbq_new(&r->db,
         "INSERT INTO site_payment_mandates (site_id, provider_id, return_url,"
@@ -409,37 +414,32 @@ mandate_instant_payment(struct req *r, int64_t customer_id, const char *method,
         return rc;
     if (c.balance >= 0)
         return DB_OK; /* nothing owed */
-    int64_t                owed = -c.balance;
-    struct provider_money  m = {owed, c.currency_code, "Instant bank payment",
-                                idempotency_key};
-    struct provider_result res = {0};
-    if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 ||
-        attempt_rank(ATTEMPT_COLLECTION, res.status) < 0)
-        return DB_OK; /* not taken: the mandate still stands */
-    /* An account-level attempt: what it collects pays the oldest open
-     * invoices, normal and adhoc alike (COLLECTION.md §2). */
+    /* An account-level attempt for the collection engine (no provider is
+     * called here): what it collects pays the oldest open invoices, normal
+     * and adhoc alike (COLLECTION.md §2-§3). The instant bank payment is
+     * listed at once; its reference is the provider's, once submitted. */
     struct attempt a = {
         .kind = ATTEMPT_COLLECTION, .customer_id = c.id, .method = method,
-        .mandate_reference = mandate_reference, .amount = owed,
+        .mandate_reference = mandate_reference, .amount = -c.balance,
         .currency_id = c.currency_id,
         .description = "Instant bank payment on mandate creation",
-        .idem_key = idempotency_key, .reference = res.reference,
+        .idem_key = idempotency_key, .due = 1,
     };
     if ((rc = provider_find(r, c.owner, method, &a.provider_id)) != DB_OK &&
         rc != DB_NOT_FOUND)
         return rc;
     struct attempt_outcome out;
-    if ((rc = attempt_advance(&r->db, &c, &a, res.status, NULL, &out)) != DB_OK)
+    if ((rc = attempt_advance(&r->db, &c, &a, "NEW", NULL, &out)) != DB_OK)
         return rc;
     struct dbq *q = dbq_new(&r->db,
         "INSERT INTO instant_bank_payments (payment_method, mandate_reference, amount,"
-        " currency_id, description, reference, creation_date)"
-        " VALUES (?,?,?,?,?,?,UTC_TIMESTAMP())");
+        " currency_id, description, reference, creation_date, attempt_id)"
+        " VALUES (?,?,?,?,?,NULL,UTC_TIMESTAMP(),?)");
     dbq_str(q, method);
     dbq_str(q, mandate_reference);
-    dbq_i64(q, owed);
+    dbq_i64(q, a.amount);
     dbq_i64(q, c.currency_id);
     dbq_str(q, "Instant bank payment on mandate creation");
-    dbq_str(q, res.reference);
+    dbq_i64(q, a.id);
     return dbq_exec(q);
 }

@@ -134,6 +134,8 @@ format_amount(struct abuf *b, int64_t minor, int digits, const char *code)
     abuf_adds(b, num);
 }
 
+static int redirect(struct req *r, const char *url);
+
 /* ---- /pay/{token} ------------------------------------------------------------ */
 
 struct link {
@@ -235,40 +237,108 @@ link_state_page(struct req *r, enum db_rc rc, const struct link *l)
     return 0;
 }
 
-int
-pages_pay_get(struct req *r)
-{
-    const char *tok = req_param(r, 0);
-    struct link l = {0};
-    int         st;
-    if (!token_shape_ok(tok))
-        return link_state_page(r, DB_NOT_FOUND, &l);
-    if ((st = link_state_page(r, link_load(r, tok, 0, &l), &l)) != 0)
-        return st;
+/* The newest payment attempt of a link: its status (NULL when there is
+ * none), error and how many attempts the link has had. */
+struct link_attempt {
+    const char *status, *error;
+    int64_t     count;
+};
 
+static enum db_rc
+link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
+{
+    struct dbq *q = dbq_new(&r->db,
+        "SELECT status, error_info, (SELECT COUNT(*) FROM attempts WHERE payment_link_id = ?)"
+        " FROM attempts WHERE payment_link_id = ? ORDER BY id DESC LIMIT 1");
+    dbq_i64(q, l->id);
+    dbq_i64(q, l->id);
+    memset(la, 0, sizeof(*la));
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK) {
+        la->status = dbq_col_str(q, 0);
+        la->error = dbq_col_str(q, 1);
+        la->count = dbq_col_i64(q, 2);
+    }
+    return rc == DB_NOT_FOUND ? DB_OK : rc;
+}
+
+/* The payment is with the provider: the page reloads itself (Refresh
+ * header, no script) until the provider's answer turns it into the receipt
+ * or a failure. */
+static int
+processing_page(struct req *r, const struct link *l)
+{
+    struct html_page p;
+    resp_header(r, "Refresh", "2");
+    html_begin(r, &p, "Processing your payment");
+    abuf_adds(&p.b, "<h1 id=\"processing\">Processing your payment</h1><p>Your payment is"
+                    " with our payment provider. This page updates itself; you can also"
+                    " reload it.</p>");
+    link_details(&p.b, l);
+    return html_end(r, &p, 200, NULL);
+}
+
+static int
+pay_form(struct req *r, const char *tok, const struct link *l, const char *failure)
+{
     struct html_page p;
     html_begin(r, &p, "Make a payment");
     abuf_adds(&p.b, "<h1>Make a payment</h1>");
-    link_details(&p.b, &l);
+    if (failure != NULL) {
+        abuf_adds(&p.b, "<p class=\"error\" role=\"alert\" id=\"payment-failed\">Your payment"
+                        " did not go through: ");
+        html_esc(&p.b, failure);
+        abuf_adds(&p.b, ". No money has been taken. You can try again.</p>");
+    }
+    link_details(&p.b, l);
     abuf_printf(&p.b, "<form method=\"post\" action=\"/pay/%s\">"
                       "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-                      "<button type=\"submit\">Pay ", tok, csrf_issue(r));
-    format_amount(&p.b, l.amount, l.digits, l.currency);
+                      "<button type=\"submit\">%s ", tok, csrf_issue(r),
+                failure ? "Try again: pay" : "Pay");
+    format_amount(&p.b, l->amount, l->digits, l->currency);
     abuf_adds(&p.b, "</button></form><footer>Payments are processed securely by"
                     " our payment provider.</footer>");
     return html_end(r, &p, 200, NULL);
 }
 
 int
+pages_pay_get(struct req *r)
+{
+    const char         *tok = req_param(r, 0);
+    struct link         l = {0};
+    struct link_attempt la;
+    int                 st;
+    if (!token_shape_ok(tok))
+        return link_state_page(r, DB_NOT_FOUND, &l);
+    if ((st = link_state_page(r, link_load(r, tok, 0, &l), &l)) != 0)
+        return st;
+    if ((st = link_state_page(r, link_attempt_load(r, &l, &la), &l)) != 0)
+        return st;
+    if (la.status != NULL &&
+        attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_PENDING)
+        return processing_page(r, &l);
+    if (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_FAILED)
+        return pay_form(r, tok, &l, la.error ? la.error : "your bank declined it");
+    return pay_form(r, tok, &l, NULL);
+}
+
+/* Pressing Pay makes the payment an attempt for the collection engine
+ * (COLLECTION.md §3); no provider is called here. The link's row lock
+ * makes a double click or a replayed POST find the attempt in progress
+ * (or the link paid) instead of paying twice; after a failure, pressing
+ * again is a new attempt with a new key. The browser is sent to the page,
+ * which shows "processing" until the provider's answer arrives. */
+int
 pages_pay_post(struct req *r)
 {
-    const char     *tok = req_param(r, 0);
-    struct query    form;
-    struct link     l = {0};
-    struct customer c;
-    struct invoice  inv;
-    enum db_rc      rc;
-    int             st;
+    const char         *tok = req_param(r, 0);
+    struct query        form;
+    struct link         l = {0};
+    struct link_attempt la;
+    struct customer     c;
+    struct invoice      inv;
+    enum db_rc          rc;
+    int                 st;
 
     if (!token_shape_ok(tok))
         return link_state_page(r, DB_NOT_FOUND, &l);
@@ -280,6 +350,10 @@ pages_pay_post(struct req *r)
         return link_state_page(r, rc, &l);
     if ((st = link_state_page(r, link_load(r, tok, 1, &l), &l)) != 0)
         return st; /* unknown, expired, or already paid: the receipt again */
+    if ((st = link_state_page(r, link_attempt_load(r, &l, &la), &l)) != 0)
+        return st;
+    if (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) != AG_FAILED)
+        return redirect(r, arena_printf(r->arena, "/pay/%s", tok)); /* in progress */
 
     struct dbq *q = dbq_new(&r->db, "SELECT type, status FROM payment_providers WHERE id = ?");
     dbq_i64(q, l.provider_id);
@@ -295,38 +369,24 @@ pages_pay_post(struct req *r)
     if (rc != DB_OK)
         return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
 
-    struct provider_money  m = {l.amount, l.currency, l.description,
-                                provider_call_key(r, "link-payment", tok)};
-    struct provider_result res = {0};
-    if (provider_adapter(method)->payment_submit(r, &m, &res) != 0 || res.status == NULL)
-        return message_page(r, 502, "Payment not taken",
-                            "Your payment provider did not accept the payment."
-                            " No money has been taken.");
-    /* The payment is an attempt (COLLECTION.md §3) of the link's invoice
-     * or, for a customer target, of the account (spread over the oldest
-     * open invoices, normal and adhoc alike). */
+    /* Of the link's invoice or, for a customer target, of the account
+     * (spread over the oldest open invoices, normal and adhoc alike). */
     struct attempt a = {
         .kind = ATTEMPT_COLLECTION, .customer_id = c.id, .invoice_kind = l.kind,
         .invoice_id = l.kind ? l.invoice_id : 0, .provider_id = l.provider_id,
         .method = method, .amount = l.amount, .currency_id = c.currency_id,
-        .description = l.description, .idem_key = m.idempotency_key,
-        .reference = res.reference,
+        .description = l.description, .payment_link_id = l.id, .due = 1,
+        /* The first try's key is made from the token alone; a try after a
+         * failure is another payment for the provider. */
+        .idem_key = provider_call_key(r, "link-payment",
+                                      la.count == 0 ? tok
+                                                    : arena_printf(r->arena, "%s\n%" PRId64,
+                                                                   tok, la.count)),
     };
     struct attempt_outcome out;
-    if (attempt_rank(ATTEMPT_COLLECTION, res.status) < 0)
-        return message_page(r, 502, "Payment not taken",
-                            "Your payment provider did not accept the payment."
-                            " No money has been taken.");
-    rc = attempt_advance(&r->db, &c, &a, res.status, NULL, &out);
-    if (rc != DB_OK)
+    if ((rc = attempt_advance(&r->db, &c, &a, "NEW", NULL, &out)) != DB_OK)
         return link_state_page(r, rc, &l);
-    q = dbq_new(&r->db, "UPDATE payment_links SET paid_at = UTC_TIMESTAMP(),"
-                   " receipt_reference = ? WHERE id = ?");
-    dbq_str(q, res.reference);
-    dbq_i64(q, l.id);
-    if ((rc = dbq_exec(q)) != DB_OK || (rc = link_load(r, tok, 0, &l)) != DB_OK)
-        return link_state_page(r, rc, &l);
-    return receipt_page(r, &l, 200);
+    return redirect(r, arena_printf(r->arena, "/pay/%s", tok));
 }
 
 /* ---- /mandate/{token} ---------------------------------------------------------- */
@@ -504,9 +564,9 @@ pages_mandate_post(struct req *r)
         (st = csrf_check_or_page(r, &form)) != 0)
         return st;
     act_for_token_owner(r);
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
+    /* Read without a lock: the provider is called before any transaction
+     * (COLLECTION.md §4); the flow is locked and checked again after. */
+    if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
         return st;
 
     const char *name = query_get(&form, "accountHolderName");
@@ -535,6 +595,13 @@ pages_mandate_post(struct req *r)
         return message_page(r, 502, "Direct Debit not set up",
                             "Your bank details could not be confirmed.");
     }
+    /* Now the writes, with the flow locked: a second submission that got
+     * here too (a double click) finds it completed. The provider's answer
+     * to the same key and details is the same mandate. */
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
+        return flow_state_page(r, rc, &f);
+    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
+        return st;
     const char *space = strrchr(name, ' ');
     struct dbq *q = dbq_new(&r->db,
         "INSERT INTO provider_mandates (payment_method, mandate_reference,"

@@ -15,10 +15,15 @@
  *   mandate_fetch       current status of a mandate at the provider;
  *   payment_submit      collect an amount (synchronous confirmation or a
  *                       pending status, later updated through events);
- *   refund_submit       pay an amount back.
- * Every call runs inside the request's database transaction, and a
- * request may run again (a deadlock re-runs the handler; a client retries
- * with its Idempotency-Key; a customer presses Pay again after an error).
+ *   refund_submit       pay an amount back;
+ *   payment_fetch, refund_fetch
+ *                       the current status of a payment / refund by its
+ *                       reference (reconciliation when an event is late);
+ *   payment_cancel      cancel a payment not yet submitted to the bank.
+ * Payments, refunds and their cancellation are made only by the collection
+ * engine (handlers/collector.c), outside any database transaction, and an
+ * attempt may be tried again (a retry after an error, a collector killed
+ * between the call and recording its answer).
  * So the three calls that create something at the provider carry an
  * idempotency_key (provider_call_key): the same for every run of the same
  * operation, different for different operations. An adapter passes it to
@@ -46,10 +51,18 @@ struct provider_money {
     const char *currency_code;
     const char *description;
     const char *idempotency_key;
+    int64_t     provider_id;     /* the configured provider (webhooks' address) */
 };
+
+/* Return values of the calls: 0, or one of these. */
+#define PROVIDER_RETRY   1  /* network error, 5xx, 429: try again later */
+#define PROVIDER_REFUSED 2  /* 4xx: the provider will never do it */
 
 struct provider_result {
     const char *status;          /* ThirdPartyPaymentStatus / RefundStatus / MandateStatus */
+    int         more;            /* the provider will report further changes */
+    long        retry_after_ms;  /* PROVIDER_RETRY: the provider's Retry-After (0: none) */
+    const char *error;           /* PROVIDER_RETRY / _REFUSED: what it said */
     const char *reference;       /* provider's reference of the payment, refund or mandate */
     const char *customer_reference; /* mandate_complete: the provider's customer id
                                      * (Stripe's, thirdPartyCustomerReference), or NULL */
@@ -66,6 +79,12 @@ struct provider_adapter {
                           struct provider_result *out);
     int (*refund_submit)(struct req *r, const struct provider_money *m,
                          struct provider_result *out);
+    int (*payment_fetch)(struct req *r, const char *reference, const struct provider_money *m,
+                         struct provider_result *out);
+    int (*refund_fetch)(struct req *r, const char *reference, const struct provider_money *m,
+                        struct provider_result *out);
+    int (*payment_cancel)(struct req *r, const char *reference, const struct provider_money *m,
+                          struct provider_result *out);
 };
 
 /* The adapter serving providers of this PaymentMethod type. */
@@ -87,6 +106,21 @@ const char *provider_call_key(struct req *r, const char *what, const char *capab
  * (lowest id) in *id: DB_OK, DB_NOT_FOUND when there is none, or an error. */
 DB_MUST_CHECK enum db_rc provider_find(struct req *r, int64_t owner, const char *type,
                                        int64_t *id);
+
+/* The sandbox keeps what a provider keeps (table sandbox_calls) through
+ * the request's unit of work when on (the server and the collector);
+ * off, it is stateless and every reference is at the end of its timeline
+ * (unit tests). step_ms is the time between two steps of its timeline. */
+void provider_sandbox_configure(int use_db, long step_ms);
+/* Sends the sandbox's due webhook events, signed with the provider's key,
+ * to <public base URL>/webhooks/<provider id> (through nginx), outside any
+ * transaction; a failed delivery is tried again later (reconciliation by
+ * fetch covers a lost one). Returns how many were delivered. Only plain
+ * http:// base URLs are delivered to. */
+int provider_sandbox_deliver(struct req *r, int max);
+/* Limits delivery to events of these customers' attempts ("12,13"; NULL:
+ * all), for `pay-api attempts run --customers` on a shared test stack. */
+void provider_sandbox_deliver_only(const char *customers);
 
 /* Configured public base URL (no trailing slash), for links and pages. */
 void provider_set_public_base_url(const char *url);

@@ -1,19 +1,54 @@
 /*
  * The sandbox provider: a complete, local stand-in for a payment
  * provider. Its hosted mandate page is this service's own /mandate/{token};
- * mandates become ACTIVE at once; payments are CONFIRMED and refunds
- * REFUND_SETTLED synchronously. References are prefixed SBX- and, like a
- * real provider answering a repeated idempotent call, derived from the
- * call's idempotency key: the same key gives the same reference.
+ * mandates become ACTIVE at once. Payments and refunds behave as at a real
+ * provider (COLLECTION.md §6): a submission answers pending with a
+ * reference, and the outcome follows a timeline from the first call, one
+ * step every step_ms, chosen by the amount in minor units (like card
+ * networks' test numbers):
+ *   payments   PENDING_SUBMISSION, SUBMITTED, CONFIRMED, PAID_OUT;
+ *              ending in 13: FAILED after SUBMITTED;
+ *              ending in 66: CHARGED_BACK one step after PAID_OUT;
+ *              ending in 29: the first call answers 429 (Retry-After 1 s);
+ *              ending in 55: the first two calls answer 503;
+ *              ending in 41: refused (4xx) for good.
+ *   refunds    SUBMITTED, then REFUND_SETTLED; ending in 77: BOUNCED.
+ *   cancel     agreed while PENDING_SUBMISSION, refused after.
+ * References are prefixed SBX- and, like a real provider answering a
+ * repeated idempotent call, derived from the call's idempotency key: the
+ * same key gives the same reference and the same result. What it keeps
+ * (first call, call count, cancellation) is in table sandbox_calls; the
+ * events of the timeline go into its outbox (sandbox_webhooks) and are sent
+ * signed to /webhooks/{provider} through the public URL by
+ * provider_sandbox_deliver, which the collector calls between passes.
  */
 #include "provider.h"
 
+#include <inttypes.h>
+#include <netdb.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "handlers.h"
+#include "log.h"
 #include "token.h"
 
 static const char *base_url = "http://127.0.0.1:8080";
+static int         use_db;
+static long        step_ms = 2000;
+
+void
+provider_sandbox_configure(int db, long step)
+{
+    use_db = db;
+    step_ms = step > 0 ? step : 1;
+}
 
 void
 provider_set_public_base_url(const char *url)
@@ -65,12 +100,218 @@ sandbox_mandate_fetch(struct req *r, const char *reference,
     return 0;
 }
 
+/* What the sandbox remembers of a reference: ms since its first call,
+ * the number of calls with its key (this one included when count), and
+ * whether it was cancelled. Stateless: at the end of its timeline. */
+struct memory {
+    long elapsed_ms;
+    int  calls;
+    int  cancelled;
+};
+
+static int
+remember(struct req *r, const char *reference, const struct provider_money *m,
+         const char *kind, int count, int cancel, struct memory *out)
+{
+    out->elapsed_ms = 1000L * 1000 * 1000;
+    out->calls = 1;
+    out->cancelled = 0;
+    if (!use_db)
+        return 0;
+    struct dbq *q;
+    if (count || cancel) {
+        q = dbq_new(&r->db,
+            "INSERT INTO sandbox_calls (reference, idempotency_key, kind, amount)"
+            " VALUES (?,?,?,?) ON DUPLICATE KEY UPDATE calls = calls + ?,"
+            " cancelled = IF(? = 1, 1, cancelled)");
+        dbq_str(q, reference);
+        dbq_str(q, m->idempotency_key ? m->idempotency_key : reference);
+        dbq_str(q, kind);
+        dbq_i64(q, m->amount);
+        dbq_i64(q, count ? 1 : 0);
+        dbq_i64(q, cancel ? 1 : 0);
+        if (dbq_exec(q) != DB_OK)
+            goto unavailable;
+    }
+    q = dbq_new(&r->db,
+        "SELECT TIMESTAMPDIFF(MICROSECOND, first_at, UTC_TIMESTAMP(6)) DIV 1000, calls,"
+        " cancelled FROM sandbox_calls WHERE reference = ?");
+    dbq_str(q, reference);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_NOT_FOUND) {
+        out->calls = 0; /* never submitted: unknown at the provider */
+        return 0;
+    }
+    if (rc != DB_OK)
+        goto unavailable;
+    out->elapsed_ms = (long)dbq_col_i64(q, 0);
+    out->calls = (int)dbq_col_i64(q, 1);
+    out->cancelled = (int)dbq_col_i64(q, 2);
+    return 0;
+unavailable:
+    /* The provider's side is down: like a network error for the caller. */
+    db_uow_reset(&r->db);
+    return PROVIDER_RETRY;
+}
+
+static int
+ends_in(int64_t amount, int two_digits)
+{
+    return amount % 100 == two_digits;
+}
+
+/* Errors chosen by amount, by the call count of the key. */
+static int
+injected_error(const struct provider_money *m, const struct memory *mem,
+               struct provider_result *out)
+{
+    if (ends_in(m->amount, 41)) {
+        out->error = "sandbox: payment refused (amount ending in 41)";
+        return PROVIDER_REFUSED;
+    }
+    if (ends_in(m->amount, 29) && mem->calls <= 1) {
+        out->error = "sandbox: 429 Too Many Requests";
+        out->retry_after_ms = 1000;
+        return PROVIDER_RETRY;
+    }
+    if (ends_in(m->amount, 55) && mem->calls <= 2) {
+        out->error = "sandbox: 503 Service Unavailable";
+        return PROVIDER_RETRY;
+    }
+    return 0;
+}
+
+/* The payment's status on its timeline. */
+static void
+payment_now(const struct provider_money *m, const struct memory *mem,
+            struct provider_result *out)
+{
+    long step = mem->elapsed_ms / step_ms;
+    out->more = 1;
+    if (mem->cancelled) {
+        out->status = "CANCELLED";
+        out->more = 0;
+    } else if (step < 1) {
+        out->status = "PENDING_SUBMISSION";
+    } else if (step < 2) {
+        out->status = "SUBMITTED";
+    } else if (ends_in(m->amount, 13)) {
+        out->status = "FAILED";
+        out->more = 0;
+    } else if (step < 3) {
+        out->status = "CONFIRMED";
+    } else if (ends_in(m->amount, 66)) {
+        out->status = step < 4 ? "PAID_OUT" : "CHARGED_BACK";
+        out->more = step < 4;
+    } else {
+        out->status = "PAID_OUT";
+        out->more = 0;
+    }
+}
+
+static void
+refund_now(const struct provider_money *m, const struct memory *mem,
+           struct provider_result *out)
+{
+    out->more = mem->elapsed_ms < step_ms;
+    out->status = out->more ? "SUBMITTED" : ends_in(m->amount, 77) ? "BOUNCED"
+                                                                   : "REFUND_SETTLED";
+}
+
+/* Queues the events of a reference's timeline (once: the outbox is keyed
+ * by reference and status), each due at its step after now. */
+static void
+enqueue(struct req *r, const struct provider_money *m, const char *reference,
+        const char *const *statuses)
+{
+    if (!use_db || m->provider_id == 0)
+        return;
+    for (int k = 0; statuses[k] != NULL; k++) {
+        struct dbq *q = dbq_new(&r->db,
+            "INSERT IGNORE INTO sandbox_webhooks (provider_id, reference, status, due_at)"
+            " VALUES (?,?,?, UTC_TIMESTAMP(6) + INTERVAL ? * 1000 MICROSECOND)");
+        dbq_i64(q, m->provider_id);
+        dbq_str(q, reference);
+        dbq_str(q, statuses[k]);
+        dbq_i64(q, (int64_t)step_ms * (k + 1));
+        if (dbq_exec(q) != DB_OK) {
+            db_uow_reset(&r->db); /* reconciliation by fetch still settles it */
+            return;
+        }
+    }
+}
+
+static void
+enqueue_payment(struct req *r, const struct provider_money *m, const char *reference)
+{
+    static const char *const failed[] = {"SUBMITTED", "FAILED", NULL};
+    static const char *const charged[] = {"SUBMITTED", "CONFIRMED", "PAID_OUT",
+                                          "CHARGED_BACK", NULL};
+    static const char *const normal[] = {"SUBMITTED", "CONFIRMED", "PAID_OUT", NULL};
+    enqueue(r, m, reference, ends_in(m->amount, 13) ? failed
+                             : ends_in(m->amount, 66) ? charged : normal);
+}
+
 static int
 sandbox_payment_submit(struct req *r, const struct provider_money *m,
                        struct provider_result *out)
 {
-    out->status = "CONFIRMED";
+    struct memory mem;
+    int           rc;
     out->reference = sandbox_reference(r, "PAY", m->idempotency_key);
+    if ((rc = remember(r, out->reference, m, "PAY", 1, 0, &mem)) != 0 ||
+        (rc = injected_error(m, &mem, out)) != 0)
+        return rc;
+    payment_now(m, &mem, out);
+    if (mem.elapsed_ms < step_ms)
+        enqueue_payment(r, m, out->reference);
+    return 0;
+}
+
+static int
+sandbox_payment_fetch(struct req *r, const char *reference, const struct provider_money *m,
+                      struct provider_result *out)
+{
+    struct memory mem;
+    int           rc;
+    out->reference = reference;
+    if ((rc = remember(r, reference, m, "PAY", 0, 0, &mem)) != 0)
+        return rc;
+    if (mem.calls == 0) {
+        out->error = "sandbox: unknown payment";
+        return PROVIDER_REFUSED;
+    }
+    payment_now(m, &mem, out);
+    return 0;
+}
+
+static int
+sandbox_payment_cancel(struct req *r, const char *reference, const struct provider_money *m,
+                       struct provider_result *out)
+{
+    struct memory mem;
+    int           rc;
+    out->reference = reference;
+    if ((rc = remember(r, reference, m, "PAY", 0, 0, &mem)) != 0)
+        return rc;
+    payment_now(m, &mem, out);
+    if (mem.calls == 0 || strcmp(out->status, "PENDING_SUBMISSION") != 0) {
+        out->error = "sandbox: the payment is already submitted to the bank";
+        return PROVIDER_REFUSED;
+    }
+    if ((rc = remember(r, reference, m, "PAY", 0, 1, &mem)) != 0)
+        return rc;
+    payment_now(m, &mem, out);
+    if (use_db) {
+        struct dbq *q = dbq_new(&r->db, "DELETE FROM sandbox_webhooks WHERE reference = ?"
+                                        " AND sent_at IS NULL");
+        dbq_str(q, reference);
+        static const char *const cancelled[] = {"CANCELLED", NULL};
+        if (dbq_exec(q) == DB_OK)
+            enqueue(r, m, reference, cancelled);
+        else
+            db_uow_reset(&r->db);
+    }
     return 0;
 }
 
@@ -78,9 +319,181 @@ static int
 sandbox_refund_submit(struct req *r, const struct provider_money *m,
                       struct provider_result *out)
 {
-    out->status = "REFUND_SETTLED";
+    struct memory mem;
+    int           rc;
     out->reference = sandbox_reference(r, "RF", m->idempotency_key);
+    if ((rc = remember(r, out->reference, m, "RF", 1, 0, &mem)) != 0)
+        return rc;
+    refund_now(m, &mem, out);
+    if (mem.elapsed_ms < step_ms) {
+        static const char *const bounced[] = {"BOUNCED", NULL};
+        static const char *const settled[] = {"REFUND_SETTLED", NULL};
+        enqueue(r, m, out->reference, ends_in(m->amount, 77) ? bounced : settled);
+    }
     return 0;
+}
+
+static int
+sandbox_refund_fetch(struct req *r, const char *reference, const struct provider_money *m,
+                     struct provider_result *out)
+{
+    struct memory mem;
+    int           rc;
+    out->reference = reference;
+    if ((rc = remember(r, reference, m, "RF", 0, 0, &mem)) != 0)
+        return rc;
+    if (mem.calls == 0) {
+        out->error = "sandbox: unknown refund";
+        return PROVIDER_REFUSED;
+    }
+    refund_now(m, &mem, out);
+    return 0;
+}
+
+/* ---- delivery of the outbox ------------------------------------------------ */
+
+/* POST over plain HTTP/1.0 to base_url (http://host[:port]); the status
+ * code, or -1 when it could not be delivered. */
+static int
+http_post(const char *url, const char *path, const char *sig, const char *body, size_t n)
+{
+    char host[256], port[16] = "80";
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    const char *h = url + 7, *colon = strchr(h, ':'), *slash = strchr(h, '/');
+    size_t      hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
+    if (hl == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (colon) {
+        size_t pl = strspn(colon + 1, "0123456789");
+        if (pl == 0 || pl >= sizeof(port))
+            return -1;
+        memcpy(port, colon + 1, pl);
+        port[pl] = '\0';
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
+        return -1;
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    struct timeval tv = {3, 0};
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    char head[1024];
+    int  k = snprintf(head, sizeof(head),
+                      "POST %s HTTP/1.0\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nWebhook-Signature: %s\r\n"
+                      "User-Agent: pay-api-sandbox\r\n\r\n", path, host, port, n, sig);
+    int status = -1;
+    if (k > 0 && (size_t)k < sizeof(head) && write(fd, head, (size_t)k) == k &&
+        write(fd, body, n) == (ssize_t)n) {
+        char    line[64];
+        ssize_t got = read(fd, line, sizeof(line) - 1);
+        if (got > 12) {
+            line[got] = '\0';
+            if (strncmp(line, "HTTP/1.", 7) == 0)
+                status = atoi(line + 9);
+        }
+    }
+    close(fd);
+    return status;
+}
+
+static const char *deliver_only; /* FIND_IN_SET list of customers, or NULL */
+
+void
+provider_sandbox_deliver_only(const char *customers)
+{
+    deliver_only = customers;
+}
+
+int
+provider_sandbox_deliver(struct req *r, int max)
+{
+    if (!use_db || strncmp(base_url, "http://", 7) != 0)
+        return 0;
+    struct db_uow *u = &r->db;
+    struct out {
+        int64_t     id, provider;
+        const char *reference, *status;
+    };
+    struct out *due = arena_alloc(r->arena, (size_t)max * sizeof(*due));
+    int         n = 0;
+    /* Claim: a short transaction marks them sent (a sender killed after
+     * this loses them: the collector's reconciliation covers that). */
+    enum db_rc rc = db_tx_begin(u);
+    struct dbq *q = NULL;
+    if (rc == DB_OK) {
+        q = dbq_new(u, "SELECT w.id, w.provider_id, w.reference, w.status FROM sandbox_webhooks w"
+                       " WHERE w.sent_at IS NULL AND w.due_at <= UTC_TIMESTAMP(6)"
+                       " AND (? IS NULL OR EXISTS (SELECT 1 FROM attempts t WHERE"
+                       " t.provider_reference = w.reference AND FIND_IN_SET(t.customer_id, ?)))"
+                       " ORDER BY w.due_at, w.id LIMIT ? FOR UPDATE SKIP LOCKED");
+        dbq_str(q, deliver_only);
+        dbq_str(q, deliver_only);
+        dbq_i64(q, max);
+        rc = dbq_exec(q);
+    }
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK && n < max) {
+        /* Column text lives in the statement's buffers: copied per row. */
+        due[n] = (struct out){dbq_col_i64(q, 0), dbq_col_i64(q, 1),
+                              arena_strdup(r->arena, dbq_col_str(q, 2)),
+                              arena_strdup(r->arena, dbq_col_str(q, 3))};
+        n++;
+    }
+    if (rc == DB_NOT_FOUND)
+        rc = DB_OK;
+    for (int i = 0; rc == DB_OK && i < n; i++) {
+        q = dbq_new(u, "UPDATE sandbox_webhooks SET sent_at = UTC_TIMESTAMP(6),"
+                       " tries = tries + 1 WHERE id = ?");
+        dbq_i64(q, due[i].id);
+        rc = dbq_exec(q);
+    }
+    if (rc == DB_OK)
+        rc = db_tx_commit(u);
+    db_uow_reset(u);
+    if (rc != DB_OK)
+        return 0;
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        const char *body = arena_printf(r->arena,
+            "{\"events\":[{\"id\":\"%s:%s\",\"reference\":\"%s\",\"status\":\"%s\"}]}",
+            due[i].reference, due[i].status, due[i].reference, due[i].status);
+        const char *key = webhooks_provider_key(r->arena, due[i].provider);
+        if (key == NULL)
+            continue;
+        long long   t = (long long)time(NULL);
+        const char *signed_part = arena_printf(r->arena, "%lld.%s", t, body);
+        const char *sig = arena_printf(r->arena, "t=%lld,v1=%s", t,
+                                       token_hmac_sha256_hex(r->arena, key, strlen(key),
+                                                             signed_part, strlen(signed_part)));
+        int status = http_post(base_url, arena_printf(r->arena, "/webhooks/%" PRId64,
+                                                      due[i].provider), sig, body, strlen(body));
+        if (status >= 200 && status < 300) {
+            sent++;
+            continue;
+        }
+        /* Not delivered: again in a second, up to 10 tries. */
+        log_warn("sandbox", "webhook %s:%s not delivered (%d)", due[i].reference,
+                 due[i].status, status);
+        q = dbq_new(u, "UPDATE sandbox_webhooks SET sent_at = IF(tries >= 10, sent_at, NULL),"
+                       " due_at = UTC_TIMESTAMP(6) + INTERVAL 1 SECOND WHERE id = ?");
+        dbq_i64(q, due[i].id);
+        if (dbq_exec(q) != DB_OK)
+            db_uow_reset(u);
+    }
+    return sent;
 }
 
 static const struct provider_adapter sandbox = {
@@ -90,6 +503,9 @@ static const struct provider_adapter sandbox = {
     sandbox_mandate_fetch,
     sandbox_payment_submit,
     sandbox_refund_submit,
+    sandbox_payment_fetch,
+    sandbox_refund_fetch,
+    sandbox_payment_cancel,
 };
 
 const struct provider_adapter *

@@ -1,7 +1,8 @@
 /*
  * THE route table: every endpoint of the service, one row each.
  * Columns: method, path pattern (:name captures), handler, flags
- * (R_AUTH bearer token, R_JSON JSON body, R_IDEMPOTENT Idempotency-Key),
+ * (R_AUTH bearer token, R_JSON JSON body, R_IDEMPOTENT Idempotency-Key,
+ * R_FORM form body, R_RAW_JSON JSON body read but left to the handler),
  * required scope.
  */
 #include "handlers.h"
@@ -45,6 +46,7 @@ const struct route routes_table[] = {
   { PAY_M_POST,  "/pay/:token",                                     pages_pay_post,                      R_FORM, 0                },
   { PAY_M_GET,   "/mandate/:token",                                 pages_mandate_get,                   0,      0                },
   { PAY_M_POST,  "/mandate/:token",                                 pages_mandate_post,                  R_FORM, 0                },
+  { PAY_M_POST,  "/webhooks/:paymentProviderId",                     webhooks_receive,                    R_RAW_JSON, 0            },
   { PAY_M_GET,   "/v1/refunds/:refund_id",                          refunds_get,                         R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_GET,   "/v1/site-payment-mandates/:site_payment_mandate_id", site_payment_mandates_get,    R_AUTH, PAY_SCOPE_READ   },
 };

@@ -4,8 +4,11 @@
 //
 //   (a) payment link: created through the API, opened, checked (owner,
 //       description, amount), screenshotted at desktop and phone width, paid
-//       with the Pay button, receipt seen, payment and new balance verified
-//       through the API; a double-click on Pay pays exactly once.
+//       with the Pay button, "processing" seen turning into the receipt once
+//       the collection engine has the provider's answer, payment and new
+//       balance verified through the API; a double-click on Pay pays exactly
+//       once; a payment the sandbox fails (amount ending in 13) shows the
+//       failure and a Try again button.
 //   (b) mandate: a site payment mandate whose returnURL is a tiny HTTP server
 //       this script runs on 127.0.0.1; the hosted form is filled in (a wrong
 //       sort code first), submitted, the browser lands on returnURL, and the
@@ -116,6 +119,14 @@ function sql(query) {
   const [cmd, ...args] = ENV.MYSQL_CMD.split(/\s+/);
   const out = execFileSync(cmd, [...args, '-N', '-B', '-e', query], { encoding: 'utf8' });
   return out.split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+}
+
+// The collection engine: the e2e stack runs no collector process, so the
+// test moves it (pay-api attempts run), as tests/e2e/paytest.py run_engine.
+function runEngine() {
+  execFileSync(ENV.PAY_BIN, ['--config', ENV.PAY_CONFIG, 'attempts', 'run', '--until-idle', '15',
+    '--customers', String(CUSTOMER_PAY)],
+    { encoding: 'utf8', timeout: 90000 });
 }
 
 function sqlOne(query) {
@@ -256,21 +267,29 @@ async function paymentLinkFlow(context, provider) {
   eq(styled, 'rgb(0, 112, 60)', 'the nonce-allowed style sheet is applied (Pay button is green)');
   await bothWidths(page, 'pay');
 
-  // Pay
+  // Pay: the POST makes a collection attempt and sends the browser to the
+  // page (303), which shows "processing" and reloads itself until the
+  // provider's answer (COLLECTION.md 3); the engine runs here (the e2e stack
+  // has no collector process).
   const [payResp] = await Promise.all([
     page.waitForResponse((x) => x.request().method() === 'POST'),
     button.click(),
   ]);
-  if (!eq(payResp.status(), 200, 'Pay: the POST answers 200 with the receipt')) {
+  if (!eq(payResp.status(), 303, 'Pay: the POST answers 303 to the page')) {
     const h = await payResp.request().allHeaders();
     console.log(`  (the browser sent Origin: ${h.origin}, Sec-Fetch-Site: ${h['sec-fetch-site']};`
       + ` page title: ${await page.title()})`);
     await shoot(page, 'pay-refused');
     return;
   }
-  await page.locator('#receipt-reference').waitFor();
+  await page.locator('#processing').waitFor();
+  check(/Processing your payment/.test(await page.locator('main').innerText()),
+    'after Pay: the page shows processing');
+  await bothWidths(page, 'processing');
+  runEngine();
+  await page.locator('#receipt-reference').waitFor({ timeout: 20000 });
   const ref = await text(page, '#receipt-reference');
-  check(ref.length > 0, 'receipt shows a reference', ref);
+  check(ref.length > 0, 'processing turned into the receipt (the page reloaded itself)', ref);
   const receipt = await page.locator('main').innerText();
   check(/Payment received/.test(receipt) && receipt.includes('GBP 12.34') && receipt.includes(desc),
     'receipt shows payment received, amount and description', receipt);
@@ -310,23 +329,50 @@ async function paymentLinkFlow(context, provider) {
       form: { csrf }, headers: { Origin: BASE, 'Sec-Fetch-Site': 'same-origin' }, maxRedirects: 0,
     }),
   ]);
-  await p2.locator('#receipt-reference').waitFor({ timeout: 10000 }).catch(() => {});
-  const extraRef = ((await extra.text()).match(/id="receipt-reference">([^<]*)</) || [])[1];
+  await p2.locator('#processing').waitFor({ timeout: 10000 }).catch(() => {});
+  await p2.waitForTimeout(500); // let a second POST, if any, finish
+  check(posts.length >= 1, 'double-click: the form was posted', posts.length);
+  eq(extra.status(), 303, 'the simultaneous second POST finds the payment in progress (303)');
+  eq(Number(sqlOne(`SELECT COUNT(*) FROM attempts WHERE payment_link_id = ${link2.id}`)), 1,
+    'double-click + second POST: one attempt');
+  runEngine();
+  await p2.locator('#receipt-reference').waitFor({ timeout: 20000 }).catch(() => {});
   if (!eq(await p2.locator('#receipt-reference').count(), 1, 'double-click: the receipt is shown')) {
     return;
   }
   const ref2 = await text(p2, '#receipt-reference');
   check(ref2.length > 0 && ref2 !== ref, 'double-click: a receipt with its own reference', ref2);
-  await p2.waitForTimeout(500); // let a second POST, if any, finish
-  check(posts.length >= 1, 'double-click: the form was posted', posts.length);
-  check([200, 410].includes(extra.status()),
-    'the simultaneous second POST: 200 if it paid, 410 if it found the link used', extra.status());
-  eq(extraRef, ref2, 'the simultaneous second POST shows the same receipt');
   eq(await ledgerCount(CUSTOMER_PAY), rows1 + 1, `double-click + second POST (${posts.length + 1} POSTs): exactly one payment`);
   eq(await balanceMinor(CUSTOMER_PAY), bal1 + 111, 'double-click: balance grew by 1.11 once');
   await p2.reload();
   eq(await text(p2, '#receipt-reference'), ref2, 'double-click: reload shows the same receipt');
   await p2.close();
+
+  // A payment the sandbox fails (amount ending in 13): the failure, and the
+  // customer can try again (a new attempt).
+  const bal3 = await balanceMinor(CUSTOMER_PAY);
+  const link3 = await createLink(provider, '0.13', 'Browser test: failing payment');
+  const p3 = await context.newPage();
+  watch(p3, 'pay-failing');
+  await p3.goto(link3.paymentLink);
+  await p3.getByRole('button', { name: /Pay/ }).click();
+  await p3.locator('#processing').waitFor();
+  runEngine();
+  await p3.locator('#payment-failed').waitFor({ timeout: 20000 }).catch(() => {});
+  if (eq(await p3.locator('#payment-failed').count(), 1, 'failing payment: the failure is shown')) {
+    await bothWidths(p3, 'pay-failed');
+    const again = p3.getByRole('button', { name: /Try again/ });
+    eq(await again.count(), 1, 'failing payment: a Try again button');
+    await again.click();
+    await p3.locator('#processing').waitFor();
+    check(true, 'trying again: processing again');
+    runEngine();
+    await p3.locator('#payment-failed').waitFor({ timeout: 20000 }).catch(() => {});
+    eq(Number(sqlOne(`SELECT COUNT(*) FROM attempts WHERE payment_link_id = ${link3.id}`)), 2,
+      'failing payment tried again: a second attempt');
+  }
+  eq(await balanceMinor(CUSTOMER_PAY), bal3, 'failing payment: no money moved');
+  await p3.close();
 }
 
 // ---------------------------------------------------------------- (b) mandate

@@ -21,12 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "collection.h"
+#include "collector.h"
 #include "db.h"
+#include "provider.h"
+#include "router.h"
 #include "ledger.h"
 #include "test.h"
 
@@ -625,6 +629,257 @@ test_property_concurrent(void)
     check_invariants("concurrent", 96, 98);
 }
 
+/* ---- the engine against the sandbox provider ------------------------------ */
+
+static const char *
+status_of(int64_t id, char *buf)
+{
+    struct db_uow  u;
+    struct attempt a;
+    db_uow_init(&u, A);
+    snprintf(buf, 48, "%s", attempt_load(&u, id, 0, &a) == DB_OK ? a.status : "?");
+    db_uow_reset(&u);
+    arena_reset(A);
+    return buf;
+}
+
+static int64_t
+sandbox_calls(int64_t attempt_id)
+{
+    return sql_i64("SELECT COALESCE(SUM(s.calls), 0) FROM sandbox_calls s JOIN attempts t"
+                   " ON t.idempotency_key = s.idempotency_key WHERE t.id = %" PRId64, attempt_id);
+}
+
+/* Passes until nothing is due within `ms`, at most `limit_ms`. */
+static void
+engine_until_idle(long limit_ms)
+{
+    struct timespec t0, t1, nap = {0, 20 * 1000000L};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        while (collector_pass(A, 16) > 0)
+            ;
+        if (sql_i64("SELECT COUNT(*) FROM attempts WHERE next_action_at IS NOT NULL"
+                    " AND next_action_at < UTC_TIMESTAMP(6) + INTERVAL 3 SECOND") == 0)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L > limit_ms)
+            return;
+        nanosleep(&nap, NULL);
+    }
+}
+
+static int64_t
+due_attempt(int64_t cid, int64_t invoice, int64_t amount)
+{
+    struct db_uow   u;
+    struct customer c;
+    struct attempt  a = {.kind = ATTEMPT_COLLECTION, .customer_id = cid, .invoice_kind = 1,
+                         .invoice_id = invoice, .method = "GO_CARDLESS", .amount = amount,
+                         .description = "engine test", .due = 1};
+    struct attempt_outcome out;
+    db_uow_init(&u, A);
+    enum db_rc rc = db_tx_begin(&u);
+    if (rc == DB_OK)
+        rc = customer_load(&u, cid, 1, &c);
+    a.currency_id = c.currency_id;
+    if (rc == DB_OK)
+        rc = attempt_advance(&u, &c, &a, "RESUBMISSION_REQUESTED", NULL, &out);
+    if (rc == DB_OK)
+        rc = db_tx_commit(&u);
+    db_uow_reset(&u);
+    arena_reset(A);
+    if (rc != DB_OK)
+        die("due_attempt");
+    return a.id;
+}
+
+static void
+test_engine(void)
+{
+    struct collector_settings cs = {
+        .poll_ms = 20, .lease_ms = 300, .reconcile_ms = 40, .backoff_ms = 100,
+        .backoff_max_ms = 400, .max_calls = 4, .refund_expiry_days = 7,
+        .autocollect_every_ms = 60000};
+    collector_configure(&cs);
+    provider_sandbox_configure(1, 30);
+    /* GO_CARDLESS provider 1 serves owner 1 (customers 90-99): ACTIVE. */
+    sql_do("UPDATE payment_providers SET status = 'ACTIVE' WHERE id = 1");
+    int64_t cid = 99;
+    struct {
+        int64_t     amount;
+        const char *want;
+        int64_t     paid;
+        int64_t     calls_at_most;
+    } cases[] = {
+        {10000, "PAID_OUT", 10000, 50},
+        {10013, "FAILED", 0, 50},            /* the bank fails it */
+        {10066, "CHARGED_BACK", 0, 50},      /* paid out, then charged back */
+        {10029, "PAID_OUT", 10029, 2},       /* 429 with Retry-After, then submitted again */
+        {10055, "PAID_OUT", 10055, 3},       /* 503 twice, then submitted again */
+        {10041, "FAILED", 0, 1},             /* refused (4xx): at once */
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    int64_t inv[N], id[N];
+    char    buf[48];
+    for (int i = 0; i < N; i++) {
+        inv[i] = add_invoice(cid, 1, cases[i].amount, "2025-04-01");
+        id[i] = due_attempt(cid, inv[i], cases[i].amount);
+    }
+    int64_t rows0 = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 99");
+    engine_until_idle(20000);
+    for (int i = 0; i < N; i++) {
+        CHECK_STR(status_of(id[i], buf), cases[i].want, "amount %" PRId64 ": status",
+                  cases[i].amount);
+        CHECK(paid_of(1, inv[i]) == cases[i].paid, "amount %" PRId64 ": paid %" PRId64,
+              cases[i].amount, paid_of(1, inv[i]));
+        CHECK(sql_i64("SELECT COUNT(DISTINCT s.reference) FROM sandbox_calls s JOIN attempts t"
+                      " ON t.idempotency_key = s.idempotency_key WHERE t.id = %" PRId64, id[i]) == 1,
+              "amount %" PRId64 ": one payment at the provider (one key, one reference)",
+              cases[i].amount);
+        CHECK(sandbox_calls(id[i]) <= cases[i].calls_at_most, "amount %" PRId64 ": %" PRId64
+              " submissions", cases[i].amount, sandbox_calls(id[i]));
+    }
+    CHECK(sql_i64("SELECT COUNT(*) FROM attempts WHERE id = %" PRId64 " AND error_info LIKE"
+                  "'%%refused%%'", id[5]) == 1, "the refusal is in errorInfo");
+    /* 3 collected: one PAYMENT row each. The charged back one nets to 0: its
+     * PAYMENT and PAYMENT_REVERSED, or neither when a fetch saw the
+     * chargeback before any collected status (nothing was applied). */
+    int64_t moved = sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 99") - rows0;
+    CHECK(moved == 3 || moved == 5, "money rows: 3 payments (+ a pair for the chargeback):"
+          " %" PRId64, moved);
+    CHECK(sql_i64("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = 99 AND"
+                  " invoice_id = %" PRId64 " AND txn_type LIKE 'PAYMENT%%'", inv[2]) == 0,
+          "the charged back payment nets to 0 in the ledger");
+
+    /* Killed between the provider call and recording its answer: the call
+     * is made again with the same key; the provider answers its first
+     * result and the money is applied once. */
+    int64_t inv2 = add_invoice(cid, 1, 7000, "2025-04-02");
+    int64_t a2 = due_attempt(cid, inv2, 7000);
+    {
+        struct req     r;
+        struct attempt a;
+        req_init(&r, A);
+        db_uow_init(&r.db, A);
+        CHECK(attempt_load(&r.db, a2, 0, &a) == DB_OK, "load");
+        struct provider_money  m = {a.amount, "GBP", a.description, a.idem_key, 1};
+        struct provider_result res = {0};
+        CHECK(provider_adapter("GO_CARDLESS")->payment_submit(&r, &m, &res) == 0,
+              "a call whose answer is lost");
+        db_uow_reset(&r.db);
+        arena_reset(A);
+        /* ...and its claim's lease runs out. */
+        sql_do("UPDATE attempts SET next_action_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND"
+               " WHERE id = (SELECT id FROM (SELECT MAX(id) AS id FROM attempts) x)");
+    }
+    engine_until_idle(20000);
+    CHECK_STR(status_of(a2, buf), "PAID_OUT", "the lost answer: asked again, collected");
+    CHECK(paid_of(1, inv2) == 7000, "applied once (paid %" PRId64 ")", paid_of(1, inv2));
+    CHECK(sandbox_calls(a2) == 2, "two calls with one key at the provider (%" PRId64 ")",
+          sandbox_calls(a2));
+
+    /* A refund the bank bounces, and one that settles. */
+    int64_t r1 = reserve_refund(cid, 1, inv[0], 2077), r2 = reserve_refund(cid, 1, inv[0], 3000);
+    engine_until_idle(20000);
+    CHECK_STR(status_of(r1, buf), "BOUNCED", "refund ending in 77: BOUNCED");
+    CHECK_STR(status_of(r2, buf), "REFUND_SETTLED", "refund: REFUND_SETTLED");
+    CHECK(sql_i64("SELECT refunded * 1000000 + refund_pending FROM invoices WHERE kind = 1"
+                  " AND id = %" PRId64, inv[0]) == 3000 * 1000000LL,
+          "the bounced one released, the settled one refunded");
+
+    /* No ACTIVE provider: it waits; an operator cancel releases a refund. */
+    sql_do("UPDATE payment_providers SET status = 'INACTIVE' WHERE id = 1");
+    int64_t r3 = reserve_refund(cid, 1, inv[3], 1000);
+    engine_until_idle(3000);
+    CHECK_STR(status_of(r3, buf), "PENDING_SUBMISSION", "no ACTIVE provider: it waits");
+    CHECK(sql_i64("SELECT error_info LIKE 'waiting for an ACTIVE%%' FROM attempts WHERE id = %"
+                  PRId64, r3) == 1, "and says why in errorInfo");
+    /* The expiry: as if created 8 days ago. */
+    sql_do("UPDATE attempts SET created_at = created_at - INTERVAL 8 DAY,"
+           " next_action_at = UTC_TIMESTAMP(6) WHERE id = (SELECT id FROM"
+           " (SELECT MAX(id) AS id FROM attempts WHERE kind = 2) x)");
+    engine_until_idle(3000);
+    CHECK_STR(status_of(r3, buf), "CANCELLED", "after the expiry: CANCELLED");
+    CHECK(sql_i64("SELECT refund_pending FROM invoices WHERE kind = 1 AND id = %" PRId64, inv[3]) ==
+              0, "its reservation released");
+    sql_do("UPDATE payment_providers SET status = 'ACTIVE' WHERE id = 1");
+    check_invariants("engine", 99, 99);
+}
+
+/* ---- kill -9 of the collector under load --------------------------------- */
+
+/* Collectors killed with SIGKILL every 200 ms while 40 attempts are in
+ * flight (between claim and call, between call and record, anywhere):
+ * afterwards every attempt is collected, once, with one payment at the
+ * provider (the same key gives the same reference), and none is lost. */
+static void
+test_engine_kill(void)
+{
+    enum { N = 40 };
+    struct collector_settings cs = {
+        .poll_ms = 10, .lease_ms = 300, .reconcile_ms = 30, .backoff_ms = 50,
+        .backoff_max_ms = 200, .max_calls = 50, .refund_expiry_days = 7,
+        .autocollect_every_ms = 3600000};
+    collector_configure(&cs);
+    provider_sandbox_configure(1, 40);
+    int64_t cid = 100, inv[N], id[N], amount[N];
+    for (int i = 0; i < N; i++) {
+        amount[i] = 2000 + i * 100 + (i % 5 == 0 ? 29 : i % 7 == 0 ? 55 : 0);
+        inv[i] = add_invoice(cid, 1, amount[i], "2025-05-01");
+        id[i] = due_attempt(cid, inv[i], amount[i]);
+    }
+    db_close(); /* children connect after fork */
+    struct timespec start, now, step = {0, 200 * 1000000L};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int kills = 0;
+    for (;;) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            A = arena_create(1 << 16);
+            if (db_open(&settings) != 0)
+                _exit(3);
+            for (;;)
+                if (collector_pass(A, 4) <= 0)
+                    nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+        }
+        nanosleep(&step, NULL);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        kills++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= 6)
+            break;
+    }
+    if (db_open(&settings) != 0)
+        die("db_open");
+    /* Recovery: a collector that is left alone. */
+    engine_until_idle(30000);
+    int bad_status = 0, bad_paid = 0, bad_refs = 0, bad_rows = 0;
+    char buf[48];
+    for (int i = 0; i < N; i++) {
+        bad_status += strcmp(status_of(id[i], buf), "PAID_OUT") != 0;
+        bad_paid += paid_of(1, inv[i]) != amount[i];
+        bad_refs += sql_i64("SELECT COUNT(DISTINCT s.reference) FROM sandbox_calls s JOIN attempts t"
+                            " ON t.idempotency_key = s.idempotency_key WHERE t.id = %" PRId64,
+                            id[i]) != 1;
+        bad_rows += sql_i64("SELECT COUNT(*) FROM ledger WHERE customer_id = 100 AND"
+                            " txn_type = 'PAYMENT' AND invoice_id = %" PRId64, inv[i]) != 1;
+    }
+    CHECK(kills >= 10, "the collector was killed %d times", kills);
+    CHECK(bad_status == 0, "every attempt settled after recovery (%d not PAID_OUT)", bad_status);
+    CHECK(bad_paid == 0 && bad_rows == 0,
+          "every invoice paid exactly once (%d wrong amounts, %d wrong PAYMENT row counts)",
+          bad_paid, bad_rows);
+    CHECK(bad_refs == 0, "one payment per attempt at the provider (%d with another count)",
+          bad_refs);
+    CHECK(sql_i64("SELECT COUNT(*) FROM sandbox_calls s JOIN attempts t ON t.idempotency_key"
+                  " = s.idempotency_key WHERE t.customer_id = 100 AND t.amount %% 100 = 29"
+                  " AND s.calls < 2") == 0,
+          "the provider counted the calls per key (a 429 was submitted again, same key)");
+    check_invariants("kill -9", 100, 100);
+}
+
 int
 main(void)
 {
@@ -650,6 +905,8 @@ main(void)
     test_refund_lifecycle();
     test_property_sequential();
     test_property_concurrent();
+    test_engine();
+    test_engine_kill();
 
     arena_destroy(A);
     db_close();

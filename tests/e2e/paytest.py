@@ -196,6 +196,20 @@ def sandbox_reference(kind, what, basis):
     return "SBX-%s-%s" % (kind, hashlib.sha256(("%s\n%s" % (kind, key)).encode()).hexdigest()[:16])
 
 
+def run_engine(customers, until_idle=15):
+    """Runs the collection engine for these customers only (the e2e stack has
+    no collector process, and a file moves only its own customers' money):
+    passes until none of their attempts is due within 30 s or until_idle
+    seconds went by. Returns how many attempts it handled."""
+    out = subprocess.run([ENV["PAY_BIN"], "--config", ENV["PAY_CONFIG"], "attempts", "run",
+                          "--until-idle", str(until_idle), "--customers",
+                          ",".join(str(c) for c in customers)], capture_output=True, text=True,
+                         timeout=until_idle + 60)
+    if out.returncode != 0:
+        raise RuntimeError("pay-api attempts run: %s" % out.stderr[-500:])
+    return int(out.stdout.strip() or 0)
+
+
 def sql_one(query):
     rows = sql(query)
     return rows[0][0] if rows else None

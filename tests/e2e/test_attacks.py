@@ -1069,8 +1069,42 @@ def build_spec():
         "POST /pay/:token": dict(page="pay", idor=idor_capability("pay")),
         "GET /mandate/:token": dict(page="mandate", idor=idor_capability("mandate")),
         "POST /mandate/:token": dict(page="mandate", idor=idor_capability("mandate")),
+        # Provider webhooks: no token, the provider's signature (COLLECTION.md 5);
+        # forged / stale / oversized / replayed bodies are tests/e2e/test_webhooks.py.
+        "POST /webhooks/:paymentProviderId": dict(
+            webhook=True, params={"paymentProviderId": "1"}, ok=200,
+            body=lambda: {"events": [{"id": "atk-" + secrets.token_hex(8),
+                                      "reference": "ATK-NONE", "status": "PAID_OUT"}]},
+            idor=idor_webhook),
     }
     return spec
+
+
+def signed_webhook(pid, body, headers=None, key_of=None):
+    """POST /webhooks/{pid} signed as the sandbox provider signs (key_of: the
+    provider whose key signs, default pid)."""
+    import hashlib
+    import hmac as hmac_
+    secret = ENV.get("PAY_WEBHOOK_SECRET", "")
+    key = hmac_.new(secret.encode(), ("pay-api webhook %d" % (key_of or pid)).encode(),
+                    hashlib.sha256).hexdigest()
+    raw = jdump(body).encode()
+    t = int(time.time())
+    sig = "t=%d,v1=%s" % (t, hmac_.new(key.encode(), ("%d." % t).encode() + raw,
+                                       hashlib.sha256).hexdigest())
+    return request("POST", "/webhooks/%d" % pid, raw=raw,
+                   headers=dict(headers or {}, **{"Webhook-Signature": sig}))
+
+
+def idor_webhook(s, rt, spec):
+    """Another provider's key, an unknown provider: refused, nothing stored."""
+    before = sql_one("SELECT COUNT(*) FROM provider_events")
+    body = spec["body"]()
+    r = signed_webhook(2, body, key_of=1)
+    s.eq(r.status, 403, "webhook for provider 2 signed with provider 1's key -> 403")
+    r = signed_webhook(999999999, body)
+    s.eq(r.status, 404, "webhook for an unknown provider -> 404")
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_events"), before, "webhook IDOR: nothing stored")
 
 
 SPEC = {}
@@ -1092,6 +1126,12 @@ PENDING = {"NEW", "CREATED", "PENDING_CUSTOMER_APPROVAL", "PENDING_SUBMISSION",
            "CUSTOMER_APPROVAL_GRANTED", "UNSENT", "RESUBMISSION_REQUESTED", "FAILED_RETRYING"}
 FAILED = {"FAILED", "CANCELLED", "CUSTOMER_APPROVAL_DENIED", "CUSTOMER_APPROVAL_MISSING",
           "UNSUPPORTED_PAYMENT_TYPE", "UNAUTHORISED_PAYMENT_TYPE"}
+
+
+def link_customer(tok):
+    """The customer a payment link's token pays for (only the SHA-256 is stored)."""
+    return int(sql_one("SELECT customer_id FROM payment_links WHERE token_hash = SHA2('%s', 256)"
+                       % re.sub(r"[^A-Za-z0-9_-]", "", tok)))
 
 
 def ensure_tp(want):
@@ -1302,7 +1342,7 @@ def test_sqli_post(s):
         if rt.method != "POST" or rt.pattern.startswith(("/pay/", "/mandate/")):
             continue
         spec = SPEC.get(key(rt), {})
-        if not callable(spec.get("body")):
+        if not callable(spec.get("body")) or spec.get("webhook"):
             continue
         path, prepare = rt.pattern, spec.get("prepare")
         # the valid request and what it changes
@@ -1413,7 +1453,8 @@ def test_sqli_pages(s):
         s.eq(r.status, 404, "POST /pay/%r: 404" % v)
     before = snap()
     r = b.post("/pay/" + tok, {"csrf": page.csrf() or ""})
-    s.status(r, 200, "POST /pay after the payloads: the real payment")
+    s.status(r, 303, "POST /pay after the payloads: the real payment (an attempt, 303 to the page)")
+    run_engine([link_customer(tok)])    # the collection engine collects it (COLLECTION.md 3)
     d = delta(before, snap())
     s.eq((d.get("paid links"), d.get("customers balance sum")), (1, 1), "the link paid 0.01 once")
 
@@ -1543,8 +1584,14 @@ def test_html_escaping(s):
         page = b.get("/pay/" + tok)
         s.status(page, 200, "landing page with HTML everywhere")
         check_escaped(s, "landing page", page.body, [HOSTILE, HOSTILE_OWNER, HOSTILE_INVOICE])
-        rec = b.post("/pay/" + tok, {"csrf": page.csrf() or ""})
-        s.status(rec, 200, "receipt with HTML everywhere")
+        s.status(b.post("/pay/" + tok, {"csrf": page.csrf() or ""}), 303,
+                 "pay with HTML everywhere: 303 to the page")
+        proc = b.get("/pay/" + tok)
+        s.status(proc, 200, "processing page with HTML everywhere")
+        check_escaped(s, "processing page", proc.body, [HOSTILE, HOSTILE_OWNER, HOSTILE_INVOICE])
+        run_engine([link_customer(tok)])
+        rec = b.get("/pay/" + tok)
+        s.status(rec, 410, "receipt with HTML everywhere (the link used)")
         check_escaped(s, "receipt", rec.body, [HOSTILE, HOSTILE_OWNER, HOSTILE_INVOICE])
         again = Browser().get("/pay/" + tok)
         check_escaped(s, "receipt shown again", again.body, [HOSTILE, HOSTILE_OWNER])
@@ -1672,7 +1719,7 @@ def test_headers(s):
                 b = Browser()
                 p = b.get("/pay/" + tok)
                 r = b.post("/pay/" + tok, {"csrf": p.csrf() or ""})
-                s.status(r, 200, what + ": valid request (receipt)")
+                s.status(r, 303, what + ": valid request (an attempt; 303 to the page)")
             else:
                 tok = new_flow(s, "headers")
                 b = Browser()
@@ -1681,6 +1728,9 @@ def test_headers(s):
                                                "sortCode": "12-34-56", "accountNumber": "12345678"})
                 s.status(r, 303, what + ": valid request (redirect)")
             path = "/%s/%s" % (spec["page"], tok)
+        elif spec.get("webhook"):
+            r = signed_webhook(1, spec["body"](), headers=EVIL)
+            s.status(r, 200, what + ": valid request (signed)")
         elif rt.method == "GET":
             q = spec.get("query", {})
             r = get(path + ("?" + qs(q) if q else ""), tok=T1, headers=EVIL)

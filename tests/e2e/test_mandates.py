@@ -573,6 +573,14 @@ def test_instant_bank_payment(s):
 
         ibp = "/v1/instant-bank-payment-for-mandate?" + urllib.parse.urlencode(
             {"mandateReference": ref or "x", "paymentMethod": "FINASTRA"})
+        # The instant bank payment is an account-level attempt for the
+        # collection engine (COLLECTION.md 3): listed at once, collected
+        # when the provider reports it.
+        r = get(ibp, tok=TOK)
+        s.eq([(x.get("amountInMajorCurrency"), x.get("reference")) for x in r.json or []],
+             [(D("12.34"), None)], "instant payment listed before the engine ran, no reference yet")
+        s.eq(balance(cid), D("-12.34"), "nothing collected before the provider answers")
+        run_engine([cid])
         r = get(ibp, tok=TOK)
         s.status(r, 200, "GET instant-bank-payment-for-mandate")
         items = r.json if isinstance(r.json, list) else []
@@ -608,6 +616,7 @@ def test_instant_bank_payment(s):
         sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
         p = complete(s, "FINASTRA flow, nothing owed", m, bank(name="John Smith"))
         s.eq(p.status, 303, "second FINASTRA flow: 303")
+        run_engine([cid])
         ref2 = mandate(m.get("id"), site).get("mandateReference")
         s.check(ref2 and ref2 != ref, "second FINASTRA flow: a new reference")
         r = get("/v1/instant-bank-payment-for-mandate?" + urllib.parse.urlencode(

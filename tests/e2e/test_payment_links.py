@@ -212,6 +212,29 @@ def _plain(url, data, headers):
         return Page(e.code, e.headers, e.read().decode("utf-8", "replace"))
 
 
+def pay_and_settle(s, b, url, fields, what, headers=None):
+    """Presses Pay (COLLECTION.md 3): the POST makes an attempt and sends the
+    browser to the page (303), which shows "processing" and reloads itself;
+    once the collection engine has the provider's answer the page is the
+    receipt (410: the link is used). Returns (POST response, final page)."""
+    p = b.post(url, fields, headers=headers)
+    s.eq((p.status, p.header("Location")), (303, urllib.parse.urlparse(url).path),
+         what + ": POST -> 303 to the link's page")
+    g = b.get(url)
+    s.check(g.status == 200 and 'id="processing"' in g.body and "<form" not in g.body,
+            what + ": the page shows processing", g)
+    s.eq(g.header("Refresh"), "2", what + ": the processing page reloads itself")
+    run_engine([int(sql_one("SELECT customer_id FROM payment_links WHERE token_hash = SHA2('%s', 256)"
+                            % url.rsplit("/", 1)[-1]))])
+    return p, b.get(url)
+
+
+def newest_event_with_money(kind, iid):
+    r = sql("SELECT id FROM invoice_payments WHERE invoice_kind = %d AND invoice_id = %d"
+            " AND ledger_id IS NOT NULL ORDER BY id DESC LIMIT 1" % (kind, iid))
+    return int(r[0][0]) if r else None
+
+
 def html_escape(t):
     return (t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;").replace("'", "&#39;"))
@@ -488,9 +511,9 @@ def test_csrf_refusals_then_invoice_payment(s):
 
     # The real thing: cookie + matching field + our Origin (as a browser sends).
     page = b.get(url)
-    p = b.post(url, {"csrf": page.csrf()},
-               headers={"Sec-Fetch-Site": "same-origin", "Origin": BASE})
-    s.eq(p.status, 200, "correct POST -> 200 receipt")
+    _, p = pay_and_settle(s, b, url, {"csrf": page.csrf()}, "correct POST",
+                          headers={"Sec-Fetch-Site": "same-origin", "Origin": BASE})
+    s.eq(p.status, 410, "after the provider's answer: the receipt (410, the link is used)")
     ref = p.receipt()
     s.check(ref is not None and len(ref) > 0, "receipt has a reference", p.body[:500])
     check_page_headers(s, p, "receipt")
@@ -503,9 +526,19 @@ def test_csrf_refusals_then_invoice_payment(s):
     s.eq(inv2["paid"], inv["amount"], "invoice paid in full")
     s.eq(inv2["status"], "PAID", "invoice payment status PAID")
     evs = events("/v1/invoice-payments", generatedInvoiceId=iid)
-    s.eq(len(evs), ev0 + 1, "exactly one new invoice payment event")
-    e = evs[0] if evs else {}
-    s.eq(e.get("thirdPartyPaymentStatus"), "CONFIRMED", "event status CONFIRMED")
+    s.check(len(evs) > ev0, "the attempt's reports are invoice payment events", len(evs))
+    money = newest_event_with_money(1, iid)
+    e = [x for x in evs if x["id"] == money][0] if money else {}
+    s.eq(sql_one("SELECT COUNT(*) FROM invoice_payments WHERE ledger_id IS NOT NULL AND"
+                 " attempt_id = (SELECT MAX(id) FROM attempts WHERE payment_link_id = %d)"
+                 % j["id"]), "1", "exactly one event of the link's attempt moved money")
+    s.check(e.get("thirdPartyPaymentStatus") in ("CONFIRMED", "PAID_OUT"),
+            "the event that moved the money is CONFIRMED (or PAID_OUT when the engine"
+            " saw that first)", e)
+    s.check(any(x.get("thirdPartyPaymentStatus") == "PAID_OUT" for x in evs),
+            "a PAID_OUT event (the sandbox's last step; a late event may come after it)")
+    s.eq(sql_one("SELECT status FROM attempts WHERE payment_link_id = %d" % j["id"]), "PAID_OUT",
+         "the link's attempt: PAID_OUT")
     s.eq(e.get("amountInMajorCurrency"), amount, "event amount")
     s.eq(e.get("generatedInvoiceId"), iid, "event invoice")
     s.eq(e.get("paymentMethod"), P1_TYPE, "event paymentMethod = the provider's type")
@@ -550,14 +583,13 @@ def test_browser_like_post(s):
     page = b.get(j["paymentLink"])
     bal0, rows0 = balance(cid), ledger_count(cid)
     origin = browser_origin(page)
-    p = b.post(j["paymentLink"], {"csrf": page.csrf()},
-               headers={"Origin": origin, "Sec-Fetch-Site": "same-origin",
-                        "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"})
-    s.eq(p.status, 200, "browser-like POST (Origin: %s, Sec-Fetch-Site: same-origin) -> receipt"
-         % origin)
+    post, p = pay_and_settle(s, b, j["paymentLink"], {"csrf": page.csrf()},
+                             "browser-like POST (Origin: %s, Sec-Fetch-Site: same-origin)" % origin,
+                             headers={"Origin": origin, "Sec-Fetch-Site": "same-origin",
+                                      "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"})
     s.check(p.receipt(), "browser-like POST: receipt reference")
     s.eq((balance(cid), ledger_count(cid)), (bal0 + amount, rows0 + 1), "browser-like POST: paid once")
-    if p.status != 200:    # leave no payable link behind
+    if post.status != 303:    # leave no payable link behind
         sql("UPDATE payment_links SET expires_at = UTC_TIMESTAMP() - INTERVAL 1 MINUTE WHERE id = %d"
             % j["id"])
 
@@ -594,34 +626,39 @@ def test_adhoc_invoice_payment(s):
     if not tok:
         return
     b = Browser()
-    p = b.post(j["paymentLink"], {"csrf": b.get(j["paymentLink"]).csrf()})
-    s.eq(p.status, 200, "adhoc: receipt")
+    _, p = pay_and_settle(s, b, j["paymentLink"], {"csrf": b.get(j["paymentLink"]).csrf()},
+                          "adhoc")
+    s.eq(p.status, 410, "adhoc: receipt")
     s.check(p.receipt(), "adhoc: receipt reference")
     s.eq(balance(cid), bal0 + D("10.00"), "adhoc: balance +10.00")
     inv2 = invoice_row(2, aid)
     s.eq(inv2["paid"], inv["paid"] + 1000, "adhoc: invoice paid +10.00")
     s.eq(inv2["status"], "PARTIALLY_PAID", "adhoc: PARTIALLY_PAID")
     evs = events("/v1/adhoc-invoice-payments", generatedAdhocInvoiceId=aid)
-    s.eq(len(evs), ev0 + 1, "adhoc: one new adhoc invoice payment event")
-    e = evs[0] if evs else {}
+    s.check(len(evs) > ev0, "adhoc: the attempt's reports are adhoc invoice payment events")
+    e = ([x for x in evs if x.get("thirdPartyPaymentStatus") == "PAID_OUT"] or [{}])[0]
     s.eq((e.get("thirdPartyPaymentStatus"), e.get("amountInMajorCurrency"),
           e.get("generatedAdhocInvoiceId"), e.get("customerPaymentType")),
-         ("CONFIRMED", D("10.00"), aid, "ADHOC_INVOICE"), "adhoc: event")
+         ("PAID_OUT", D("10.00"), aid, "ADHOC_INVOICE"),
+         "adhoc: the PAID_OUT event (a late event may come after it)")
 
 
 def test_customer_payment_with_allocation(s):
     cid, amount = 63, D("100.00")
     bal0 = balance(cid)
-    unpaid = [(int(r[0]), int(r[1])) for r in
-              sql("SELECT id, amount - paid FROM invoices WHERE customer_id = %d AND kind = 1"
-                  " AND paid < amount ORDER BY invoice_date, id" % cid)]
+    # An account-level attempt pays the oldest open invoices, normal and adhoc
+    # alike (COLLECTION.md 2).
+    unpaid = [((int(r[2]), int(r[0])), int(r[1])) for r in
+              sql("SELECT id, amount - paid, kind FROM invoices WHERE customer_id = %d"
+                  " AND paid < amount ORDER BY invoice_date, id, kind" % cid)]
     j, tok = link(s, "customer link", amountInMajorCurrency=amount, description="Account payment",
                   customerId=cid)
     if not tok:
         return
     b = Browser()
-    p = b.post(j["paymentLink"], {"csrf": b.get(j["paymentLink"]).csrf()})
-    s.eq(p.status, 200, "customer target: receipt")
+    _, p = pay_and_settle(s, b, j["paymentLink"], {"csrf": b.get(j["paymentLink"]).csrf()},
+                          "customer target")
+    s.eq(p.status, 410, "customer target: receipt")
     ref = p.receipt()
     s.eq(balance(cid), bal0 + amount, "customer target: balance +100.00")
     r = get("/v1/customer-payments?customer_id=%d&page=1&pageSize=1&sort=id:desc" % cid, tok=TOK)
@@ -644,10 +681,13 @@ def test_customer_payment_with_allocation(s):
         want[iid] = Decimal(take).scaleb(-2)
         left -= take
     evs = events("/v1/invoice-payments", customerPaymentId=row.get("id", 0))
-    got = {e["generatedInvoiceId"]: e["amountInMajorCurrency"] for e in evs}
-    s.eq(got, want, "customer target: spread over the oldest unpaid invoices")
+    got = {(1, e["generatedInvoiceId"]): e["amountInMajorCurrency"] for e in evs}
+    adhoc_evs = events("/v1/adhoc-invoice-payments", customerPaymentId=row.get("id", 0))
+    got.update({(2, e["generatedAdhocInvoiceId"]): e["amountInMajorCurrency"] for e in adhoc_evs})
+    evs = evs + adhoc_evs
+    s.eq(got, want, "customer target: spread over the oldest unpaid invoices, adhoc too")
     s.check(all(e.get("customerPaymentType") == "CUSTOMER" and
-                e.get("thirdPartyPaymentStatus") in (None, "CONFIRMED") for e in evs),
+                e.get("thirdPartyPaymentStatus") in ("CONFIRMED", "PAID_OUT") for e in evs),
             "allocation events: CUSTOMER, confirmed", evs)
 
 
@@ -676,8 +716,12 @@ def test_double_submit_and_replay(s):
         t.start()
     for t in ts:
         t.join(60)
-    s.eq(sorted(r.status if r else None for r in results), [200, 410],
-         "two POSTs at once: one pays (200), the other finds the link used (410)")
+    s.eq(sorted(r.status if r else None for r in results), [303, 303],
+         "two POSTs at once: one makes the attempt, the other finds it in progress (303 both)")
+    s.eq(sql_one("SELECT COUNT(*) FROM attempts WHERE payment_link_id = %d" % j["id"]), "1",
+         "two POSTs at once: one attempt")
+    run_engine([cid])
+    results = [_plain(url, data, hdr) for _ in range(2)]
     refs = [r.receipt() if r else None for r in results]
     s.check(refs[0] and refs[0] == refs[1], "two POSTs at once: the same receipt", refs)
     s.eq(ledger_count(cid), rows0 + 1, "two POSTs at once: exactly one ledger row")
@@ -691,6 +735,34 @@ def test_double_submit_and_replay(s):
     s.eq(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d AND reference = '%s'"
                  % (cid, (refs[0] or "").replace("'", ""))), "1",
          "one ledger row carries the receipt reference")
+
+
+def test_failure_and_try_again(s):
+    """A payment the provider fails (the sandbox fails amounts ending in 13):
+    the page shows the failure and lets the customer try again, which is a
+    new attempt (a new key); no money moves."""
+    cid, amount = 61, D("0.13")
+    j, tok = link(s, "failing link", amountInMajorCurrency=amount, description="Fails",
+                  customerId=cid)
+    if not tok:
+        return
+    url = j["paymentLink"]
+    b = Browser()
+    bal0, rows0 = balance(cid), ledger_count(cid)
+    _, p = pay_and_settle(s, b, url, {"csrf": b.get(url).csrf()}, "failing payment")
+    s.eq(p.status, 200, "failed payment: the page again (200)")
+    s.check('id="payment-failed"' in p.body and "try again" in p.body.lower() and
+            "<form" in p.body and p.receipt() is None,
+            "failed payment: the failure, no receipt, and the Pay button again", p.body[-800:])
+    s.eq((balance(cid), ledger_count(cid)), (bal0, rows0), "failed payment: no money moved")
+    _, p = pay_and_settle(s, b, url, {"csrf": p.csrf()}, "try again")
+    s.check('id="payment-failed"' in p.body, "tried again: fails again (same amount)")
+    keys = [x[0] for x in sql("SELECT idempotency_key FROM attempts WHERE payment_link_id = %d"
+                              " ORDER BY id" % j["id"])]
+    s.eq((len(keys), len(set(keys))), (2, 2), "two tries: two attempts with their own keys")
+    s.eq((balance(cid), ledger_count(cid)), (bal0, rows0), "tried again: still no money moved")
+    sql("UPDATE payment_links SET expires_at = UTC_TIMESTAMP() - INTERVAL 1 MINUTE WHERE id = %d"
+        % j["id"])
 
 
 def test_expired_unknown_malformed(s):
@@ -749,4 +821,5 @@ if __name__ == "__main__":
                  test_empty_csrf_never_matches,
                  test_adhoc_invoice_payment,
                  test_customer_payment_with_allocation, test_double_submit_and_replay,
+                 test_failure_and_try_again,
                  test_expired_unknown_malformed, test_description_escaped])

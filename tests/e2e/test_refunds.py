@@ -429,6 +429,36 @@ def test_integrated_methods(s):
         check_refund(s, refund(kind, iid, "40.00"), "refund without method after GO_CARDLESS",
                      cid, kind, iid, "40.00", "GO_CARDLESS", "PENDING_SUBMISSION", before, False)
         s.eq(inv(kind, iid)["status"], "REFUND_PENDING", "integrated refunds of all: REFUND_PENDING")
+        # The collection engine submits them; the sandbox settles them.
+        before = snapshot(cid, kind, iid)
+        run_engine([cid])
+        i = inv(kind, iid)
+        s.eq((i["paid"], i["refunded"], i["pending"], i["status"]), (5000, 5000, 0, "REFUNDED"),
+             "after the engine: both settled, nothing reserved, REFUNDED")
+        rows = ledger_since(cid, before["max_ledger"])
+        s.eq(sorted((x["txn"], x["amount"], x["method"]) for x in rows),
+             [("REFUND", -4000, "GO_CARDLESS"), ("REFUND", -1000, "GO_CARDLESS")],
+             "after the engine: one REFUND row per refund")
+        s.eq(sql_one("SELECT GROUP_CONCAT(DISTINCT third_party_refund_status) FROM refunds"
+                     " WHERE invoice_kind = %d AND invoice_id = %d" % (kind, iid)),
+             "REFUND_SETTLED", "after the engine: REFUND_SETTLED")
+        s.eq(balance(cid) - before["balance"], -5000,
+             "after the engine: balance -50.00")
+
+    # A refund the bank bounces (the sandbox bounces amounts ending in 77):
+    # the reservation is released, no money leaves.
+    iid = add_invoice(cid, 1, 5000)
+    s.status(pay(1, iid, "50.00", "GO_CARDLESS", "CONFIRMED"), 201, "pay 50 GO_CARDLESS")
+    before = snapshot(cid, 1, iid)
+    check_refund(s, refund(1, iid, "0.77", "GO_CARDLESS"), "GO_CARDLESS refund of 0.77", cid, 1,
+                 iid, "0.77", "GO_CARDLESS", "PENDING_SUBMISSION", before, False)
+    run_engine([cid])
+    i = inv(1, iid)
+    s.eq((i["paid"], i["refunded"], i["pending"]), (5000, 0, 0),
+         "bounced refund: the reservation is released")
+    s.eq(ledger_since(cid, before["max_ledger"]), [], "bounced refund: no ledger row")
+    s.eq(sql_one("SELECT third_party_refund_status FROM refunds WHERE invoice_kind = 1 AND"
+                 " invoice_id = %d" % iid), "BOUNCED", "bounced refund: BOUNCED")
 
     # An integrated method without an ACTIVE provider: reserved, pending.
     m = unserved_method(1)

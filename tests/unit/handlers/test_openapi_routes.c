@@ -178,7 +178,7 @@ check_agreement(const struct route *rt, const struct op *o)
     }
 
     /* Request body media type. */
-    const char *want_body = (rt->flags & R_JSON)         ? "application/json"
+    const char *want_body = (rt->flags & (R_JSON | R_RAW_JSON)) ? "application/json"
                             : (rt->flags & R_JSON_PATCH) ? "application/json-patch+json"
                             : (rt->flags & R_FORM)       ? "application/x-www-form-urlencoded"
                                                          : NULL;

@@ -1,0 +1,537 @@
+/*
+ * The collection engine (see collector.h). One pass:
+ *   1. claim: in one short transaction, SELECT due attempts FOR UPDATE
+ *      SKIP LOCKED (another collector skips them) and push their
+ *      next_action_at out by the lease; commit. A collector that dies
+ *      after this leaves the attempt due again when the lease ends.
+ *   2. act, outside any transaction: submit, fetch or cancel at the
+ *      provider with the attempt's fixed idempotency key.
+ *   3. record, in a new transaction that locks the customer, then the
+ *      attempt: the answer goes through attempt_advance (money at most
+ *      once), and the next action is scheduled.
+ * Errors: PROVIDER_RETRY (network, 5xx, 429) waits with exponential
+ * backoff and jitter (or the provider's Retry-After), then fails the
+ * attempt after max_calls; PROVIDER_REFUSED (4xx) fails it at once.
+ * Everything a pass allocates lives in its arena.
+ */
+#include "collector.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "collection.h"
+#include "log.h"
+#include "metrics.h"
+#include "provider.h"
+#include "router.h"
+
+static struct collector_settings cs = {
+    .poll_ms = 500, .lease_ms = 30000, .reconcile_ms = 5000, .backoff_ms = 1000,
+    .backoff_max_ms = 60000, .max_calls = 8, .refund_expiry_days = 7,
+    .autocollect_every_ms = 60000,
+};
+
+static const char *only_customers; /* FIND_IN_SET list, or NULL */
+
+void
+collector_configure(const struct collector_settings *s)
+{
+    cs = *s;
+}
+
+void
+collector_only_customers(const char *csv)
+{
+    only_customers = csv;
+}
+
+/* Statuses in which a collection still has to be handed to the provider. */
+static int
+needs_submission(const struct attempt *a)
+{
+    if (a->reference != NULL)
+        return 0;
+    if (a->kind == ATTEMPT_REFUND)
+        return attempt_group_of(ATTEMPT_REFUND, a->status) == AG_PENDING;
+    return attempt_group_of(ATTEMPT_COLLECTION, a->status) == AG_PENDING;
+}
+
+static long
+backoff(int calls)
+{
+    long d = cs.backoff_ms;
+    for (int i = 1; i < calls && d < cs.backoff_max_ms; i++)
+        d *= 2;
+    if (d > cs.backoff_max_ms)
+        d = cs.backoff_max_ms;
+    /* Full jitter on the upper half, so retries of many attempts spread. */
+    return d / 2 + (long)(random() % (d / 2 + 1));
+}
+
+/* ---- recording ------------------------------------------------------------- */
+
+struct answer {
+    const char *status;      /* NULL: no status change */
+    const char *reference;
+    const char *error;
+    long        next_ms;     /* < 0: nothing more to do */
+    int         called;      /* a provider call was made */
+    int         provider_id; /* > 0: the provider found for it */
+    int64_t     provider;
+    int         clear_cancel;
+};
+
+static enum db_rc
+record_once(struct db_uow *u, int64_t id, const struct answer *ans)
+{
+    struct attempt  a;
+    struct customer c;
+    enum db_rc      rc;
+    if ((rc = db_tx_begin(u)) != DB_OK || (rc = attempt_load(u, id, 0, &a)) != DB_OK ||
+        (rc = customer_load(u, a.customer_id, 1, &c)) != DB_OK ||
+        (rc = attempt_load(u, id, 1, &a)) != DB_OK)
+        return rc;
+    if (ans->provider_id) {
+        struct dbq *q = dbq_new(u, "UPDATE attempts SET provider_id = ? WHERE id = ?");
+        dbq_i64(q, ans->provider);
+        dbq_i64(q, id);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return rc;
+    }
+    if (ans->clear_cancel) {
+        struct dbq *q = dbq_new(u, "UPDATE attempts SET cancel_requested = 0 WHERE id = ?");
+        dbq_i64(q, id);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return rc;
+    }
+    if (ans->status != NULL) {
+        struct attempt_report  rep = {.reference = ans->reference, .error_info = ans->error};
+        struct attempt_outcome out;
+        rc = attempt_advance(u, &c, &a, ans->status, &rep, &out);
+        if (rc == DB_CONFLICT) {
+            /* A reversal the invoices cannot take (refunds hold the money):
+             * kept for an operator, not applied. */
+            db_tx_rollback(u);
+            log_warn("collector", "attempt %" PRId64 ": %s refused: refunds hold the money",
+                     id, ans->status);
+            db_uow_reset(u);
+            if ((rc = db_tx_begin(u)) != DB_OK || (rc = attempt_load(u, id, 1, &a)) != DB_OK)
+                return rc;
+            struct dbq *q = dbq_new(u, "UPDATE attempts SET error_info = ? WHERE id = ?");
+            dbq_str(q, "the provider reported a reversal that refunds on the invoice"
+                       " prevent: needs an operator");
+            dbq_i64(q, id);
+            if ((rc = dbq_exec(q)) != DB_OK)
+                return rc;
+        } else if (rc != DB_OK) {
+            return rc;
+        }
+    } else if (ans->reference != NULL && a.reference == NULL) {
+        a.reference = ans->reference;
+    }
+    if (ans->reference != NULL && a.reference == NULL)
+        a.reference = ans->reference;
+    if ((rc = attempt_schedule(u, &a, ans->next_ms, ans->status ? NULL : ans->error,
+                               ans->called)) != DB_OK)
+        return rc;
+    if (a.reference != NULL) {
+        /* An instant bank payment shows the provider's reference. */
+        struct dbq *q = dbq_new(u, "UPDATE instant_bank_payments SET reference = ?"
+                                   " WHERE attempt_id = ? AND reference IS NULL");
+        dbq_str(q, a.reference);
+        dbq_i64(q, id);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return rc;
+    }
+    return db_tx_commit(u);
+}
+
+static enum db_rc
+record(struct db_uow *u, int64_t id, const struct answer *ans)
+{
+    enum db_rc rc;
+    for (int tries = 0;; tries++) {
+        rc = record_once(u, id, ans);
+        db_uow_reset(u);
+        if (rc != DB_RETRY || tries >= 5)
+            return rc;
+    }
+}
+
+/* ---- acting on one attempt --------------------------------------------------- */
+
+static const char *
+currency_code(struct db_uow *u, int64_t currency_id)
+{
+    struct dbq *q = dbq_new(u, "SELECT code FROM currencies WHERE id = ?");
+    dbq_i64(q, currency_id);
+    return dbq_one(q) == DB_OK ? dbq_col_str(q, 0) : "GBP";
+}
+
+/* The provider of the attempt, or an ACTIVE one of its method for the
+ * customer's contract owner. 0 with *active = 0 when there is none. */
+static enum db_rc
+provider_of(struct db_uow *u, const struct attempt *a, int64_t *id, int *active)
+{
+    struct dbq *q;
+    *active = 0;
+    *id = 0;
+    if (a->provider_id != 0) {
+        q = dbq_new(u, "SELECT status = 'ACTIVE' FROM payment_providers WHERE id = ?");
+        dbq_i64(q, a->provider_id);
+        enum db_rc rc = dbq_one(q);
+        if (rc != DB_OK && rc != DB_NOT_FOUND)
+            return rc;
+        if (rc == DB_OK && dbq_col_i64(q, 0)) {
+            *id = a->provider_id;
+            *active = 1;
+            return DB_OK;
+        }
+    }
+    q = dbq_new(u,
+        "SELECT p.id FROM payment_providers p JOIN payment_provider_owners o"
+        " ON o.provider_id = p.id JOIN customers c ON c.contract_owner_id = o.contract_owner_id"
+        " WHERE c.id = ? AND p.type = ? AND p.status = 'ACTIVE' ORDER BY p.id LIMIT 1");
+    dbq_i64(q, a->customer_id);
+    dbq_str(q, a->method);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_NOT_FOUND)
+        return DB_OK;
+    if (rc != DB_OK)
+        return rc;
+    *id = dbq_col_i64(q, 0);
+    *active = 1;
+    return DB_OK;
+}
+
+static int
+older_than_days(struct db_uow *u, int64_t id, int days)
+{
+    struct dbq *q = dbq_new(u, "SELECT created_at < UTC_TIMESTAMP(6) - INTERVAL ? DAY"
+                               " FROM attempts WHERE id = ?");
+    dbq_i64(q, days);
+    dbq_i64(q, id);
+    return dbq_one(q) == DB_OK && dbq_col_i64(q, 0) != 0;
+}
+
+/* The status a permanent failure gives: refunds have no FAILED. */
+static const char *
+failed_status(const struct attempt *a)
+{
+    return a->kind == ATTEMPT_REFUND ? "CANCELLED" : "FAILED";
+}
+
+static void
+act(struct arena *ar, int64_t id)
+{
+    struct req     r;
+    struct attempt a;
+    struct answer  ans = {.next_ms = -1};
+    req_init(&r, ar);
+    db_uow_init(&r.db, ar);
+
+    if (attempt_load(&r.db, id, 0, &a) != DB_OK) {
+        db_uow_reset(&r.db);
+        return;
+    }
+    int final = attempt_final(a.kind, a.status);
+    int collected = a.kind == ATTEMPT_COLLECTION &&
+                    attempt_group_of(a.kind, a.status) == AG_COLLECTED;
+    if (final || (collected && !a.cancel_requested && a.reference == NULL)) {
+        ans.next_ms = -1; /* nothing left to do */
+        (void)record(&r.db, id, &ans);
+        return;
+    }
+    int64_t    provider;
+    int        active;
+    enum db_rc rc = provider_of(&r.db, &a, &provider, &active);
+    if (rc != DB_OK) {
+        db_uow_reset(&r.db);
+        return; /* the lease ends; tried again */
+    }
+    if (!active) {
+        /* No ACTIVE provider: wait for one; a refund is not reserved for
+         * ever (COLLECTION.md §3): after the expiry it is cancelled. */
+        if (needs_submission(&a) && older_than_days(&r.db, id, cs.refund_expiry_days)) {
+            ans.status = failed_status(&a);
+            ans.error = arena_printf(ar, "no ACTIVE %s provider within %d days", a.method,
+                                     cs.refund_expiry_days);
+        } else {
+            ans.next_ms = 60000;
+            ans.error = arena_printf(ar, "waiting for an ACTIVE %s provider", a.method);
+        }
+        db_uow_reset(&r.db);
+        (void)record(&r.db, id, &ans);
+        return;
+    }
+    if (provider != a.provider_id) {
+        ans.provider_id = 1;
+        ans.provider = provider;
+    }
+    const char *type = a.method;
+    struct provider_money m = {a.amount, currency_code(&r.db, a.currency_id), a.description,
+                               a.idem_key, provider};
+    struct provider_result res = {0};
+    db_uow_reset(&r.db); /* nothing open while the provider is on the line */
+
+    const struct provider_adapter *pa = provider_adapter(type);
+    int                            prc;
+    struct timespec                t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int                            cancelling = a.cancel_requested && a.kind == ATTEMPT_COLLECTION;
+    if (cancelling && a.reference != NULL)
+        prc = pa->payment_cancel(&r, a.reference, &m, &res);
+    else if (needs_submission(&a) && !cancelling)
+        prc = a.kind == ATTEMPT_REFUND ? pa->refund_submit(&r, &m, &res)
+                                       : pa->payment_submit(&r, &m, &res);
+    else if (a.reference != NULL)
+        prc = a.kind == ATTEMPT_REFUND ? pa->refund_fetch(&r, a.reference, &m, &res)
+                                       : pa->payment_fetch(&r, a.reference, &m, &res);
+    else { /* a cancel of an attempt the provider never saw */
+        ans.status = "CANCELLED";
+        ans.clear_cancel = 1;
+        (void)record(&r.db, id, &ans);
+        return;
+    }
+    db_uow_reset(&r.db);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_provider_call(prc == 0 ? 0 : prc == PROVIDER_RETRY ? 1 : 2,
+                          (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    ans.called = 1;
+    /* A failed call created nothing at the provider: no reference from it
+     * (the retry submits again, with the same key). */
+    ans.reference = prc == 0 ? res.reference : NULL;
+    if (prc == 0) {
+        ans.status = res.status;
+        ans.next_ms = res.more ? cs.reconcile_ms : -1;
+        if (cancelling)
+            ans.clear_cancel = 1;
+    } else if (prc == PROVIDER_REFUSED && cancelling) {
+        /* The provider refuses to cancel (already submitted): the attempt
+         * runs on, the refusal in errorInfo. */
+        ans.clear_cancel = 1;
+        ans.error = res.error ? res.error : "the provider refused to cancel";
+        ans.next_ms = cs.reconcile_ms;
+    } else if (prc == PROVIDER_REFUSED) {
+        ans.status = failed_status(&a);
+        ans.error = res.error ? res.error : "refused by the provider";
+    } else if (a.calls + 1 >= cs.max_calls) {
+        ans.status = needs_submission(&a) ? failed_status(&a) : NULL;
+        ans.error = arena_printf(ar, "gave up after %d calls: %s", a.calls + 1,
+                                 res.error ? res.error : "provider unavailable");
+        ans.next_ms = ans.status ? -1 : cs.backoff_max_ms;
+    } else {
+        ans.error = res.error ? res.error : "provider unavailable";
+        ans.next_ms = res.retry_after_ms > 0 ? res.retry_after_ms : backoff(a.calls + 1);
+    }
+    if (record(&r.db, id, &ans) != DB_OK)
+        log_warn("collector", "attempt %" PRId64 ": the answer could not be recorded;"
+                 " it is asked again when the lease ends", id);
+}
+
+/* ---- passes ------------------------------------------------------------------ */
+
+int
+collector_pass(struct arena *ar, int batch)
+{
+    struct db_uow u;
+    db_uow_init(&u, ar);
+    enum db_rc rc = db_tx_begin(&u);
+    struct dbq *q = NULL;
+    if (rc == DB_OK) {
+        q = dbq_new(&u, "SELECT id FROM attempts WHERE next_action_at <= UTC_TIMESTAMP(6)"
+                        " AND (? IS NULL OR FIND_IN_SET(customer_id, ?))"
+                        " ORDER BY next_action_at LIMIT ? FOR UPDATE SKIP LOCKED");
+        dbq_str(q, only_customers);
+        dbq_str(q, only_customers);
+        dbq_i64(q, batch);
+        rc = dbq_exec(q);
+    }
+    int64_t ids[64];
+    int     n = 0;
+    if (batch > 64)
+        batch = 64;
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK)
+        if (n < batch)
+            ids[n++] = dbq_col_i64(q, 0);
+    if (rc == DB_NOT_FOUND)
+        rc = DB_OK;
+    for (int i = 0; rc == DB_OK && i < n; i++) {
+        struct dbq *l = dbq_new(&u, "UPDATE attempts SET next_action_at = UTC_TIMESTAMP(6)"
+                                    " + INTERVAL ? * 1000 MICROSECOND, lease_until ="
+                                    " UTC_TIMESTAMP(6) + INTERVAL ? * 1000 MICROSECOND"
+                                    " WHERE id = ?");
+        dbq_i64(l, cs.lease_ms);
+        dbq_i64(l, cs.lease_ms);
+        dbq_i64(l, ids[i]);
+        rc = dbq_exec(l);
+    }
+    if (rc == DB_OK)
+        rc = db_tx_commit(&u);
+    db_uow_reset(&u);
+    if (rc != DB_OK) {
+        arena_reset(ar);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        act(ar, ids[i]);
+        arena_reset(ar);
+    }
+    return n;
+}
+
+int
+collector_autocollect(struct arena *ar)
+{
+    struct db_uow u;
+    db_uow_init(&u, ar);
+    struct dbq *q = dbq_new(&u,
+        "SELECT i.kind, i.id FROM invoices i JOIN sites s ON s.id = i.site_id"
+        " WHERE i.auto_collect = 1 AND i.paid < i.amount AND i.due_date <= UTC_DATE()"
+        " AND (? IS NULL OR FIND_IN_SET(i.customer_id, ?))"
+        " AND s.payment_method IN " INTEGRATED_METHODS_SQL
+        " AND EXISTS (SELECT 1 FROM site_payment_mandates m JOIN provider_mandates pm"
+        " ON pm.mandate_reference = m.mandate_reference AND pm.payment_method = s.payment_method"
+        " WHERE m.site_id = s.id AND pm.status IN ('ACTIVE','REINSTATED'))"
+        " AND NOT EXISTS (SELECT 1 FROM attempts t WHERE t.kind = 1"
+        " AND t.invoice_kind = i.kind AND t.invoice_id = i.id AND t.status IN"
+        " ('NEW','CREATED','UNSENT','RESUBMISSION_REQUESTED','PENDING_CUSTOMER_APPROVAL',"
+        "'CUSTOMER_APPROVAL_GRANTED','PENDING_SUBMISSION','SUBMITTED','FAILED_RETRYING'))"
+        " ORDER BY i.customer_id, i.kind, i.id LIMIT 200");
+    dbq_str(q, only_customers);
+    dbq_str(q, only_customers);
+    enum db_rc rc = dbq_exec(q);
+    struct abuf list;
+    abuf_init(&list, ar);
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK) {
+        int64_t pair[2] = {dbq_col_i64(q, 0), dbq_col_i64(q, 1)};
+        abuf_add(&list, pair, sizeof(pair));
+    }
+    db_uow_reset(&u);
+    if (rc != DB_NOT_FOUND)
+        return -1;
+    int            made = 0;
+    const int64_t *pairs = (const int64_t *)list.p;
+    for (size_t i = 0; i < list.len / sizeof(int64_t[2]); i++) {
+        struct customer c;
+        struct invoice  inv;
+        if ((rc = db_tx_begin(&u)) != DB_OK ||
+            (rc = invoice_lock(&u, (int)pairs[2 * i], pairs[2 * i + 1], &c, &inv)) != DB_OK) {
+            db_uow_reset(&u);
+            continue;
+        }
+        /* Re-checked under the lock: still owed, still no open attempt. */
+        q = dbq_new(&u, "SELECT s.payment_method, (SELECT m.mandate_reference FROM"
+                        " site_payment_mandates m WHERE m.site_id = s.id AND"
+                        " m.mandate_reference IS NOT NULL ORDER BY m.id DESC LIMIT 1),"
+                        " (SELECT COUNT(*) FROM attempts t WHERE t.kind = 1"
+                        " AND t.invoice_kind = i.kind AND t.invoice_id = i.id AND t.status IN"
+                        " ('NEW','CREATED','UNSENT','RESUBMISSION_REQUESTED',"
+                        "'PENDING_CUSTOMER_APPROVAL','CUSTOMER_APPROVAL_GRANTED',"
+                        "'PENDING_SUBMISSION','SUBMITTED','FAILED_RETRYING'))"
+                        " FROM invoices i JOIN sites s ON s.id = i.site_id"
+                        " WHERE i.kind = ? AND i.id = ?");
+        dbq_i64(q, inv.kind);
+        dbq_i64(q, inv.id);
+        if (dbq_one(q) != DB_OK || dbq_col_i64(q, 2) != 0 || inv.paid >= inv.amount) {
+            db_uow_reset(&u);
+            continue;
+        }
+        struct attempt a = {
+            .kind = ATTEMPT_COLLECTION, .customer_id = c.id, .invoice_kind = inv.kind,
+            .invoice_id = inv.id, .method = dbq_col_str(q, 0),
+            .mandate_reference = dbq_col_str(q, 1), .amount = inv.amount - inv.paid,
+            .currency_id = c.currency_id, .description = "Auto-collection on the due date",
+            .due = 1,
+        };
+        struct attempt_outcome out;
+        if (attempt_advance(&u, &c, &a, "NEW", NULL, &out) == DB_OK &&
+            db_tx_commit(&u) == DB_OK)
+            made++;
+        db_uow_reset(&u);
+    }
+    arena_reset(ar);
+    return made;
+}
+
+static long
+now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+void
+collector_run(volatile sig_atomic_t *stop)
+{
+    struct arena *ar = arena_create(1 << 16);
+    long          next_auto = 0;
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    log_info("collector", "started (poll %ld ms, lease %ld ms)", cs.poll_ms, cs.lease_ms);
+    while (!*stop) {
+        if (now_ms() >= next_auto) {
+            int made = collector_autocollect(ar);
+            if (made > 0)
+                log_info("collector", "auto-collect: %d attempts", made);
+            next_auto = now_ms() + cs.autocollect_every_ms;
+        }
+        int n = collector_pass(ar, 16);
+        struct req r;
+        req_init(&r, ar);
+        db_uow_init(&r.db, ar);
+        n += provider_sandbox_deliver(&r, 32); /* the sandbox's webhooks */
+        arena_reset(ar);
+        if (n > 0)
+            continue;
+        struct timespec d = {cs.poll_ms / 1000, (cs.poll_ms % 1000) * 1000000L};
+        nanosleep(&d, NULL); /* SIGTERM cuts it short */
+    }
+    arena_destroy(ar);
+    log_info("collector", "stopped");
+}
+
+int
+collector_retry(struct arena *ar, int64_t id)
+{
+    struct db_uow u;
+    db_uow_init(&u, ar);
+    struct dbq *q = dbq_new(&u, "UPDATE attempts SET next_action_at = UTC_TIMESTAMP(6),"
+                                " lease_until = NULL, calls = 0 WHERE id = ?");
+    dbq_i64(q, id);
+    enum db_rc rc = dbq_exec(q);
+    if (rc == DB_OK && dbq_affected(q) == 0)
+        rc = DB_NOT_FOUND;
+    db_uow_reset(&u);
+    arena_reset(ar);
+    return (int)rc;
+}
+
+int
+collector_cancel(struct arena *ar, int64_t id, const char *why)
+{
+    struct db_uow u;
+    struct attempt a;
+    db_uow_init(&u, ar);
+    enum db_rc rc = attempt_load(&u, id, 0, &a);
+    if (rc == DB_OK && a.reference != NULL && a.kind == ATTEMPT_REFUND) {
+        rc = DB_CONFLICT; /* the provider holds the refund: it cannot be taken back */
+    } else if (rc == DB_OK && (a.reference != NULL && a.kind == ATTEMPT_COLLECTION)) {
+        /* The provider holds it: the engine asks the provider. */
+        struct dbq *q = dbq_new(&u, "UPDATE attempts SET cancel_requested = 1,"
+                                    " next_action_at = UTC_TIMESTAMP(6) WHERE id = ?");
+        dbq_i64(q, id);
+        rc = dbq_exec(q);
+    } else if (rc == DB_OK) {
+        struct answer ans = {.status = "CANCELLED", .error = why, .next_ms = -1};
+        db_uow_reset(&u);
+        rc = record(&u, id, &ans);
+    }
+    db_uow_reset(&u);
+    arena_reset(ar);
+    return (int)rc;
+}

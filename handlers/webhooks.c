@@ -1,0 +1,262 @@
+/*
+ * POST /webhooks/{paymentProviderId} (COLLECTION.md §5): events a payment
+ * provider sends about payments and refunds. No bearer token: the request
+ * is authenticated by the provider's signature over the raw body, checked
+ * before a byte of it is parsed, in constant time.
+ *
+ * Scheme [decision] (the sandbox's; an integrated adapter maps its own):
+ *   Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>
+ * with key = HMAC-SHA256(webhook_secret, "pay-api webhook <providerId>") in
+ * hex, one key per provider derived from the server's webhook_secret; a
+ * timestamp more than WEBHOOK_TOLERANCE seconds away is stale. Body:
+ *   {"events":[{"id":"<provider event id>","reference":"<payment or refund
+ *    reference>","status":"<ThirdPartyPayment/RefundStatus>"}, ...]}
+ * Each event is stored by (provider, event id) in its own transaction: a
+ * replay changes nothing and is still answered 200; an event about a
+ * reference this provider does not hold here (unknown, or another
+ * provider's) is stored, logged, counted and answered 200. The attempt is
+ * advanced through db/collection.c (money at most once, ranks).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "collection.h"
+#include "handlers.h"
+#include "log.h"
+#include "metrics.h"
+#include "provider.h"
+#include "token.h"
+
+#define WEBHOOK_TOLERANCE 300
+#define WEBHOOK_MAX_EVENTS 100
+
+static const char *master_secret;
+
+void
+webhooks_configure(const char *secret)
+{
+    master_secret = secret != NULL && *secret ? secret : NULL;
+}
+
+const char *
+webhooks_provider_key(struct arena *a, int64_t provider_id)
+{
+    if (master_secret == NULL)
+        return NULL;
+    const char *what = arena_printf(a, "pay-api webhook %" PRId64, provider_id);
+    return token_hmac_sha256_hex(a, master_secret, strlen(master_secret), what, strlen(what));
+}
+
+/* "t=<digits>,v1=<64 hex>": 0 and the parts, or -1. */
+static int
+parse_signature(const char *h, long long *t, char *v1)
+{
+    if (h == NULL || strncmp(h, "t=", 2) != 0)
+        return -1;
+    char *end;
+    *t = strtoll(h + 2, &end, 10);
+    if (end == h + 2 || end - (h + 2) > 12 || strncmp(end, ",v1=", 4) != 0)
+        return -1;
+    const char *hex = end + 4;
+    if (strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64)
+        return -1;
+    memcpy(v1, hex, 65);
+    return 0;
+}
+
+static int
+rejected(struct req *r, const char *why)
+{
+    metrics_webhook(1);
+    log_warn("webhooks", "request refused: %s", why);
+    return req_failf(r, PAY_E_FORBIDDEN, "Webhook-Signature", "%s", why);
+}
+
+struct event {
+    const char *id, *reference, *status;
+};
+
+/* One event in its own transaction. *outcome gets what happened. */
+static enum db_rc
+apply_event(struct req *r, int64_t provider_id, const struct event *ev, const char **outcome)
+{
+    struct db_uow *u = &r->db;
+    enum db_rc     rc;
+    if ((rc = db_tx_begin(u)) != DB_OK)
+        return rc;
+    struct dbq *q = dbq_new(u, "INSERT INTO provider_events (provider_id, event_id,"
+                               " provider_reference, status, outcome) VALUES (?,?,?,?,'RECEIVED')");
+    dbq_i64(q, provider_id);
+    dbq_str(q, ev->id);
+    dbq_str(q, ev->reference);
+    dbq_str(q, ev->status);
+    if ((rc = dbq_exec(q)) == DB_CONFLICT) {
+        db_tx_rollback(u);
+        *outcome = "DUPLICATE";
+        return DB_OK;
+    }
+    if (rc != DB_OK)
+        return rc;
+    int64_t event_row = dbq_insert_id(q);
+    /* Only this provider's attempts: a reference of another provider (or
+     * another tenant's provider) is unknown here. */
+    q = dbq_new(u, "SELECT id, customer_id FROM attempts WHERE provider_id = ?"
+                   " AND provider_reference = ? ORDER BY id DESC LIMIT 1");
+    dbq_i64(q, provider_id);
+    dbq_str(q, ev->reference);
+    rc = dbq_one(q);
+    int64_t attempt_id = 0;
+    *outcome = "UNKNOWN_REFERENCE";
+    if (rc == DB_OK) {
+        attempt_id = dbq_col_i64(q, 0);
+        struct customer        c;
+        struct attempt         a;
+        struct attempt_report  rep = {.reference = ev->reference};
+        struct attempt_outcome out;
+        if ((rc = customer_load(u, dbq_col_i64(q, 1), 1, &c)) != DB_OK ||
+            (rc = attempt_load(u, attempt_id, 1, &a)) != DB_OK)
+            return rc;
+        if (attempt_rank(a.kind, ev->status) < 0) {
+            /* Informational or unknown: stored, never moving the attempt. */
+            *outcome = "IGNORED";
+        } else {
+            rc = attempt_advance(u, &c, &a, ev->status, &rep, &out);
+            if (rc == DB_CONFLICT) {
+                /* Refunds hold the money: stored for an operator. */
+                db_tx_rollback(u);
+                db_uow_reset(u);
+                if ((rc = db_tx_begin(u)) != DB_OK)
+                    return rc;
+                q = dbq_new(u, "INSERT INTO provider_events (provider_id, event_id,"
+                               " provider_reference, status, outcome, attempt_id)"
+                               " VALUES (?,?,?,?,'CONFLICT',?)");
+                dbq_i64(q, provider_id);
+                dbq_str(q, ev->id);
+                dbq_str(q, ev->reference);
+                dbq_str(q, ev->status);
+                dbq_i64(q, attempt_id);
+                *outcome = "CONFLICT";
+                if ((rc = dbq_exec(q)) != DB_OK)
+                    return rc == DB_CONFLICT ? (db_tx_rollback(u), DB_OK) : rc;
+                return db_tx_commit(u);
+            }
+            if (rc != DB_OK)
+                return rc;
+            *outcome = out.moved ? "APPLIED" : "IGNORED";
+        }
+    } else if (rc != DB_NOT_FOUND) {
+        return rc;
+    }
+    q = dbq_new(u, "UPDATE provider_events SET outcome = ?, attempt_id = ? WHERE id = ?");
+    dbq_str(q, *outcome);
+    if (attempt_id)
+        dbq_i64(q, attempt_id);
+    else
+        dbq_null(q);
+    dbq_i64(q, event_row);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return rc;
+    return db_tx_commit(u);
+}
+
+int
+webhooks_receive(struct req *r)
+{
+    int64_t provider_id;
+    int     st;
+    if ((st = req_param_id_or_fail(r, 0, "paymentProviderId", &provider_id)) != 0) {
+        metrics_webhook(1);
+        return st;
+    }
+    struct dbq *q = dbq_new(&r->db, "SELECT 1 FROM payment_providers WHERE id = ?");
+    dbq_i64(q, provider_id);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_NOT_FOUND) {
+        metrics_webhook(1);
+        return req_failf(r, PAY_E_NOT_FOUND, "paymentProviderId", "unknown payment provider");
+    }
+    if (rc != DB_OK)
+        return db_fail(r, rc);
+
+    /* The signature over the raw bytes, before any parsing. */
+    long long   t;
+    char        v1[65];
+    const char *key = webhooks_provider_key(r->arena, provider_id);
+    if (key == NULL)
+        return rejected(r, "webhooks are not configured (no webhook_secret)");
+    if (parse_signature(req_env(r, "HTTP_WEBHOOK_SIGNATURE"), &t, v1) != 0)
+        return rejected(r, "missing or malformed Webhook-Signature");
+    struct abuf signed_part;
+    abuf_init(&signed_part, r->arena);
+    abuf_printf(&signed_part, "%lld.", t);
+    abuf_add(&signed_part, r->body ? r->body : "", r->body_len);
+    const char *want = token_hmac_sha256_hex(r->arena, key, strlen(key), signed_part.p,
+                                             signed_part.len);
+    if (!token_equal(want, v1))
+        return rejected(r, "the signature does not match");
+    long long now = (long long)time(NULL);
+    if (t < now - WEBHOOK_TOLERANCE || t > now + WEBHOOK_TOLERANCE)
+        return rejected(r, "the signature's timestamp is outside the tolerance");
+
+    /* Authentic: now the body. */
+    struct json_value *body = NULL;
+    const char        *err = NULL;
+    if (r->body_len == 0 || json_parse(r->arena, r->body, r->body_len, &body, &err) != 0)
+        return req_failf(r, PAY_E_INVALID_JSON, NULL, "%s", err ? err : "empty body");
+    const struct json_value *events = json_get(body, "events");
+    if (events == NULL || events->type != JSON_ARRAY || events->n == 0 ||
+        events->n > WEBHOOK_MAX_EVENTS)
+        return req_failf(r, PAY_E_INVALID_FIELD, "events",
+                         "events must be an array of 1..%d events", WEBHOOK_MAX_EVENTS);
+    struct event *ev = arena_alloc(r->arena, events->n * sizeof(*ev));
+    for (size_t i = 0; i < events->n; i++) {
+        const struct json_value *e = events->items[i];
+        const struct json_value *id = json_get(e, "id"), *ref = json_get(e, "reference"),
+                                *status = json_get(e, "status");
+        if (e->type != JSON_OBJECT || id == NULL || id->type != JSON_STRING || ref == NULL ||
+            ref->type != JSON_STRING || status == NULL || status->type != JSON_STRING ||
+            id->len == 0 || id->len > 128 || ref->len == 0 || ref->len > 128 ||
+            status->len > 40)
+            return req_failf(r, PAY_E_INVALID_FIELD, "events",
+                             "event %zu needs id, reference and status strings", i);
+        ev[i] = (struct event){id->str, ref->str, status->str};
+    }
+    int64_t applied = 0, duplicates = 0, unknown = 0;
+    for (size_t i = 0; i < events->n; i++) {
+        const char *outcome = NULL;
+        for (int tries = 0;; tries++) {
+            rc = apply_event(r, provider_id, &ev[i], &outcome);
+            if (rc == DB_OK || !db_uow_retry(&r->db) || tries > 3)
+                break;
+        }
+        db_uow_reset(&r->db);
+        if (rc != DB_OK)
+            return db_fail(r, rc); /* the provider sends it again */
+        if (strcmp(outcome, "DUPLICATE") == 0) {
+            duplicates++;
+            metrics_webhook(2);
+            continue;
+        }
+        metrics_webhook(0);
+        if (strcmp(outcome, "UNKNOWN_REFERENCE") == 0) {
+            unknown++;
+            log_info("webhooks", "provider %" PRId64 " event %s: unknown reference",
+                     provider_id, ev[i].id);
+        } else {
+            applied++;
+        }
+    }
+    struct json_gen *g = resp_json(r, 200);
+    json_map_open(g);
+    json_key(g, "received");
+    json_i64(g, applied);
+    json_key(g, "duplicates");
+    json_i64(g, duplicates);
+    json_key(g, "unknownReferences");
+    json_i64(g, unknown);
+    json_map_close(g);
+    return 200;
+}
