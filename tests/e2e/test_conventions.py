@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import threading
 import time
 import urllib.parse
@@ -63,8 +62,9 @@ def raw_http(method, path, headers=None, body=None):
 
 
 def raw_chunked(path, headers, body, chunk=4096):
-    """POSTs body with Transfer-Encoding: chunked over a plain socket;
-    returns (status, {lowercase name: value}, body)."""
+    """POSTs body with Transfer-Encoding: chunked over a plain socket (TLS
+    when the stack serves HTTPS); returns (status, {lowercase name: value},
+    body)."""
     u = urllib.parse.urlsplit(BASE)
     lines = ["POST %s HTTP/1.1" % path, "Host: %s" % u.netloc, "Connection: close",
              "Transfer-Encoding: chunked"] + ["%s: %s" % kv for kv in headers.items()]
@@ -73,7 +73,7 @@ def raw_chunked(path, headers, body, chunk=4096):
         part = body[i:i + chunk]
         data += b"%x\r\n" % len(part) + part + b"\r\n"
     data += b"0\r\n\r\n"
-    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+    with connect(timeout=30) as s:
         s.sendall(data)
         chunks = []
         while True:

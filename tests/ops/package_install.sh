@@ -39,7 +39,7 @@ mkdir -p "$work"
 work=$(realpath "$work")
 root=$work/root
 db=$work/db
-mounted=() dbpid= apipid=
+mounted=() dbpid='' apipid=''
 
 cleanup() {
     set +e
@@ -90,6 +90,7 @@ dpkg-deb --root-owner-group -b "$work/prev" "$prev" >/dev/null
 cp "$prev" "$root/tmp/prev.deb"
 cp "$deb" "$root/tmp/new.deb"
 in_root dpkg -i /tmp/prev.deb >"$work/dpkg-prev.log" 2>&1 || { cat "$work/dpkg-prev.log" >&2; fail "dpkg -i (previous) failed"; }
+# shellcheck disable=SC2016  # ${Package} is dpkg-query's format, not the shell's
 say "installed $(in_root dpkg-query -W -f='${Package} ${Version}' pay-api)"
 in_root getent passwd pay-api >/dev/null || fail "postinst did not create the pay-api user"
 # (names resolved inside the root: its pay-api user is not the host's)
@@ -145,6 +146,7 @@ conf_sum=$(md5sum < "$conf")
 
 # ---- 3. upgrade --------------------------------------------------------------------------
 in_root dpkg -i /tmp/new.deb >"$work/dpkg-upgrade.log" 2>&1 || { cat "$work/dpkg-upgrade.log" >&2; fail "dpkg -i (upgrade) failed"; }
+# shellcheck disable=SC2016  # ${Version} is dpkg-query's format, not the shell's
 [ "$(in_root dpkg-query -W -f='${Version}' pay-api)" = "$ver" ] || fail "the upgrade did not install $ver"
 [ "$(md5sum < "$conf")" = "$conf_sum" ] || fail "the upgrade changed /etc/pay-api/pay-api.conf"
 [ "$(md5sum < "$root/etc/pay-api/jwt.secret")" = "$secret" ] || fail "the upgrade changed the JWT secret"

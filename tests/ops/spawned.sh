@@ -22,7 +22,7 @@ envf=${2:?usage: spawned.sh spawn-fcgi|mod_fcgid STACK_ENV}
 fail() { echo "spawned($mode): FAIL: $*" >&2; exit 1; }
 say()  { echo "spawned($mode): $*"; }
 [ -r "$envf" ] || fail "no stack env file $envf (is the stack running?)"
-PAY_STACK_DIR= PAY_CONFIG= PAY_BIN=
+PAY_STACK_DIR='' PAY_CONFIG='' PAY_BIN=''
 # shellcheck disable=SC1090
 . "$envf"
 work=$PAY_STACK_DIR/spawned-$mode
@@ -57,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 
 # From /proc (no ps needed): parent, name and children of a process.
-ppid_of() { local s; read -r s < "/proc/$1/stat" || return 1; s=${s##*) }; set -- $s; echo "$2"; }
+ppid_of() { local s f; read -r s < "/proc/$1/stat" || return 1; s=${s##*) }; read -r -a f <<< "$s"; echo "${f[1]}"; }
 comm_of() { cat "/proc/$1/comm" 2>/dev/null; }
 kids() { local p; for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$(ppid_of "$p" 2>/dev/null)" = "$1" ] && echo "$p"; done; return 0; }
 
@@ -104,14 +104,14 @@ if [ "$mode" = spawn-fcgi ]; then
     [ "$(grep -c 'spawned mode: serving the socket on fd 0' "$work/pay-api.log")" -eq 2 ] \
         || { cat "$work/pay-api.log" >&2; fail "the log does not show two processes in spawned mode"; }
     [ ! -e "$work/unused.sock" ] || fail "pay-api created its own socket in spawned mode"
-    say "two pay-api processes ($(echo "${pids[@]}")), no children, as $user, in spawned mode"
+    say "two pay-api processes (${pids[*]}), no children, as $user, in spawned mode"
     t0=$SECONDS
     for p in "${pids[@]}"; do kill -TERM "$p"; done
     for _ in $(seq 40); do
         alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ $alive = 0 ] && break; sleep 0.05
     done
-    [ $alive = 0 ] || fail "SIGTERM did not stop the idle processes within 2 s"
+    [ "$alive" = 0 ] || fail "SIGTERM did not stop the idle processes within 2 s"
     pids=()
     say "SIGTERM stopped both idle processes ($((SECONDS - t0)) s)"
 else
@@ -184,13 +184,13 @@ CONF
     done
     grep -q 'spawned mode: serving the socket on fd 0' "$work/pay-api.log" \
         || { cat "$work/pay-api.log" "$work/error.log" >&2; fail "the log does not show spawned mode"; }
-    say "mod_fcgid started ${#pids[@]} pay-api process(es) ($(echo "${pids[@]}")), no children, in spawned mode"
+    say "mod_fcgid started ${#pids[@]} pay-api process(es) (${pids[*]}), no children, in spawned mode"
     kill -TERM "$apache_pid"
     for _ in $(seq 100); do
         alive=0; for p in "${pids[@]}" "$apache_pid"; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ $alive = 0 ] && break; sleep 0.1
     done
-    [ $alive = 0 ] || fail "stopping Apache left pay-api or Apache running"
+    [ "$alive" = 0 ] || fail "stopping Apache left pay-api or Apache running"
     pids=() apache_pid=
     say "stopping Apache stopped its pay-api processes"
 fi

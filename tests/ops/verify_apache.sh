@@ -102,11 +102,11 @@ H=$tmp/h B=$tmp/b
 
 # ---- port 80 -------------------------------------------------------------------
 st=$(curl -sS "${R[@]}" -D "$H" -o "$B" -w '%{http_code}' "http://$name:$p80/.well-known/acme-challenge/tok123")
-[ "$st" = 200 ] && grep -q acme-token-123 "$B" || fail "ACME challenge: status $st"
+{ [ "$st" = 200 ] && grep -q acme-token-123 "$B"; } || fail "ACME challenge: status $st"
 ok "port 80 serves the ACME challenge directory"
 st=$(curl -sS "${R[@]}" -D "$H" -o "$B" -w '%{http_code}' "http://$name:$p80/v1/refunds?x=1")
 loc=$(tr -d '\r' < "$H" | sed -n 's/^[Ll]ocation: //p')
-[ "$st" = 301 ] && [ "$loc" = "https://$name/v1/refunds?x=1" ] || fail "port 80: $st to '$loc', want 301 to https://$name/v1/refunds?x=1"
+{ [ "$st" = 301 ] && [ "$loc" = "https://$name/v1/refunds?x=1" ]; } || fail "port 80: $st to '$loc', want 301 to https://$name/v1/refunds?x=1"
 ok "port 80 redirects everything else to https (301)"
 
 # ---- port 443 ------------------------------------------------------------------
