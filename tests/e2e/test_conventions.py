@@ -339,7 +339,10 @@ def test_head(s):
         s.eq(h.status, g.status, what + ": GET's status")
         s.eq(h.raw, "", what + ": no body")
         s.eq(h.header("Content-Type"), g.header("Content-Type"), what + ": GET's Content-Type")
-        s.eq(h.header("Content-Length"), str(len(g.raw.encode())), what + ": GET's length")
+        # Apache's mod_proxy_fcgi drops the app's Content-Length from a HEAD
+        # answer (RFC 9110 9.3.2: a server MAY send it); when sent, it is GET's.
+        if FRONT != "apache" or h.header("Content-Length") is not None:
+            s.eq(h.header("Content-Length"), str(len(g.raw.encode())), what + ": GET's length")
         for name in ("X-Total-Count", "Link", "ETag", "WWW-Authenticate"):
             s.eq(h.header(name), g.header(name), what + ": " + name)
     h = request("HEAD", "/v1/customer-balance-adjustments", tok=W)
