@@ -87,6 +87,24 @@ struct provider_adapter {
                           struct provider_result *out);
 };
 
+/*
+ * Credentials of an integrated provider, read at start from the file the
+ * configuration names (`gocardless_credentials`, `stripe_credentials`;
+ * `key = value` lines: api_key, webhook_secret, environment = live |
+ * sandbox, base_url (tests), ca_file (tests)); the file must not be
+ * readable by others. Never stored in the database, answered, logged or
+ * exported. No file configured: that provider type keeps the sandbox.
+ */
+struct provider_credentials {
+    const char *api_key;         /* GoCardless access token / Stripe secret key */
+    const char *webhook_secret;  /* the provider's webhook endpoint secret */
+    const char *environment;     /* "live" or "sandbox" */
+    const char *base_url;        /* NULL: the provider's URL for environment */
+    const char *ca_file;         /* NULL: the system CAs */
+};
+/* name: "gocardless" or "stripe". NULL when none is configured. */
+const struct provider_credentials *provider_credentials(const char *name);
+
 /* The adapter serving providers of this PaymentMethod type. */
 const struct provider_adapter *provider_adapter(const char *type);
 
