@@ -68,6 +68,13 @@ struct provider_result {
                                      * (Stripe's, thirdPartyCustomerReference), or NULL */
 };
 
+/* One event of a provider's webhook, in our vocabulary. */
+struct webhook_event {
+    const char *id;          /* the provider's event id (dedupe) */
+    const char *reference;   /* the payment's, refund's or mandate's reference */
+    const char *status;      /* ThirdPartyPaymentStatus / RefundStatus / MandateStatus */
+};
+
 struct provider_adapter {
     const char *name;
     const char *(*mandate_flow_start)(struct req *r, const char *flow_token);
@@ -85,6 +92,13 @@ struct provider_adapter {
                         struct provider_result *out);
     int (*payment_cancel)(struct req *r, const char *reference, const struct provider_money *m,
                           struct provider_result *out);
+    /* A webhook in the provider's own scheme (COLLECTION.md 5): checks the
+     * signature over the raw body r->body in constant time, before parsing
+     * it, then maps the provider's events to ours (*ev, *n in r->arena).
+     * Returns 0; 403 when forged or stale; 400 when authentic but
+     * malformed; *why says why. NULL: the sandbox's own scheme. */
+    int (*webhook_parse)(struct req *r, struct webhook_event **ev, size_t *n,
+                         const char **why);
 };
 
 /*
