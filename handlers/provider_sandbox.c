@@ -506,6 +506,7 @@ static const struct provider_adapter sandbox = {
     sandbox_payment_fetch,
     sandbox_refund_fetch,
     sandbox_payment_cancel,
+    NULL, /* webhooks: the sandbox scheme of webhooks.c */
 };
 
 const struct provider_adapter *
