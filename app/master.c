@@ -38,18 +38,18 @@ worker_on_term(int sig)
     fcgi_shutdown_pending();
 }
 
+/* The signals of a forked child (worker or collector): SIGTERM and SIGINT
+ * set worker_stop (with sa_flags = flags), SIGCHLD and SIGHUP back to their
+ * defaults, nothing blocked. */
 static void
-worker_main(const struct master_settings *s, volatile int *route_slot)
+child_signals(int flags)
 {
     struct sigaction sa;
     sigset_t         none;
 
     memset(&sa, 0, sizeof(sa));
-    /* SA_RESTART: a signal must never cut a read short (libfcgi would hand
-     * over a request with half its parameters). A worker blocked in
-     * accept is woken by the master's poke connections instead. */
     sa.sa_handler = worker_on_term;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = flags;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_DFL;
@@ -57,6 +57,15 @@ worker_main(const struct master_settings *s, volatile int *route_slot)
     sigaction(SIGHUP, &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void
+worker_main(const struct master_settings *s, volatile int *route_slot)
+{
+    /* SA_RESTART: a signal must never cut a read short (libfcgi would hand
+     * over a request with half its parameters). A worker blocked in
+     * accept is woken by the master's poke connections instead. */
+    child_signals(SA_RESTART);
 
     router_current_route = route_slot;
     *route_slot = -1;
@@ -73,18 +82,7 @@ worker_main(const struct master_settings *s, volatile int *route_slot)
 static void
 collector_main(const struct master_settings *s)
 {
-    struct sigaction sa;
-    sigset_t         none;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = worker_on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    child_signals(0);
     if (s->worker_init != NULL)
         s->worker_init();
     s->collector_main(&worker_stop);

@@ -268,21 +268,32 @@ sandbox_payment_submit(struct req *r, const struct provider_money *m,
     return 0;
 }
 
+/* A fetch: the reference's status on its timeline (now), the call not
+ * counted; refused as unknown when it was never submitted. */
 static int
-sandbox_payment_fetch(struct req *r, const char *reference, const struct provider_money *m,
-                      struct provider_result *out)
+fetch(struct req *r, const char *reference, const struct provider_money *m, const char *kind,
+      void (*now)(const struct provider_money *, const struct memory *,
+                  struct provider_result *),
+      const char *unknown, struct provider_result *out)
 {
     struct memory mem;
     int           rc;
     out->reference = reference;
-    if ((rc = remember(r, reference, m, "PAY", 0, 0, &mem)) != 0)
+    if ((rc = remember(r, reference, m, kind, 0, 0, &mem)) != 0)
         return rc;
     if (mem.calls == 0) {
-        out->error = "sandbox: unknown payment";
+        out->error = unknown;
         return PROVIDER_REFUSED;
     }
-    payment_now(m, &mem, out);
+    now(m, &mem, out);
     return 0;
+}
+
+static int
+sandbox_payment_fetch(struct req *r, const char *reference, const struct provider_money *m,
+                      struct provider_result *out)
+{
+    return fetch(r, reference, m, "PAY", payment_now, "sandbox: unknown payment", out);
 }
 
 static int
@@ -337,17 +348,7 @@ static int
 sandbox_refund_fetch(struct req *r, const char *reference, const struct provider_money *m,
                      struct provider_result *out)
 {
-    struct memory mem;
-    int           rc;
-    out->reference = reference;
-    if ((rc = remember(r, reference, m, "RF", 0, 0, &mem)) != 0)
-        return rc;
-    if (mem.calls == 0) {
-        out->error = "sandbox: unknown refund";
-        return PROVIDER_REFUSED;
-    }
-    refund_now(m, &mem, out);
-    return 0;
+    return fetch(r, reference, m, "RF", refund_now, "sandbox: unknown refund", out);
 }
 
 /* ---- delivery of the outbox ------------------------------------------------ */

@@ -29,6 +29,10 @@
 #   PAY_COLLECTORS collection engine processes (default 0: tests run
 #                  "pay-api attempts run"); PAY_SANDBOX_STEP_MS the sandbox
 #                  provider's timeline step (default 50)
+#   PAY_STACK_CACHE  where the freshly installed MariaDB datadir that stacks
+#                  copy is kept (default: DIR's parent when it is a build
+#                  directory, i.e. holds CMakeCache.txt; otherwise every stack
+#                  runs mariadb-install-db itself)
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #
@@ -453,14 +457,47 @@ start_dir() {
     say "stack dir $DIR, port $PORT${TLS_PORT:+, HTTPS port $TLS_PORT}"
 }
 
+# DIR/mysql: a fresh datadir from mariadb-install-db (several seconds), or a
+# copy of one. The stacks of a build directory (DIR's parent holds
+# CMakeCache.txt; PAY_STACK_CACHE names another directory) share one freshly
+# installed datadir kept there, made by the first of them, for the same
+# mariadbd and administrator; each copies it before its server first starts,
+# so nothing of one stack's data reaches another.
+init_datadir() {  # [--user=root]
+    local cache=${PAY_STACK_CACHE:-} tpl tmp
+    if [ -z "$cache" ] && [ -f "$(dirname "$DIR")/CMakeCache.txt" ]; then
+        cache=$(dirname "$DIR")
+    fi
+    install_db() {  # DATADIR [--user=root]
+        local d=$1
+        shift
+        mariadb-install-db --no-defaults "$@" --datadir="$d" \
+            --auth-root-authentication-method=socket --auth-root-socket-user="$DBA" --skip-test-db \
+            >"$LOGS/mariadb-install.log" 2>&1
+    }
+    if [ -z "$cache" ]; then
+        say "initialising MariaDB datadir"
+        install_db "$DIR/mysql" "$@" || die "mariadb-install-db failed"
+        return 0
+    fi
+    tpl=$cache/.mariadb-datadir-$(mariadbd --version | cksum | cut -d' ' -f1)-$DBA
+    if [ ! -d "$tpl/mysql" ]; then
+        say "initialising the MariaDB datadir template $tpl"
+        tmp=$(mktemp -d "$tpl.XXXXXX") || die "mktemp in $cache failed"
+        install_db "$tmp/mysql" "$@" || { rm -rf -- "$tmp"; die "mariadb-install-db failed"; }
+        # Another stack may have made it meanwhile: then its copy stays.
+        mv -T -- "$tmp" "$tpl" 2>/dev/null || rm -rf -- "$tmp"
+    fi
+    say "MariaDB datadir: a copy of $tpl"
+    rm -rf -- "$DIR/mysql"
+    cp -a -- "$tpl/mysql" "$DIR/mysql" || die "copying $tpl/mysql failed"
+}
+
 # A private MariaDB on a unix socket only, up and answering.
 start_mariadb() {
     local rootopt=()
     [ "$(id -u)" -ne 0 ] || rootopt=(--user=root)
-    say "initialising MariaDB datadir"
-    mariadb-install-db --no-defaults "${rootopt[@]}" --datadir="$DIR/mysql" \
-        --auth-root-authentication-method=socket --auth-root-socket-user="$DBA" --skip-test-db \
-        >"$LOGS/mariadb-install.log" 2>&1 || die "mariadb-install-db failed"
+    init_datadir "${rootopt[@]}"
 
     start_daemon mariadbd "$LOGS/mariadb.out" \
         mariadbd --no-defaults "${rootopt[@]}" \

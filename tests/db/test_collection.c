@@ -34,8 +34,10 @@
 #include "ledger.h"
 #include "test.h"
 
+#define DBTEST_NAME "test_collection"
+#include "db/dbtest.h"
+
 static struct db_settings settings;
-static MYSQL             *other;
 static int64_t            next_invoice = 70000;
 
 static void
@@ -43,45 +45,6 @@ die(const char *what)
 {
     fprintf(stderr, "test_collection: %s\n", what);
     exit(2);
-}
-
-static int64_t
-sql_i64(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int64_t
-sql_i64(const char *fmt, ...)
-{
-    char    sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    if (mysql_query(other, sql) != 0) {
-        fprintf(stderr, "test_collection: %s: %s\n", sql, mysql_error(other));
-        exit(2);
-    }
-    MYSQL_RES *res = mysql_store_result(other);
-    MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
-    int64_t    v = row && row[0] ? strtoll(row[0], NULL, 10) : -1;
-    if (res != NULL)
-        mysql_free_result(res);
-    return v;
-}
-
-static void
-sql_do(const char *sql)
-{
-    if (mysql_query(other, sql) != 0) {
-        fprintf(stderr, "test_collection: %s: %s\n", sql, mysql_error(other));
-        exit(2);
-    }
-    while (1) {
-        MYSQL_RES *res = mysql_store_result(other);
-        if (res != NULL)
-            mysql_free_result(res);
-        if (mysql_next_result(other) != 0)
-            break;
-    }
 }
 
 /* Raises an invoice the way the loader does (ledger row + balance). */
@@ -108,13 +71,6 @@ add_invoice(int64_t cid, int kind, int64_t amount, const char *date)
         kind == 1 ? "NORMAL" : "ADHOC", cid);
     sql_do(sql);
     return id;
-}
-
-static int
-ledger_ok(int64_t cid)
-{
-    return sql_i64("SELECT balance FROM customers WHERE id = %" PRId64, cid) ==
-           sql_i64("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %" PRId64, cid);
 }
 
 static int64_t

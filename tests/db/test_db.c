@@ -25,8 +25,10 @@
 #include "ledger.h"
 #include "test.h"
 
+#define DBTEST_NAME "test_db"
+#include "db/dbtest.h"
+
 static struct db_settings settings;
-static MYSQL             *other;
 
 static void
 die(const char *what)
@@ -43,31 +45,6 @@ other_connect(void)
                            0, settings.socket, 0) == NULL)
         die(mysql_error(m));
     return m;
-}
-
-static void
-other_sql(MYSQL *m, const char *sql)
-{
-    if (mysql_query(m, sql) != 0) {
-        fprintf(stderr, "test_db: %s: %s\n", sql, mysql_error(m));
-        exit(2);
-    }
-    MYSQL_RES *res = mysql_store_result(m);
-    if (res != NULL)
-        mysql_free_result(res);
-}
-
-static int64_t
-other_i64(MYSQL *m, const char *sql)
-{
-    if (mysql_query(m, sql) != 0)
-        die(mysql_error(m));
-    MYSQL_RES *res = mysql_store_result(m);
-    MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
-    int64_t    v = row && row[0] ? strtoll(row[0], NULL, 10) : -1;
-    if (res != NULL)
-        mysql_free_result(res);
-    return v;
 }
 
 static int64_t

@@ -26,45 +26,14 @@
 #include "router.h"
 #include "test.h"
 
+#define DBTEST_NAME "test_handlers"
+#include "db/dbtest.h"
+
 #define SECRET "handler-test-secret-0123456789abcdef-0123456789"
 
-static MYSQL        *other;
 static struct arena *A;   /* the "worker" arena, reset per request */
 static struct arena *JA;  /* responses, kept by the test */
 static char         *token;
-
-/* ---- the other session: reads what was committed ------------------------- */
-
-static int64_t
-sql_i64(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int64_t
-sql_i64(const char *fmt, ...)
-{
-    char    sql[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    if (mysql_query(other, sql) != 0) {
-        fprintf(stderr, "test_handlers: %s: %s\n", sql, mysql_error(other));
-        exit(2);
-    }
-    MYSQL_RES *res = mysql_store_result(other);
-    MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
-    int64_t    v = row && row[0] ? strtoll(row[0], NULL, 10) : -1;
-    if (res != NULL)
-        mysql_free_result(res);
-    return v;
-}
-
-static int
-ledger_ok(int64_t customer)
-{
-    return sql_i64("SELECT balance FROM customers WHERE id = %" PRId64, customer) ==
-           sql_i64("SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %" PRId64,
-                   customer);
-}
 
 /* ---- one request ---------------------------------------------------------- */
 

@@ -189,7 +189,7 @@ def test_providers(s):
                                 content_type="application/json-patch+json")
     s.status(patch([{"op": "replace", "path": "/retryIfPossible", "value": True}]), 200, "patch provider")
     s.error(patch([{"op": "test", "path": "/name", "value": "nope"}]), 409, "CONFLICT", "failed test op")
-    s.error(patch([{"op": "replace", "path": "/id", "value": 9}]), 400, "INVALID_FIELD", "patch the id")
+    s.error(patch([{"op": "replace", "path": "/id", "value": pid + 1}]), 400, "INVALID_FIELD", "patch the id")
     s.error(request("PATCH", "/v1/payment-providers/%d" % pid, body=[], tok=W), 415, "UNSUPPORTED_MEDIA_TYPE",
             "patch as application/json")
     s.error(get("/v1/payment-providers/999999", W), 404, "NOT_FOUND", "unknown provider")
