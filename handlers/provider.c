@@ -221,6 +221,8 @@ static const struct {
     const char *credentials;
     const struct provider_adapter *(*adapter)(void);
 } integrated[] = {
+    {"GO_CARDLESS", "gocardless", provider_gocardless_adapter},
+    {"GC_INSTANT_BANK_PAYMENTS", "gocardless", provider_gocardless_adapter},
     {NULL, NULL, NULL},
 };
 
