@@ -267,6 +267,48 @@ def test_faults(s):
     s.eq(invoice_paid(104), 2500, "nothing moved")
 
 
+def gc_sign(body, secret=None):
+    return hmac.new((secret or ENV["GC_WEBHOOK_SECRET"]).encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_webhook_attacks(s):
+    """The GoCardless scheme at /webhooks/1: only the endpoint secret's HMAC of
+    the exact bytes is accepted, before anything is parsed or stored."""
+    run = str(int(time.time() * 1000))
+    ev = {"id": "EVATK" + run, "resource_type": "payments", "action": "confirmed",
+          "links": {"payment": "PMNOSUCH" + run}}
+    body = json.dumps({"events": [ev], "meta": {"webhook_id": "WBATK" + run}}).encode()
+    good = gc_sign(body)
+    stored = lambda: sql_one("SELECT COUNT(*) FROM provider_events WHERE event_id = '%s'"
+                             % ev["id"])
+    cases = [("another secret", body, gc_sign(body, "x" * 32)),
+             ("last hex digit changed", body, good[:-1] + ("0" if good[-1] != "0" else "1")),
+             ("truncated", body, good[:63]),
+             ("with a sha256= prefix", body, "sha256=" + good),
+             ("the sandbox scheme", body, "t=%d,v1=%s" % (time.time(), good)),
+             ("no signature", body, None),
+             ("the body changed after signing", body.replace(b"confirmed", b"paid_out"), good),
+             ("a space appended", body + b" ", good)]
+    for what, b, sig in cases:
+        r = request("POST", "/webhooks/1", raw=b, headers={"Webhook-Signature": sig} if sig else {})
+        s.eq(r.status, 403, "%s: 403" % what)
+    s.eq(stored(), "0", "nothing stored from refused deliveries")
+    r = request("POST", "/webhooks/1", raw=body, headers={"Webhook-Signature": good.upper()})
+    if s.status(r, 200, "the genuine delivery (upper-case hex) is accepted"):
+        s.eq(r.json, {"received": 0, "duplicates": 0, "unknownReferences": 1},
+             "an unknown payment: stored, counted as unknown")
+    r = request("POST", "/webhooks/1", raw=body, headers={"Webhook-Signature": good})
+    s.check(r.status == 200 and r.json.get("duplicates") == 1, "a replay: duplicate", r.json)
+    s.eq(stored(), "1", "stored once")
+    junk = b'{"events": ['
+    r = request("POST", "/webhooks/1", raw=junk, headers={"Webhook-Signature": gc_sign(junk)})
+    s.eq(r.status, 400, "signed but not JSON: 400")
+    other = json.dumps({"events": [{"id": "EVX" + run, "resource_type": "payouts",
+                                    "action": "paid", "links": {"payout": "PO1"}}]}).encode()
+    r = request("POST", "/webhooks/1", raw=other, headers={"Webhook-Signature": gc_sign(other)})
+    s.check(r.status == 200 and r.json.get("received") == 0, "a payout event: skipped", r.json)
+
+
 def test_exit(s):
     ref = setup_mandate(s, 105, leave=True)
     s.check(ref in (None, "NULL"), "leaving the hosted page records no mandate", ref)
@@ -286,5 +328,5 @@ def test_credentials_stay_secret(s):
     s.check("sandbox_double_token" not in m.raw, "nor exported in /metrics")
 
 
-Suite().run([test_collect_and_refund, test_failure, test_chargeback, test_faults, test_exit,
-             test_credentials_stay_secret])
+Suite().run([test_collect_and_refund, test_failure, test_chargeback, test_faults,
+             test_webhook_attacks, test_exit, test_credentials_stay_secret])
