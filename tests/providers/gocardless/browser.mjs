@@ -11,26 +11,12 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { check, env, finish } from './lib.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const { chromium } = await import(path.join(here, '..', '..', 'browser', 'node_modules',
   'playwright-core', 'index.mjs'));
 
-const env = Object.fromEntries(fs.readFileSync(process.env.PAY_STACK_ENV, 'utf8').split('\n')
-  .filter((l) => l.includes('=')).map((l) => {
-    const i = l.indexOf('=');
-    return [l.slice(0, i), l.slice(i + 1).replace(/^'(.*)'$/, '$1')];
-  }));
-let passed = 0;
-let failed = 0;
-function check(cond, what, detail) {
-  if (cond) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL: ${what}${detail !== undefined ? ` -- ${JSON.stringify(detail)}` : ''}`);
-  }
-  return cond;
-}
 
 const token = execFileSync(env.PAY_BIN, ['--config', env.PAY_CONFIG, 'token', '--sub', 'gc-browser',
   '--scope', 'payments:read payments:write', '--contract-owners', '1'], { encoding: 'utf8' }).trim();
@@ -88,7 +74,4 @@ async function main() {
   }
 }
 
-main().catch((e) => check(false, 'browser flow raised', String(e && e.stack || e))).finally(() => {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 && passed > 0 ? 0 : 1);
-});
+main().catch((e) => check(false, 'browser flow raised', String(e && e.stack || e))).finally(finish);

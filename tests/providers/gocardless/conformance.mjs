@@ -14,28 +14,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
+import { check, env, finish } from './lib.mjs';
 import gocardless, { Environments } from 'gocardless-nodejs';
 import * as errors from 'gocardless-nodejs/errors';
 import { parse, parseWithMeta, verifySignature } from 'gocardless-nodejs/webhooks';
 
-const env = Object.fromEntries(fs.readFileSync(process.env.PAY_STACK_ENV, 'utf8').split('\n')
-  .filter((l) => l.includes('=')).map((l) => {
-    const i = l.indexOf('=');
-    return [l.slice(0, i), l.slice(i + 1).replace(/^'(.*)'$/, '$1')];
-  }));
 const DOUBLE = new URL(env.GC_DOUBLE_URL);
 const CA = fs.readFileSync(env.GC_DOUBLE_CA);
-
-let passed = 0;
-let failed = 0;
-function check(cond, what, detail) {
-  if (cond) passed += 1;
-  else {
-    failed += 1;
-    console.log(`FAIL: ${what}${detail !== undefined ? ` -- ${JSON.stringify(detail)}` : ''}`);
-  }
-  return cond;
-}
 
 class LoopbackAgent extends https.Agent {
   createConnection(options, cb) {
@@ -189,12 +174,10 @@ async function main() {
   await ctl('config', { webhook_url: `${env.PAY_BASE_URL}/webhooks/1`, webhook_secret: env.GC_WEBHOOK_SECRET });
   receiver.close();
   agent.destroy();
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+  finish();
 }
 
 main().catch((e) => {
-  console.log('FAIL: conformance raised:', e);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
+  check(false, 'conformance raised', String(e && e.stack || e));
+  finish();
 });
