@@ -30,6 +30,7 @@
 #define HTTP_MAX_RETRY_AFTER_MS (24L * 3600 * 1000)
 
 static CURL *handle;
+static CURL *inherited;
 static pid_t handle_pid;
 static int   global_done;
 
@@ -41,7 +42,9 @@ get_handle(void)
         curl_easy_reset(handle); /* options go, the connection cache stays */
         return handle;
     }
-    handle = NULL; /* the parent's, if any: abandoned on purpose */
+    if (handle != NULL)
+        inherited = handle; /* the parent's: abandoned on purpose, kept reachable */
+    handle = NULL;
     if (!global_done) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return NULL;
