@@ -63,6 +63,7 @@ struct sink {
     char              rid_name[64];
     size_t            rid_len;
     const char       *retry_after;
+    const char       *rate_reset;   /* RateLimit-Reset (GoCardless: an HTTP-date) */
 };
 
 static size_t
@@ -100,12 +101,15 @@ on_header(char *p, size_t size, size_t n, void *arg)
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* A new answer (after a 100 Continue): forget the previous one's. */
         s->retry_after = NULL;
+        s->rate_reset = NULL;
         s->c->request_id = NULL;
         return len;
     }
     const char *v;
     if ((v = header_value(s->a, p, len, "Retry-After", 11)) != NULL)
         s->retry_after = v;
+    else if ((v = header_value(s->a, p, len, "RateLimit-Reset", 15)) != NULL)
+        s->rate_reset = v;
     else if (s->rid_len && (v = header_value(s->a, p, len, s->rid_name, s->rid_len)) != NULL)
         s->c->request_id = strlen(v) <= 200 ? v : arena_strndup(s->a, v, 200);
     return len;
@@ -252,7 +256,9 @@ http_do(struct arena *a, struct http_call *c)
     c->status = status;
     c->resp = (char *)abuf_str(&s.body);
     c->resp_len = s.body.len;
-    c->retry_after_ms = http_retry_after_ms(s.retry_after, (long long)time(NULL));
+    /* A 429 without Retry-After: when the rate limit resets. */
+    c->retry_after_ms = http_retry_after_ms(
+        s.retry_after ? s.retry_after : status == 429 ? s.rate_reset : NULL, (long long)time(NULL));
     log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s: %ld in %ld ms, request id %s",
             c->method, path, status, took, c->request_id ? c->request_id : "-");
     return 0;
