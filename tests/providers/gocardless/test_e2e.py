@@ -6,7 +6,7 @@ refunds and mandates, and faults of the provider.
 
 Customers (fixture.json, one auto-collect invoice each):
   101  mandate, collection paid out, partial refund settled
-  102  collection failed at the bank
+  102  collection failed at the bank; then the mandate cancelled: refused (4xx)
   103  collection charged back after paid out
   104  faults: 500, 429 with Retry-After, a create made but its answer lost,
        a hang past the timeout, a closed connection; then duplicate and
@@ -189,6 +189,18 @@ def test_failure(s):
         ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
     wait_for(lambda: attempt(102)[1] == "FAILED", "attempt FAILED by webhook", s)
     s.eq(invoice_paid(102), 0, "a failed collection pays nothing")
+    # The mandate is cancelled at GoCardless, its event held back: the next
+    # auto-collection is refused for good (422 mandate_is_inactive).
+    ctl("hold", {"on": True})
+    ctl("simulate", {"resource": "mandates", "id": ref, "action": "cancelled"})
+    run_engine([102], until_idle=5)
+    b = attempt(102)
+    s.check(b and b[0] != a[0] and b[1] == "FAILED", "the next attempt is refused: FAILED", b)
+    err = sql_one("SELECT error_info FROM attempts WHERE id = %s" % b[0]) if b else ""
+    s.check("mandate_is_inactive" in (err or "") and "request id" in (err or ""),
+            "errorInfo: GoCardless's reason and request id", err)
+    ctl("hold", {"on": False})
+    wait_for(lambda: mandate_status(ref) == "CANCELLED", "mandate CANCELLED by webhook", s)
 
 
 def test_chargeback(s):
