@@ -4,8 +4,9 @@
  * provider they talk to. The built-in sandbox adapter (provider_sandbox.c)
  * implements every operation locally, so mandate set-up, payments and
  * refunds work end to end without any outside service; it serves every
- * provider type until an integrated adapter for that type is registered
- * in provider_adapter().
+ * provider type unless an integrated adapter for that type is registered
+ * in provider_adapter() (provider.c) and its credentials are configured
+ * (GoCardless: provider_gocardless.c).
  *
  * An integrated adapter must implement all five operations:
  *   mandate_flow_start  where to send the customer to enter bank details
