@@ -34,7 +34,8 @@ struct http_call {
     long        status;                  /* HTTP status; 0 when no answer came */
     char       *resp;                    /* answer body (arena), NUL-terminated */
     size_t      resp_len;
-    long        retry_after_ms;          /* Retry-After (seconds or a date), 0: none */
+    long        retry_after_ms;          /* Retry-After (seconds or a date; for a 429
+                                          * without it RateLimit-Reset), 0: none */
     const char *request_id;              /* value of request_id_header, or NULL */
     const char *error;                   /* status 0: what failed (no secrets) */
 };
@@ -50,5 +51,10 @@ int http_do(struct arena *a, struct http_call *c);
  * caller resolves itself excepted, 425, 429, 5xx; 2 (permanent) for the
  * other 4xx. */
 int http_class(const struct http_call *c);
+
+/* A Retry-After value (delta seconds, or an HTTP-date compared with `now`,
+ * Unix seconds) in milliseconds, at most a day; 0 when absent, malformed
+ * or already past. */
+long http_retry_after_ms(const char *value, long long now);
 
 #endif

@@ -4,8 +4,9 @@
  * provider they talk to. The built-in sandbox adapter (provider_sandbox.c)
  * implements every operation locally, so mandate set-up, payments and
  * refunds work end to end without any outside service; it serves every
- * provider type until an integrated adapter for that type is registered
- * in provider_adapter().
+ * provider type unless an integrated adapter for that type is registered
+ * in provider_adapter() (provider.c) and its credentials are configured
+ * (GoCardless: provider_gocardless.c).
  *
  * An integrated adapter must implement all five operations:
  *   mandate_flow_start  where to send the customer to enter bank details
@@ -44,6 +45,9 @@ struct mandate_details {
     const char *account_number;  /* 8 digits */
     const char *payment_method;  /* the provider's type (PaymentMethod) */
     const char *idempotency_key;
+    /* Details entered on the provider's own hosted page instead: */
+    const char *flow_token;      /* our flow's token (the site mandate's) */
+    const char *flow_reference;  /* the provider's flow (GoCardless billing request) */
 };
 
 struct provider_money {
@@ -52,6 +56,9 @@ struct provider_money {
     const char *description;
     const char *idempotency_key;
     int64_t     provider_id;     /* the configured provider (webhooks' address) */
+    const char *mandate_reference; /* payments: the mandate collected on, or NULL */
+    const char *payment_reference; /* refunds: the provider's collected payment of the
+                                    * customer it can be paid back from, or NULL */
 };
 
 /* Return values of the calls: 0, or one of these. */
@@ -66,6 +73,8 @@ struct provider_result {
     const char *reference;       /* provider's reference of the payment, refund or mandate */
     const char *customer_reference; /* mandate_complete: the provider's customer id
                                      * (Stripe's, thirdPartyCustomerReference), or NULL */
+    const char *account_holder_name;   /* mandate_complete from a hosted page: what */
+    const char *account_number_ending; /* the provider tells of the account, or NULL */
 };
 
 /* One event of a provider's webhook, in our vocabulary. */
@@ -118,9 +127,19 @@ struct provider_credentials {
 };
 /* name: "gocardless" or "stripe". NULL when none is configured. */
 const struct provider_credentials *provider_credentials(const char *name);
+/* Reads the credentials file of `name` (once, at start). Returns 0, or -1
+ * with a message in err (file readable or writable by group or others, not
+ * a regular file, unknown or repeated key, a required key missing, a bad
+ * value); the message never quotes a secret. */
+int provider_credentials_load(const char *name, const char *path, char *err, size_t errlen);
 
-/* The adapter serving providers of this PaymentMethod type. */
+/* The adapter serving providers of this PaymentMethod type: an integrated
+ * one when its credentials are configured, else the sandbox. */
 const struct provider_adapter *provider_adapter(const char *type);
+/* The built-in sandbox adapter (provider_sandbox.c). */
+const struct provider_adapter *provider_sandbox_adapter(void);
+/* GoCardless (provider_gocardless.c). */
+const struct provider_adapter *provider_gocardless_adapter(void);
 
 /*
  * The idempotency key of the provider call that does `what` ("refund",

@@ -33,6 +33,9 @@
 #                  copy is kept (default: DIR's parent when it is a build
 #                  directory, i.e. holds CMakeCache.txt; otherwise every stack
 #                  runs mariadb-install-db itself)
+#   PAY_GOCARDLESS_CREDENTIALS  gocardless_credentials file for pay-api (the
+#                  GoCardless double's, tests/providers/gocardless/stack.sh);
+#                  unset: GO_CARDLESS providers use the sandbox
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #
@@ -379,7 +382,7 @@ stack_tls_env() {
 # The steps share the stack's settings through these globals (set by
 # start_inputs, start_database and start_wait_ready).
 DATA='' WORKERS='' LOG_LEVEL='' WAIT_S='' PORT='' DBPASS='' BASE=''
-COLLECTORS='' SANDBOX_STEP='' WEBHOOK_SECRET=''
+COLLECTORS='' SANDBOX_STEP='' WEBHOOK_SECRET='' GC_CREDENTIALS=''
 
 # Reads and checks the inputs (PORT and the PAY_* variables, read before
 # they are dropped from the environment of pay-api).
@@ -393,6 +396,7 @@ start_inputs() {  # [PORT]
     WAIT_S=${PAY_STACK_WAIT:-20}
     COLLECTORS=${PAY_COLLECTORS:-0}
     SANDBOX_STEP=${PAY_SANDBOX_STEP_MS:-50}
+    GC_CREDENTIALS=${PAY_GOCARDLESS_CREDENTIALS:-}
     TLS=${PAY_TLS:-0}
     FRONT=${PAY_FRONT:-nginx}
     case $FRONT in nginx|apache) ;; *) die "PAY_FRONT must be nginx or apache: '$FRONT'" ;; esac
@@ -554,6 +558,7 @@ collectors      = $COLLECTORS
 sandbox_step_ms = $SANDBOX_STEP
 reconcile_ms    = $((SANDBOX_STEP * 4))
 webhook_secret  = $WEBHOOK_SECRET
+${GC_CREDENTIALS:+gocardless_credentials = $GC_CREDENTIALS}
 CONF
     chmod 600 "$DIR/jwt.secret" "$CONF"
     umask 022
