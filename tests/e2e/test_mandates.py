@@ -130,6 +130,28 @@ def mandate(mid, site, tok=TOK):
     return {}
 
 
+def add_adhoc_invoice(cid, amount_minor, date):
+    """Raises an adhoc invoice straight in the database, the way the loader
+    does (ledger row, balance); returns its id."""
+    rows = sql(
+        "START TRANSACTION;"
+        "SELECT balance, currency_id INTO @b, @cur FROM customers WHERE id = %(c)d FOR UPDATE;"
+        "SELECT COALESCE(MAX(id), 0) + 1 INTO @iid FROM invoices WHERE kind = 2 FOR UPDATE;"
+        "INSERT INTO invoices (kind, id, customer_id, bill_run_id, invoice_number,"
+        " invoice_date, amount) VALUES (2, @iid, %(c)d, 3, CONCAT('E2E-MD-', @iid),"
+        " '%(d)s', %(a)d);"
+        "SET @b = @b - %(a)d;"
+        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
+        " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
+        " invoice_number, bill_run_type) VALUES (%(c)d, 'ADHOC_INVOICE_CREATED',"
+        " 'ADHOC_INVOICE', -%(a)d, @b, @cur, UTC_DATE(), 2, @iid, CONCAT('E2E-MD-', @iid),"
+        " 'ADHOC');"
+        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "COMMIT;"
+        "SELECT @iid;" % dict(c=cid, a=amount_minor, d=date))
+    return int(rows[-1][0])
+
+
 def balance(cid):
     r = get("/v1/customer-balances?customer_id=%d" % cid, tok=TOK)
     return r.json["balance"] if r.json else None
@@ -670,6 +692,20 @@ def test_instant_bank_payment(s):
                  raw=dumps({"customerId": cid, "amountInMajorCurrency": D("10.13"),
                             "description": "e2e mandates: owes nothing again"}), tok=TOK)
         s.status(r, 200, "customer 77 owes nothing again")
+
+        # The debt is an adhoc invoice: the instant payment pays it (account
+        # level: the oldest open invoices first, normal and adhoc alike; this
+        # one is dated before the fixture's open invoices of customer 77).
+        aid = add_adhoc_invoice(cid, 507, "2000-01-01")
+        s.eq(balance(cid), D("-5.07"), "customer 77 owes an adhoc invoice of 5.07")
+        m = start(s, "FINASTRA flow, adhoc debt", site, returnURL="https://water.example/back")
+        sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
+        p = complete(s, "FINASTRA flow, adhoc debt", m, bank(name="John Smith"))
+        s.eq(p.status, 303, "adhoc debt: 303")
+        run_engine([cid])
+        s.eq(sql("SELECT amount, paid FROM invoices WHERE kind = 2 AND id = %d" % aid),
+             [["507", "507"]], "adhoc debt: the instant payment paid the adhoc invoice")
+        s.eq(balance(cid), D("0.00"), "adhoc debt: balance 0.00")
     finally:
         sql("UPDATE payment_providers SET sync_ibp_with_mandate_creation = %s WHERE id = %d"
             % (old_sync or 0, P5))
