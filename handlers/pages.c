@@ -700,7 +700,9 @@ pages_mandate_post(struct req *r)
      * to the same key and details is the same mandate. */
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return flow_state_page(r, rc, &f);
-    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
+    if ((rc = flow_load(r, tok, 1, &f)) == DB_OK && (st = completed_flow_page(r, tok, &f, 1)) != 0)
+        return st; /* completed meanwhile (a double click): the payment's page */
+    if ((st = flow_state_page(r, rc, &f)) != 0)
         return st;
     const char *space = strrchr(name, ' ');
     struct dbq *q = dbq_new(&r->db,
