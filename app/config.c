@@ -55,6 +55,7 @@ static const struct key keys[] = {
     S(log_file,                ""),
     I(collectors,              "1",                        0, 16),
     I(collector_poll_ms,       "500",                      10, 60000),
+    I(collector_lease_ms,      "30000",                    100, 3600000),
     I(reconcile_ms,            "5000",                     10, 86400000),
     I(refund_expiry_days,      "7",                        1, 3650),
     I(autocollect_interval,    "60",                       1, 86400),

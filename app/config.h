@@ -34,6 +34,7 @@ struct config {
     const char *log_file;
     int         collectors;          /* collection engine processes (0 = off) */
     int         collector_poll_ms;   /* idle wait between the engine's passes */
+    int         collector_lease_ms;  /* how long a claimed attempt is held */
     int         reconcile_ms;        /* fetch an attempt whose event is this late */
     int         refund_expiry_days;  /* a refund with no ACTIVE provider is cancelled */
     int         autocollect_interval;/* seconds between auto-collect runs */

@@ -91,7 +91,7 @@ static void
 configure_engine(void)
 {
     struct collector_settings cs = {
-        .poll_ms = cfg.collector_poll_ms, .lease_ms = 30000,
+        .poll_ms = cfg.collector_poll_ms, .lease_ms = cfg.collector_lease_ms,
         .reconcile_ms = cfg.reconcile_ms, .backoff_ms = 1000, .backoff_max_ms = 60000,
         .max_calls = 8, .refund_expiry_days = cfg.refund_expiry_days,
         .autocollect_every_ms = 1000L * cfg.autocollect_interval,

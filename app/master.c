@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,9 @@ static void
 collector_main(const struct master_settings *s)
 {
     child_signals(0);
+    /* Its own name in ps and /proc/PID/comm: operators (and tests) tell
+     * it from the workers. */
+    prctl(PR_SET_NAME, "pay-collector", 0, 0, 0);
     if (s->worker_init != NULL)
         s->worker_init();
     s->collector_main(&worker_stop);

@@ -562,7 +562,11 @@ attempt_advance(struct db_uow *u, struct customer *c, struct attempt *a,
         bind_opt_i64(q, a->applied_ledger_id);
         dbq_str(q, a->reference);
         dbq_str(q, rep->error_info);
-        dbq_i64(q, to == AG_PENDING ? 1 : 0);
+        /* Only a final status ends the reconciliation: after CONFIRMED the
+         * provider still owes PAID_OUT (and may charge back), so a lost
+         * event is fetched when it is overdue; the provider's answer to
+         * that fetch says whether more is to come. */
+        dbq_i64(q, attempt_final(a->kind, status) ? 0 : 1);
         dbq_i64(q, a->id);
         if ((rc = dbq_exec(q)) != DB_OK)
             return rc;

@@ -407,6 +407,10 @@ collector_pass(struct arena *ar, int batch)
     return n;
 }
 
+/* Auto-collect (COLLECTION.md §3): each autoCollect invoice due today or
+ * earlier, with something outstanding, a site with an active mandate, no
+ * open attempt and none made since its due date gets one attempt: a failed
+ * one is not tried again every run (a reprocess asks for that). */
 int
 collector_autocollect(struct arena *ar)
 {
@@ -421,9 +425,10 @@ collector_autocollect(struct arena *ar)
         " ON pm.mandate_reference = m.mandate_reference AND pm.payment_method = s.payment_method"
         " WHERE m.site_id = s.id AND pm.status IN ('ACTIVE','REINSTATED'))"
         " AND NOT EXISTS (SELECT 1 FROM attempts t WHERE t.kind = 1"
-        " AND t.invoice_kind = i.kind AND t.invoice_id = i.id AND t.status IN"
+        " AND t.invoice_kind = i.kind AND t.invoice_id = i.id AND (t.status IN"
         " ('NEW','CREATED','UNSENT','RESUBMISSION_REQUESTED','PENDING_CUSTOMER_APPROVAL',"
-        "'CUSTOMER_APPROVAL_GRANTED','PENDING_SUBMISSION','SUBMITTED','FAILED_RETRYING'))"
+        "'CUSTOMER_APPROVAL_GRANTED','PENDING_SUBMISSION','SUBMITTED','FAILED_RETRYING')"
+        " OR t.created_at >= i.due_date))"
         " ORDER BY i.customer_id, i.kind, i.id LIMIT 200");
     dbq_str(q, only_customers);
     dbq_str(q, only_customers);
@@ -452,10 +457,11 @@ collector_autocollect(struct arena *ar)
                         " site_payment_mandates m WHERE m.site_id = s.id AND"
                         " m.mandate_reference IS NOT NULL ORDER BY m.id DESC LIMIT 1),"
                         " (SELECT COUNT(*) FROM attempts t WHERE t.kind = 1"
-                        " AND t.invoice_kind = i.kind AND t.invoice_id = i.id AND t.status IN"
+                        " AND t.invoice_kind = i.kind AND t.invoice_id = i.id AND (t.status IN"
                         " ('NEW','CREATED','UNSENT','RESUBMISSION_REQUESTED',"
                         "'PENDING_CUSTOMER_APPROVAL','CUSTOMER_APPROVAL_GRANTED',"
-                        "'PENDING_SUBMISSION','SUBMITTED','FAILED_RETRYING'))"
+                        "'PENDING_SUBMISSION','SUBMITTED','FAILED_RETRYING')"
+                        " OR t.created_at >= i.due_date))"
                         " FROM invoices i JOIN sites s ON s.id = i.site_id"
                         " WHERE i.kind = ? AND i.id = ?");
         dbq_i64(q, inv.kind);

@@ -517,6 +517,101 @@ mandate_form(struct req *r, const char *tok, const struct flow *f, int status,
     return html_end(r, &p, status, form_targets(r, f));
 }
 
+/* The instant bank payment made when the mandate was set up: an attempt
+ * whose key comes from the flow token (handlers/mandates.c). */
+struct flow_payment {
+    const char *status, *error, *reference, *currency;
+    int64_t     amount;
+    int         digits;
+};
+
+static enum db_rc
+flow_payment_load(struct req *r, const char *tok, struct flow_payment *fp)
+{
+    struct dbq *q = dbq_new(&r->db,
+        "SELECT t.status, t.error_info, t.provider_reference, t.amount, cur.code,"
+        " cur.minor_digits FROM attempts t JOIN currencies cur ON cur.id = t.currency_id"
+        " WHERE t.idempotency_key = ?");
+    dbq_str(q, provider_call_key(r, "mandate-payment", tok));
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    fp->status = dbq_col_str(q, 0);
+    fp->error = dbq_col_str(q, 1);
+    fp->reference = dbq_col_str(q, 2);
+    fp->amount = dbq_col_i64(q, 3);
+    fp->currency = dbq_col_str(q, 4);
+    fp->digits = (int)dbq_col_i64(q, 5);
+    return DB_OK;
+}
+
+/* After a set-up with an instant bank payment: "processing" (the page
+ * reloads itself) until the provider's answer, then the outcome and the
+ * way back to the returnURL. */
+static int
+flow_payment_page(struct req *r, const struct flow *f, const struct flow_payment *fp)
+{
+    struct html_page   p;
+    enum attempt_group g = attempt_group_of(ATTEMPT_COLLECTION, fp->status);
+    if (g == AG_PENDING) {
+        resp_header(r, "Refresh", "2");
+        html_begin(r, &p, "Processing your payment");
+        abuf_adds(&p.b, "<h1 id=\"processing\">Processing your payment</h1><p>Your Direct"
+                        " Debit is set up. Your payment is with our payment provider. This"
+                        " page updates itself; you can also reload it.</p>");
+    } else if (g == AG_COLLECTED) {
+        html_begin(r, &p, "Payment received");
+        abuf_adds(&p.b, "<h1 class=\"ok\" id=\"payment-received\">Payment received</h1>"
+                        "<p>Thank you. Your Direct Debit is set up and your payment has been"
+                        " received.</p>");
+    } else {
+        html_begin(r, &p, "Payment not completed");
+        abuf_adds(&p.b, "<h1 id=\"payment-failed\">Payment not completed</h1><p class=\"error\""
+                        " role=\"alert\">Your Direct Debit is set up, but the payment did not"
+                        " go through: ");
+        html_esc(&p.b, fp->error ? fp->error
+                                 : g == AG_REVERSED ? "your bank reversed it"
+                                                    : "your bank declined it");
+        abuf_adds(&p.b, ".</p>");
+    }
+    abuf_adds(&p.b, "<dl><dt>Collected by</dt><dd>");
+    html_esc(&p.b, f->owner_name);
+    abuf_adds(&p.b, "</dd><dt>For</dt><dd>");
+    html_esc(&p.b, f->site_name);
+    abuf_adds(&p.b, "</dd><dt>Amount</dt><dd class=\"amount\">");
+    format_amount(&p.b, fp->amount, fp->digits, fp->currency);
+    abuf_adds(&p.b, "</dd>");
+    if (g == AG_COLLECTED && fp->reference != NULL) {
+        abuf_adds(&p.b, "<dt>Reference</dt><dd id=\"payment-reference\">");
+        html_esc(&p.b, fp->reference);
+        abuf_adds(&p.b, "</dd>");
+    }
+    abuf_adds(&p.b, "</dl>");
+    if (g != AG_PENDING) {
+        abuf_adds(&p.b, "<p><a id=\"continue\" href=\"");
+        html_esc(&p.b, f->return_url);
+        abuf_adds(&p.b, "\">Continue</a></p>");
+    }
+    return html_end(r, &p, 200, NULL);
+}
+
+/* A completed flow whose set-up made an instant bank payment shows that
+ * payment (GET), or sends a repeated POST there; 0 otherwise. */
+static int
+completed_flow_page(struct req *r, const char *tok, const struct flow *f, int post)
+{
+    struct flow_payment fp;
+    if (!f->completed || !f->instant || !f->sync)
+        return 0;
+    enum db_rc rc = flow_payment_load(r, tok, &fp);
+    if (rc == DB_NOT_FOUND)
+        return 0;
+    if (rc != DB_OK)
+        return flow_state_page(r, rc, f);
+    return post ? redirect(r, arena_printf(r->arena, "/mandate/%s", tok))
+                : flow_payment_page(r, f, &fp);
+}
+
 static int record_mandate(struct req *r, const char *tok, struct flow *f,
                           const struct provider_result *res, const char *name,
                           const char *sort, const char *last4);
@@ -576,10 +671,13 @@ pages_mandate_get(struct req *r)
 {
     const char *tok = req_param(r, 0);
     struct flow f = {0};
+    enum db_rc  rc;
     int         st;
     if (!token_shape_ok(tok))
         return flow_state_page(r, DB_NOT_FOUND, &f);
-    if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
+    if ((rc = flow_load(r, tok, 0, &f)) == DB_OK && (st = completed_flow_page(r, tok, &f, 0)) != 0)
+        return st;
+    if ((st = flow_state_page(r, rc, &f)) != 0)
         return st;
     if (provider_adapter(f.type) != provider_sandbox_adapter())
         return hosted_flow(r, tok, &f);
@@ -622,7 +720,9 @@ record_mandate(struct req *r, const char *tok, struct flow *f, const struct prov
      * to the same key and details is the same mandate. */
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return flow_state_page(r, rc, f);
-    if ((st = flow_state_page(r, flow_load(r, tok, 1, f), f)) != 0)
+    if ((rc = flow_load(r, tok, 1, f)) == DB_OK && (st = completed_flow_page(r, tok, f, 1)) != 0)
+        return st; /* completed meanwhile (a double click): the payment's page */
+    if ((st = flow_state_page(r, rc, f)) != 0)
         return st;
     const char *space = strrchr(name, ' ');
     struct dbq *q = dbq_new(&r->db,
@@ -661,6 +761,11 @@ record_mandate(struct req *r, const char *tok, struct flow *f, const struct prov
         (rc = mandate_instant_payment(r, f->customer_id, f->type, res->reference,
                                       provider_call_key(r, "mandate-payment", tok))) != DB_OK)
         return flow_state_page(r, rc, f);
+    /* With an instant bank payment, its page ("processing", then the
+     * outcome and a link to the returnURL); else straight back. */
+    f->completed = 1;
+    if ((st = completed_flow_page(r, tok, f, 1)) != 0)
+        return st;
     return redirect(r, f->return_url);
 }
 
@@ -670,6 +775,7 @@ pages_mandate_post(struct req *r)
     const char  *tok = req_param(r, 0);
     struct query form;
     struct flow  f = {0};
+    enum db_rc   rc;
     int          st;
 
     if (!token_shape_ok(tok))
@@ -680,7 +786,9 @@ pages_mandate_post(struct req *r)
     act_for_token_owner(r);
     /* Read without a lock: the provider is called before any transaction
      * (COLLECTION.md §4); the flow is locked and checked again after. */
-    if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
+    if ((rc = flow_load(r, tok, 0, &f)) == DB_OK && (st = completed_flow_page(r, tok, &f, 1)) != 0)
+        return st; /* a double click: the payment's page */
+    if ((st = flow_state_page(r, rc, &f)) != 0)
         return st;
     if (provider_adapter(f.type) != provider_sandbox_adapter())
         return hosted_flow(r, tok, &f); /* bank details are entered there */

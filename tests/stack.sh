@@ -28,7 +28,8 @@
 #                  Apache httpd from apache/test.conf.in, see start_apache)
 #   PAY_COLLECTORS collection engine processes (default 0: tests run
 #                  "pay-api attempts run"); PAY_SANDBOX_STEP_MS the sandbox
-#                  provider's timeline step (default 50)
+#                  provider's timeline step (default 50); PAY_COLLECTOR_LEASE_MS
+#                  collector_lease_ms (default: pay-api's)
 #   PAY_STACK_CACHE  where the freshly installed MariaDB datadir that stacks
 #                  copy is kept (default: DIR's parent when it is a build
 #                  directory, i.e. holds CMakeCache.txt; otherwise every stack
@@ -382,7 +383,7 @@ stack_tls_env() {
 # The steps share the stack's settings through these globals (set by
 # start_inputs, start_database and start_wait_ready).
 DATA='' WORKERS='' LOG_LEVEL='' WAIT_S='' PORT='' DBPASS='' BASE=''
-COLLECTORS='' SANDBOX_STEP='' WEBHOOK_SECRET='' GC_CREDENTIALS=''
+COLLECTORS='' SANDBOX_STEP='' LEASE='' WEBHOOK_SECRET='' GC_CREDENTIALS=''
 
 # Reads and checks the inputs (PORT and the PAY_* variables, read before
 # they are dropped from the environment of pay-api).
@@ -397,6 +398,7 @@ start_inputs() {  # [PORT]
     COLLECTORS=${PAY_COLLECTORS:-0}
     SANDBOX_STEP=${PAY_SANDBOX_STEP_MS:-50}
     GC_CREDENTIALS=${PAY_GOCARDLESS_CREDENTIALS:-}
+    LEASE=${PAY_COLLECTOR_LEASE_MS:-30000}
     TLS=${PAY_TLS:-0}
     FRONT=${PAY_FRONT:-nginx}
     case $FRONT in nginx|apache) ;; *) die "PAY_FRONT must be nginx or apache: '$FRONT'" ;; esac
@@ -413,8 +415,8 @@ start_inputs() {  # [PORT]
     fi
     [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "PAY_WORKERS must be a positive integer: '$WORKERS'"
     [[ $WAIT_S =~ ^[1-9][0-9]*$ ]] || die "PAY_STACK_WAIT must be a positive integer: '$WAIT_S'"
-    [[ $COLLECTORS =~ ^[0-9]+$ && $SANDBOX_STEP =~ ^[1-9][0-9]*$ ]] \
-        || die "PAY_COLLECTORS / PAY_SANDBOX_STEP_MS must be integers"
+    [[ $COLLECTORS =~ ^[0-9]+$ && $SANDBOX_STEP =~ ^[1-9][0-9]*$ && $LEASE =~ ^[1-9][0-9]*$ ]] \
+        || die "PAY_COLLECTORS / PAY_SANDBOX_STEP_MS / PAY_COLLECTOR_LEASE_MS must be integers"
     need_cmd mariadb-install-db mariadbd mariadb mariadb-admin nginx curl openssl ss setsid timeout realpath
     [ -r /etc/nginx/fastcgi_params ] || die "/etc/nginx/fastcgi_params missing (package nginx-common)"
 
@@ -556,6 +558,7 @@ log_level       = $LOG_LEVEL
 # deterministically with "pay-api attempts run" (PAY_COLLECTORS overrides).
 collectors      = $COLLECTORS
 sandbox_step_ms = $SANDBOX_STEP
+collector_lease_ms = $LEASE
 reconcile_ms    = $((SANDBOX_STEP * 4))
 webhook_secret  = $WEBHOOK_SECRET
 ${GC_CREDENTIALS:+gocardless_credentials = $GC_CREDENTIALS}

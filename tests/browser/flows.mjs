@@ -217,14 +217,25 @@ async function shoot(page, name) {
 }
 
 // Screenshots at both widths; the phone width must not scroll sideways.
+// A page that reloads itself ("processing": Refresh every 2 s) may navigate
+// in the middle on a slow machine; it is the same page again, so the pair
+// is taken again.
 async function bothWidths(page, name) {
-  await page.setViewportSize(DESKTOP);
-  await shoot(page, `${name}-desktop`);
-  await page.setViewportSize(PHONE);
-  const sw = await page.evaluate(() => document.scrollingElement.scrollWidth);
-  check(sw <= PHONE.width, `${name}: no horizontal scroll at 375 px`, sw);
-  await shoot(page, `${name}-phone`);
-  await page.setViewportSize(DESKTOP);
+  for (let tries = 1; ; tries++) {
+    try {
+      await page.setViewportSize(DESKTOP);
+      await shoot(page, `${name}-desktop`);
+      await page.setViewportSize(PHONE);
+      const sw = await page.evaluate(() => document.scrollingElement.scrollWidth);
+      check(sw <= PHONE.width, `${name}: no horizontal scroll at 375 px`, sw);
+      await shoot(page, `${name}-phone`);
+      await page.setViewportSize(DESKTOP);
+      return;
+    } catch (e) {
+      if (tries >= 5 || !/context was destroyed|navigat/i.test(String(e && e.message))) throw e;
+      await page.waitForLoadState('load');
+    }
+  }
 }
 
 async function text(page, selector) {

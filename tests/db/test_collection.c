@@ -763,6 +763,78 @@ test_engine(void)
     check_invariants("engine", 99, 99);
 }
 
+/* ---- auto-collect on the due date ---------------------------------------- */
+
+/* Customer 89 (owner 1) with a GO_CARDLESS site and an ACTIVE mandate:
+ * autoCollect invoices due today or earlier (normal and adhoc) get one
+ * attempt each and are collected; one due tomorrow, one not autoCollect
+ * and one of a site without a mandate get none; a failed auto-collection
+ * is not made again by the next run; a second run makes nothing. */
+static void
+test_autocollect(void)
+{
+    int64_t cid = 89;
+    sql_do("INSERT INTO sites (id, customer_id, site_name, start_date, payment_method) VALUES"
+           " (79001, 89, 'DBC auto', '2025-01-01', 'GO_CARDLESS'),"
+           " (79002, 89, 'DBC no mandate', '2025-01-01', 'GO_CARDLESS')");
+    sql_do("INSERT INTO provider_mandates (payment_method, mandate_reference, contract_owner_id,"
+           " provider_id, status, account_holder_name, sort_code, account_number_last4) VALUES"
+           " ('GO_CARDLESS', 'MD-DBC-AUTO', 1, 1, 'ACTIVE', 'A Payer', '123456', '5678')");
+    sql_do("INSERT INTO site_payment_mandates (site_id, provider_id, return_url, flow_token,"
+           " flow_expires_at, flow_completed_at, mandate_reference) VALUES (79001, 1,"
+           " 'https://shop.example/', REPEAT('a', 43), UTC_TIMESTAMP(), UTC_TIMESTAMP(),"
+           " 'MD-DBC-AUTO')");
+    struct {
+        int         kind;
+        int64_t     amount;
+        int64_t     site;
+        int         autocollect, due_in_days;
+        const char *want; /* the attempt's final status; NULL: no attempt */
+    } cases[] = {
+        {1, 4000, 79001, 1, 0, "PAID_OUT"},   /* due today */
+        {2, 2500, 79001, 1, -3, "PAID_OUT"},  /* adhoc, overdue */
+        {1, 3013, 79001, 1, -1, "FAILED"},    /* the sandbox fails it */
+        {1, 1500, 79001, 1, 1, NULL},         /* due tomorrow */
+        {1, 1600, 79001, 0, -1, NULL},        /* not autoCollect */
+        {1, 1700, 79002, 1, -1, NULL},        /* no mandate on its site */
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    int64_t inv[N];
+    char    sql[512];
+    for (int i = 0; i < N; i++) {
+        inv[i] = add_invoice(cid, cases[i].kind, cases[i].amount, "2025-06-01");
+        snprintf(sql, sizeof(sql), "UPDATE invoices SET site_id = %" PRId64 ", auto_collect = %d,"
+                 " due_date = UTC_DATE() + INTERVAL %d DAY WHERE kind = %d AND id = %" PRId64,
+                 cases[i].site, cases[i].autocollect, cases[i].due_in_days, cases[i].kind, inv[i]);
+        sql_do(sql);
+    }
+    collector_only_customers("89");
+    CHECK(collector_autocollect(A) == 3, "auto-collect: three invoices due with a mandate");
+    engine_until_idle(20000);
+    CHECK(collector_autocollect(A) == 0,
+          "the next run makes nothing (collected, or failed since the due date)");
+    engine_until_idle(5000);
+    collector_only_customers(NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM attempts WHERE kind = 1 AND"
+                 " invoice_kind = %d AND invoice_id = %" PRId64, cases[i].kind, inv[i]);
+        int64_t n = sql_i64("%s", sql);
+        CHECK(n == (cases[i].want ? 1 : 0), "auto-collect, amount %" PRId64 ": %" PRId64
+              " attempts", cases[i].amount, n);
+        if (cases[i].want == NULL)
+            continue;
+        snprintf(sql, sizeof(sql), "SELECT status = '%s' AND mandate_reference = 'MD-DBC-AUTO'"
+                 " FROM attempts WHERE kind = 1 AND invoice_kind = %d AND invoice_id = %" PRId64,
+                 cases[i].want, cases[i].kind, inv[i]);
+        CHECK(sql_i64("%s", sql) == 1, "auto-collect, amount %" PRId64 ": %s through the"
+              " site's mandate", cases[i].amount, cases[i].want);
+        int64_t want_paid = strcmp(cases[i].want, "PAID_OUT") == 0 ? cases[i].amount : 0;
+        CHECK(paid_of(cases[i].kind, inv[i]) == want_paid, "auto-collect, amount %" PRId64
+              ": paid %" PRId64, cases[i].amount, paid_of(cases[i].kind, inv[i]));
+    }
+    check_invariants("auto-collect", 89, 89);
+}
+
 /* ---- kill -9 of the collector under load --------------------------------- */
 
 /* Collectors killed with SIGKILL every 200 ms while 40 attempts are in
@@ -862,6 +934,7 @@ main(void)
     test_property_sequential();
     test_property_concurrent();
     test_engine();
+    test_autocollect();
     test_engine_kill();
 
     arena_destroy(A);

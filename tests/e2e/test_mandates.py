@@ -130,6 +130,28 @@ def mandate(mid, site, tok=TOK):
     return {}
 
 
+def add_adhoc_invoice(cid, amount_minor, date):
+    """Raises an adhoc invoice straight in the database, the way the loader
+    does (ledger row, balance); returns its id."""
+    rows = sql(
+        "START TRANSACTION;"
+        "SELECT balance, currency_id INTO @b, @cur FROM customers WHERE id = %(c)d FOR UPDATE;"
+        "SELECT COALESCE(MAX(id), 0) + 1 INTO @iid FROM invoices WHERE kind = 2 FOR UPDATE;"
+        "INSERT INTO invoices (kind, id, customer_id, bill_run_id, invoice_number,"
+        " invoice_date, amount) VALUES (2, @iid, %(c)d, 3, CONCAT('E2E-MD-', @iid),"
+        " '%(d)s', %(a)d);"
+        "SET @b = @b - %(a)d;"
+        "INSERT INTO ledger (customer_id, txn_type, customer_payment_type, amount,"
+        " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
+        " invoice_number, bill_run_type) VALUES (%(c)d, 'ADHOC_INVOICE_CREATED',"
+        " 'ADHOC_INVOICE', -%(a)d, @b, @cur, UTC_DATE(), 2, @iid, CONCAT('E2E-MD-', @iid),"
+        " 'ADHOC');"
+        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "COMMIT;"
+        "SELECT @iid;" % dict(c=cid, a=amount_minor, d=date))
+    return int(rows[-1][0])
+
+
 def balance(cid):
     r = get("/v1/customer-balances?customer_id=%d" % cid, tok=TOK)
     return r.json["balance"] if r.json else None
@@ -560,9 +582,23 @@ def test_instant_bank_payment(s):
 
         m = start(s, "FINASTRA flow", site, returnURL="https://water.example/back")
         sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
-        p = complete(s, "FINASTRA flow", m, bank(name="John Smith", sort="654321", acct="87654321"))
-        s.eq((p.status, p.header("Location")), (303, "https://water.example/back"),
-             "FINASTRA flow: 303 to returnURL")
+        b = Browser()
+        form = b.get(m.get("redirectURL", ""))
+        details = dict(bank(name="John Smith", sort="654321", acct="87654321"),
+                       csrf=form.csrf() or "")
+        p = b.post(m.get("redirectURL", ""), details)
+        page = "/mandate/%s" % m.get("flowToken", "")
+        s.eq((p.status, p.header("Location")), (303, page),
+             "FINASTRA flow with an instant payment: 303 to the payment's page")
+        g = Browser().get(BASE + page)
+        s.eq((g.status, g.header("Refresh")), (200, "2"),
+             "the payment's page: 200, reloads itself while processing")
+        s.check('id="processing"' in g.body and "Direct Debit is set up" in g.body and
+                "12.34" in g.body and "water.example" not in g.body,
+                "the payment's page: processing, 12.34, no way back yet", g.body[-600:])
+        again = b.post(m.get("redirectURL", ""), details)
+        s.eq((again.status, again.header("Location")), (303, page),
+             "the form submitted again (a double click): 303 to the payment's page")
         ref = mandate(m.get("id"), site).get("mandateReference")
         s.check(ref, "FINASTRA flow: mandateReference", ref)
         s.eq(sql_one("SELECT payment_method FROM sites WHERE id = %d" % site), "FINASTRA",
@@ -598,6 +634,13 @@ def test_instant_bank_payment(s):
                 "instant payment: creationDate is an RFC 3339 date-time in UTC", it.get("creationDate"))
         s.eq((it.get("creationDate") or "")[:10], today(), "instant payment: creationDate today (UTC)")
         s.eq(balance(cid), D("0.00"), "the debt is collected: balance 0.00")
+        g = Browser().get(BASE + page)
+        s.eq((g.status, g.header("Refresh")), (200, None), "the payment's page once collected")
+        s.check('id="payment-received"' in g.body and 'id="processing"' not in g.body and
+                ('id="payment-reference">%s<' % it.get("reference")) in g.body and
+                'id="continue" href="https://water.example/back"' in g.body,
+                "the payment's page: received, its reference, Continue to the returnURL",
+                g.body[-700:])
         s.eq(int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d" % cid)), rows0 + 1,
              "one ledger row for the collection")
         r = get("/v1/customer-payments?customer_id=%d&page=1&pageSize=1&sort=id:desc" % cid, tok=TOK)
@@ -615,7 +658,10 @@ def test_instant_bank_payment(s):
         m = start(s, "FINASTRA flow, nothing owed", site, returnURL="https://water.example/back")
         sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
         p = complete(s, "FINASTRA flow, nothing owed", m, bank(name="John Smith"))
-        s.eq(p.status, 303, "second FINASTRA flow: 303")
+        s.eq((p.status, p.header("Location")), (303, "https://water.example/back"),
+             "second FINASTRA flow, nothing to pay: 303 to returnURL")
+        g = Browser().get(BASE + "/mandate/%s" % m.get("flowToken", ""))
+        s.eq(g.status, 410, "nothing was paid: the used flow answers 410")
         run_engine([cid])
         ref2 = mandate(m.get("id"), site).get("mandateReference")
         s.check(ref2 and ref2 != ref, "second FINASTRA flow: a new reference")
@@ -623,6 +669,43 @@ def test_instant_bank_payment(s):
             {"mandateReference": ref2 or "x", "paymentMethod": "FINASTRA"}), tok=TOK)
         s.eq((r.status, r.json), (200, []), "nothing owed: no instant payment")
         s.eq(balance(cid), D("0.00"), "nothing owed: balance still 0.00")
+
+        # A payment the sandbox fails (minor units ending in 13): the page
+        # shows the failure; the mandate stays set up, nothing is collected.
+        r = post("/v1/customer-balance-adjustments",
+                 raw=dumps({"customerId": cid, "amountInMajorCurrency": D("-10.13"),
+                            "description": "e2e mandates: owes 10.13"}), tok=TOK)
+        s.status(r, 200, "customer 77 owes 10.13")
+        m = start(s, "FINASTRA flow, failing payment", site, returnURL="https://water.example/back")
+        sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
+        p = complete(s, "FINASTRA flow, failing payment", m, bank(name="John Smith"))
+        page = "/mandate/%s" % m.get("flowToken", "")
+        s.eq((p.status, p.header("Location")), (303, page), "failing payment: 303 to its page")
+        run_engine([cid])
+        g = Browser().get(BASE + page)
+        s.eq((g.status, g.header("Refresh")), (200, None), "failing payment: its page, final")
+        s.check('id="payment-failed"' in g.body and "did not go through" in g.body and
+                'href="https://water.example/back"' in g.body and "10.13" in g.body,
+                "failing payment: the failure shown, Continue to the returnURL", g.body[-700:])
+        s.eq(balance(cid), D("-10.13"), "failing payment: nothing collected")
+        r = post("/v1/customer-balance-adjustments",
+                 raw=dumps({"customerId": cid, "amountInMajorCurrency": D("10.13"),
+                            "description": "e2e mandates: owes nothing again"}), tok=TOK)
+        s.status(r, 200, "customer 77 owes nothing again")
+
+        # The debt is an adhoc invoice: the instant payment pays it (account
+        # level: the oldest open invoices first, normal and adhoc alike; this
+        # one is dated before the fixture's open invoices of customer 77).
+        aid = add_adhoc_invoice(cid, 507, "2000-01-01")
+        s.eq(balance(cid), D("-5.07"), "customer 77 owes an adhoc invoice of 5.07")
+        m = start(s, "FINASTRA flow, adhoc debt", site, returnURL="https://water.example/back")
+        sql("UPDATE site_payment_mandates SET provider_id = %d WHERE id = %d" % (P5, m.get("id", 0)))
+        p = complete(s, "FINASTRA flow, adhoc debt", m, bank(name="John Smith"))
+        s.eq(p.status, 303, "adhoc debt: 303")
+        run_engine([cid])
+        s.eq(sql("SELECT amount, paid FROM invoices WHERE kind = 2 AND id = %d" % aid),
+             [["507", "507"]], "adhoc debt: the instant payment paid the adhoc invoice")
+        s.eq(balance(cid), D("0.00"), "adhoc debt: balance 0.00")
     finally:
         sql("UPDATE payment_providers SET sync_ibp_with_mandate_creation = %s WHERE id = %d"
             % (old_sync or 0, P5))
