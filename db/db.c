@@ -31,6 +31,8 @@ struct cached {
 
 static MYSQL             *conn;
 static int                conn_tx;   /* a transaction is open on conn */
+static int                conn_wsrep; /* conn is to a Galera node */
+static int                conn_sync;  /* the session's wsrep_sync_wait */
 static struct db_settings cfg;
 static struct cached      cache[CACHE_SIZE];
 
@@ -53,6 +55,7 @@ drop_connection(void)
         mysql_close(conn);
     conn = NULL;
     conn_tx = 0;
+    conn_wsrep = conn_sync = 0;
 }
 
 static int
@@ -89,6 +92,14 @@ connect_now(void)
         conn = NULL;
         return -1;
     }
+    conn_wsrep = conn_sync = 0;
+    if (mysql_query(conn, "SELECT @@GLOBAL.wsrep_on") == 0) {
+        MYSQL_RES *res = mysql_store_result(conn);
+        MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
+        conn_wsrep = row != NULL && row[0] != NULL && strcmp(row[0], "1") == 0;
+        if (res != NULL)
+            mysql_free_result(res);
+    }
     return 0;
 }
 
@@ -117,6 +128,45 @@ db_ping(void)
     return 0;
 }
 
+int
+db_ready(const char **why)
+{
+    *why = "database unreachable";
+    if (db_ping() != 0)
+        return -1;
+    if (!conn_wsrep)
+        return 0;
+    /* A Galera node: ready when in the primary component and synced (a
+     * joiner, a blocked donor or a partitioned node refuses statements
+     * with ER_UNKNOWN_COM_ERROR, or serves stale data). */
+    static const char sql[] =
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready',"
+        " 'wsrep_cluster_status', 'wsrep_local_state_comment')";
+    if (mysql_query(conn, sql) != 0) {
+        drop_connection();
+        return -1;
+    }
+    MYSQL_RES *res = mysql_store_result(conn);
+    if (res == NULL)
+        return -1;
+    int       good = 0;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        if (row[0] == NULL || row[1] == NULL)
+            continue;
+        if ((strcmp(row[0], "wsrep_ready") == 0 && strcmp(row[1], "ON") == 0) ||
+            (strcmp(row[0], "wsrep_cluster_status") == 0 && strcmp(row[1], "Primary") == 0) ||
+            (strcmp(row[0], "wsrep_local_state_comment") == 0 && strcmp(row[1], "Synced") == 0))
+            good++;
+    }
+    mysql_free_result(res);
+    if (good != 3) {
+        *why = "database node not in the primary component or not synced";
+        return -1;
+    }
+    return 0;
+}
+
 /* Maps a MariaDB error number to db_rc; *sticky when the error fails the
  * whole unit (a lost connection, an aborted statement). */
 static enum db_rc
@@ -130,6 +180,12 @@ map_error(unsigned err, const char *what, const char *msg, int *sticky)
         return DB_RETRY;
     case ER_DUP_ENTRY:
         return DB_CONFLICT;
+    case ER_UNKNOWN_COM_ERROR: /* Galera: "WSREP has not yet prepared node" */
+    case ER_ERROR_DURING_COMMIT: /* Galera: lost the primary component */
+        log_error("db", "%s: database node not serving: %s", what, msg);
+        metrics_db_error();
+        *sticky = 1; /* the statement's transaction is gone or unknown */
+        return DB_ERROR;
     case ER_STATEMENT_TIMEOUT:
         log_error("db", "%s: statement aborted after %d s", what, cfg.statement_limit);
         metrics_db_error();
@@ -224,6 +280,18 @@ unit_conn(struct db_uow *u)
     if (conn_tx && !u->in_tx) {
         log_warn("db", "rolling back a transaction left open");
         rollback_conn();
+    }
+    int want = conn_wsrep && u->causal ? cfg.causal_sync_wait : 0;
+    if (want != conn_sync && !u->in_tx) {
+        char set[48];
+        int  sticky;
+        snprintf(set, sizeof(set), "SET SESSION wsrep_sync_wait=%d", want);
+        enum db_rc rc = exec_on_conn(set, &sticky);
+        if (rc != DB_OK) {
+            u->failed = rc;
+            return NULL;
+        }
+        conn_sync = want;
     }
     return conn;
 }
