@@ -33,6 +33,8 @@ static MYSQL             *conn;
 static int                conn_tx;   /* a transaction is open on conn */
 static int                conn_wsrep; /* conn is to a Galera node */
 static int                conn_sync;  /* the session's wsrep_sync_wait */
+static int                conn_ro;    /* tx_read_only=1 (Galera) */
+static int                beginning;  /* db_tx_begin runs: keep conn_ro */
 static struct db_settings cfg;
 static struct cached      cache[CACHE_SIZE];
 
@@ -55,7 +57,7 @@ drop_connection(void)
         mysql_close(conn);
     conn = NULL;
     conn_tx = 0;
-    conn_wsrep = conn_sync = 0;
+    conn_wsrep = conn_sync = conn_ro = 0;
 }
 
 static int
@@ -92,7 +94,7 @@ connect_now(void)
         conn = NULL;
         return -1;
     }
-    conn_wsrep = conn_sync = 0;
+    conn_wsrep = conn_sync = conn_ro = 0;
     if (mysql_query(conn, "SELECT @@GLOBAL.wsrep_on") == 0) {
         MYSQL_RES *res = mysql_store_result(conn);
         MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
@@ -180,6 +182,9 @@ map_error(unsigned err, const char *what, const char *msg, int *sticky)
         return DB_RETRY;
     case ER_DUP_ENTRY:
         return DB_CONFLICT;
+    case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION: /* see db_tx_begin */
+        log_warn("db", "%s: transaction aborted by the cluster", what);
+        return DB_RETRY;
     case ER_UNKNOWN_COM_ERROR: /* Galera: "WSREP has not yet prepared node" */
     case ER_ERROR_DURING_COMMIT: /* Galera: lost the primary component */
         log_error("db", "%s: database node not serving: %s", what, msg);
@@ -249,6 +254,21 @@ rollback_now(struct db_uow *u)
     u->in_tx = 0;
 }
 
+/* A statement of the unit's transaction ran outside it: on a Galera node
+ * a transaction aborted by a replicated write-set (brute-force abort) is
+ * reported to the text protocol's next statement as a deadlock, but a
+ * prepared statement runs on, in autocommit. The session is read-only
+ * outside explicit transactions there (db_tx_begin), so such a statement
+ * could only read; the unit fails as after a deadlock. */
+static enum db_rc
+vanished(struct db_uow *u, const char *sql)
+{
+    log_warn("db", "transaction aborted by the cluster before: %.60s", sql);
+    rollback_now(u);
+    u->failed = DB_RETRY;
+    return DB_RETRY;
+}
+
 /* Records the outcome of a failed statement: DB_RETRY, a lost connection
  * and an aborted statement fail the whole unit (sticky), the others are
  * the statement's own result. */
@@ -280,6 +300,15 @@ unit_conn(struct db_uow *u)
     if (conn_tx && !u->in_tx) {
         log_warn("db", "rolling back a transaction left open");
         rollback_conn();
+    }
+    if (conn_ro && !u->in_tx && !beginning) {
+        int sticky;
+        enum db_rc rc = exec_on_conn("SET SESSION tx_read_only=0", &sticky);
+        if (rc != DB_OK) {
+            u->failed = rc;
+            return NULL;
+        }
+        conn_ro = 0;
     }
     int want = conn_wsrep && u->causal ? cfg.causal_sync_wait : 0;
     if (want != conn_sync && !u->in_tx) {
@@ -503,6 +532,8 @@ dbq_exec(struct dbq *q)
         return unit_error(q->u, mysql_stmt_errno(q->st), "execute",
                           mysql_stmt_error(q->st));
     q->executed = 1;
+    if (q->u->in_tx && !(conn->server_status & SERVER_STATUS_IN_TRANS))
+        return vanished(q->u, q->sql);
     MYSQL_RES *meta = mysql_stmt_result_metadata(q->st);
     if (meta != NULL) {
         bind_results(q, meta);
@@ -628,10 +659,24 @@ dbq_done(struct dbq *q)
 
 /* ---- transactions -------------------------------------------------------- */
 
+/* On a Galera node the session is read-only while a transaction is open
+ * (the transaction itself is READ WRITE): should the cluster abort the
+ * transaction, a write the unit still sends cannot commit on its own in
+ * autocommit (see vanished()); it fails with
+ * ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, a DB_RETRY. */
 enum db_rc
 db_tx_begin(struct db_uow *u)
 {
-    enum db_rc rc = db_exec_fixed(u, "START TRANSACTION");
+    enum db_rc rc = DB_OK;
+    beginning = 1;
+    if (unit_conn(u) == NULL)
+        rc = u->failed;
+    else if (conn_wsrep && !conn_ro &&
+             (rc = db_exec_fixed(u, "SET SESSION tx_read_only=1")) == DB_OK)
+        conn_ro = 1;
+    if (rc == DB_OK)
+        rc = db_exec_fixed(u, conn_wsrep ? "START TRANSACTION READ WRITE" : "START TRANSACTION");
+    beginning = 0;
     if (rc != DB_OK)
         return rc;
     u->in_tx = conn_tx = 1;
