@@ -690,7 +690,19 @@ db_tx_commit(struct db_uow *u)
         return u->failed;
     if (!u->in_tx)
         return DB_OK;
-    enum db_rc rc = db_exec_fixed(u, "COMMIT");
+    enum db_rc rc;
+    if (conn_wsrep) {
+        /* A transaction the cluster aborted may be reported to no statement
+         * (see vanished()), and a COMMIT then answers OK with nothing
+         * committed: make sure it is still open. */
+        if ((rc = db_exec_fixed(u, "SELECT 1")) != DB_OK) {
+            rollback_now(u);
+            return rc;
+        }
+        if (!(conn->server_status & SERVER_STATUS_IN_TRANS))
+            return vanished(u, "COMMIT");
+    }
+    rc = db_exec_fixed(u, "COMMIT");
     if (rc != DB_OK)
         rollback_now(u);
     u->in_tx = conn_tx = 0;

@@ -34,7 +34,7 @@ NS=pcl                      # namespace prefix: pcl-sw, pcl-lb, pcl-h1..3
 NET=10.77.0
 HOSTS=(1 2 3)
 
-say() { printf '%s: %s\n' "$PROG" "$*"; }
+say() { printf "%s: [%ds] %s\n" "$PROG" "$SECONDS" "$*"; }
 die() { printf '%s: ERROR: %s\n' "$PROG" "$*" >&2; exit 1; }
 
 set_dir() {
@@ -173,7 +173,7 @@ wait_synced() {  # N SECONDS [SIZE]
 # restart asks for IST instead of a full state transfer.
 recovered_position() {  # N
     local n=$1 log=$DIR/h$1/log/recover.log
-    : > "$log"
+    rm -f "$log"                # mariadbd (user mysql) creates it
     nsx "h$n" mariadbd --defaults-file="$DIR/h$n/my.cnf" --log-error="$log" --wsrep-recover \
         >/dev/null 2>&1 || true
     grep 'WSREP: Recovered position' "$log" | tail -n 1 | sed 's/.*position: *//'
@@ -293,7 +293,7 @@ do_start() {
         mkdir -p "$DIR/h$n/data" "$DIR/h$n/run" "$DIR/h$n/log"
         node_conf "$n"
         # As the mysql user: rsync SST writes the joiner's files as that user.
-        chown -R mysql:mysql "$DIR/h$n/data" "$DIR/h$n/run"
+        chown -R mysql:mysql "$DIR/h$n/data" "$DIR/h$n/run" "$DIR/h$n/log"
         mariadb-install-db --no-defaults --user=mysql --datadir="$DIR/h$n/data" \
             --auth-root-authentication-method=normal --skip-test-db \
             >"$DIR/h$n/log/install.log" 2>&1 || die "mariadb-install-db failed for h$n"
