@@ -92,7 +92,12 @@ idem_before(struct req *r)
     const char *sub = r->principal.sub ? r->principal.sub : "";
     const char *hash = request_hash(r);
 
+    /* Two claims of one key at once end in a deadlock (on a Galera cluster
+     * also when they came through two nodes): claim again, then the key is
+     * found taken. */
     enum db_rc rc = idem_claim(&r->db, sub, key, hash);
+    for (int tries = 1; rc == DB_RETRY && tries < 4 && db_uow_retry(&r->db); tries++)
+        rc = idem_claim(&r->db, sub, key, hash);
     if (rc == DB_OK) {
         purge_old(r);
         return claimed(r, sub, key);

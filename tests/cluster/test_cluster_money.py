@@ -1,5 +1,5 @@
-"""Random concurrent money operations spread by the balancer over the three
-app hosts (each writing through its own Galera node): the e2e property
+"""Random concurrent money operations through the balancer (reads spread
+over the three app hosts, writes on the writers' host): the e2e property
 test's invariants (spec 3) hold, and every table is identical on all three
 nodes afterwards."""
 from clusterlib import *
@@ -24,9 +24,9 @@ def test_money_spread(s):
     for n in (1, 2, 3):
         log = os.path.join(DIR, "h%d" % n, "nginx", "access.log")
         with open(log) as f:
-            served[n] = sum(1 for line in f if "POST /v1/" in line)
-    print("POSTs served per host: %s" % served)
-    s.check(all(served[n] > 200 for n in (1, 2, 3)), "every host served a share of the load",
+            served[n] = sum(1 for line in f if " /v1/" in line)
+    print("API requests served per host: %s" % served)
+    s.check(all(served[n] > 0 for n in (1, 2, 3)), "every host served a share of the load",
             served)
     checksums_equal(s)
 
