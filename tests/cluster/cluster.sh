@@ -283,6 +283,14 @@ wait_http() {  # NS URL SECONDS
 
 # ---- commands -------------------------------------------------------------------------
 
+on_start_exit() {
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "$PROG: start failed; logs in $DIR" >&2
+        do_stop >&2
+    fi
+}
+
 do_start() {
     BIN=${PAY_BIN:-$REPO/build/pay-api}
     WORKERS=${PAY_WORKERS:-2}
@@ -297,7 +305,7 @@ do_start() {
     rm -rf -- "$DIR"
     mkdir -p "$RUN"
     : > "$DIR/.pay-cluster"
-    trap 'rc=$?; if [ $rc -ne 0 ]; then echo "$PROG: start failed; logs in $DIR" >&2; do_stop >&2; fi' EXIT
+    trap on_start_exit EXIT
     local t0=$SECONDS n
     net_up
     for n in "${HOSTS[@]}"; do
@@ -413,7 +421,7 @@ case ${1:-} in
     start) [ $# -eq 2 ] || die "usage: $0 start DIR"; set_dir "$2"; do_start ;;
     stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; set_dir "$2"; do_stop ;;
     kill-db|start-db|kill-app|start-app|link-down|link-up|wait-synced)
-        [ $# -eq 3 ] && [[ $2 =~ ^[123]$ ]] || die "usage: $0 $1 N DIR"
+        if [ $# -ne 3 ] || ! [[ $2 =~ ^[123]$ ]]; then die "usage: $0 $1 N DIR"; fi
         set_dir "$3"
         case $1 in
             kill-db) do_kill_db "$2" ;;
