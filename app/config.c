@@ -42,6 +42,7 @@ static const struct key keys[] = {
     S(db_name,                 "pay"),
     I(db_timeout,              "10",                       1, 3600),
     I(db_lock_wait,            "5",                        1, 3600),
+    I(db_causal_reads,         "1",                        0, 15),
     S(jwt_alg,                 "HS256"),
     S(jwt_secret,              ""),
     S(jwt_secret_file,         ""),

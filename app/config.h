@@ -21,6 +21,7 @@ struct config {
     const char *db_name;
     int         db_timeout;        /* read/write timeout, seconds */
     int         db_lock_wait;      /* innodb_lock_wait_timeout, seconds */
+    int         db_causal_reads;   /* Galera: wsrep_sync_wait of GET requests */
     const char *jwt_alg;
     const char *jwt_secret;
     const char *jwt_secret_file;

@@ -83,6 +83,7 @@ open_db(int statement_limit)
     struct db_settings s = {
         cfg.db_host, cfg.db_socket, cfg.db_user, cfg.db_password, cfg.db_name,
         cfg.db_port, cfg.db_timeout, cfg.db_lock_wait, statement_limit,
+        cfg.db_causal_reads,
     };
     return db_open(&s);
 }

@@ -98,6 +98,7 @@ struct req {
     struct db_uow db;
     /* State owned by the layers above the framework (idempotency claim). */
     void *idem;
+    int   commit_failed; /* the run's transaction did not commit */
 };
 
 /* CGI parameter (e.g. "HTTP_ORIGIN", "REMOTE_ADDR") or NULL. */

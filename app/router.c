@@ -443,13 +443,16 @@ router_dispatch(struct req *r)
     set_request_id(r);
     log_set_request_id(r->request_id);
 
+    /* A read sees what the caller wrote before through any host of a
+     * cluster (db_causal_reads); writes lock the rows they read anyway. */
+    db_uow_causal(&r->db, r->method == PAY_M_GET);
     status = prepare(r);
     if (status == 0) {
         if (hooks.before != NULL && (r->route->flags & R_IDEMPOTENT))
             status = hooks.before(r);
         for (int attempt = 1; status == 0; attempt++) {
             status = r->route->handler(r);
-            if (r->headers_sent || hooks.again == NULL || !hooks.again(r))
+            if (r->headers_sent || hooks.again == NULL || !hooks.again(r, status))
                 break;
             log_warn("router", "transaction conflict, running again (%d)", attempt);
             resp_discard(r);

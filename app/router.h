@@ -32,14 +32,17 @@ struct route {
 /* Hooks supplied by the layers above (DB transaction + idempotency).
  * before: runs after parsing, before the handler; returns 0 to go on or
  *         an HTTP status when it produced the response itself (replay or
- *         error). again: after the handler, 1 to discard its response and
- *         run it again (a transaction conflict with time left). after: runs
+ *         error). again: after each run of the handler with its status;
+ *         commits a successful run's transaction there, so that a conflict
+ *         found at COMMIT (a Galera certification failure) is retried like
+ *         one found at a statement; 1 to discard the response and run the
+ *         handler again (a transaction conflict with time left). after: runs
  *         after the last run with its status, before the response is sent
  *         (commit/rollback, store idempotent response); returns the final
  *         status. Each may be NULL. */
 struct router_hooks {
     int (*before)(struct req *r);
-    int (*again)(struct req *r);
+    int (*again)(struct req *r, int status);
     int (*after)(struct req *r, int status);
 };
 

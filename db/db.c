@@ -31,6 +31,10 @@ struct cached {
 
 static MYSQL             *conn;
 static int                conn_tx;   /* a transaction is open on conn */
+static int                conn_wsrep; /* conn is to a Galera node */
+static int                conn_sync;  /* the session's wsrep_sync_wait */
+static int                conn_ro;    /* tx_read_only=1 (Galera) */
+static int                beginning;  /* db_tx_begin runs: keep conn_ro */
 static struct db_settings cfg;
 static struct cached      cache[CACHE_SIZE];
 
@@ -53,6 +57,7 @@ drop_connection(void)
         mysql_close(conn);
     conn = NULL;
     conn_tx = 0;
+    conn_wsrep = conn_sync = conn_ro = 0;
 }
 
 static int
@@ -89,6 +94,14 @@ connect_now(void)
         conn = NULL;
         return -1;
     }
+    conn_wsrep = conn_sync = conn_ro = 0;
+    if (mysql_query(conn, "SELECT @@GLOBAL.wsrep_on") == 0) {
+        MYSQL_RES *res = mysql_store_result(conn);
+        MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
+        conn_wsrep = row != NULL && row[0] != NULL && strcmp(row[0], "1") == 0;
+        if (res != NULL)
+            mysql_free_result(res);
+    }
     return 0;
 }
 
@@ -117,6 +130,45 @@ db_ping(void)
     return 0;
 }
 
+int
+db_ready(const char **why)
+{
+    *why = "database unreachable";
+    if (db_ping() != 0)
+        return -1;
+    if (!conn_wsrep)
+        return 0;
+    /* A Galera node: ready when in the primary component and synced (a
+     * joiner, a blocked donor or a partitioned node refuses statements
+     * with ER_UNKNOWN_COM_ERROR, or serves stale data). */
+    static const char sql[] =
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready',"
+        " 'wsrep_cluster_status', 'wsrep_local_state_comment')";
+    if (mysql_query(conn, sql) != 0) {
+        drop_connection();
+        return -1;
+    }
+    MYSQL_RES *res = mysql_store_result(conn);
+    if (res == NULL)
+        return -1;
+    int       good = 0;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL) {
+        if (row[0] == NULL || row[1] == NULL)
+            continue;
+        if ((strcmp(row[0], "wsrep_ready") == 0 && strcmp(row[1], "ON") == 0) ||
+            (strcmp(row[0], "wsrep_cluster_status") == 0 && strcmp(row[1], "Primary") == 0) ||
+            (strcmp(row[0], "wsrep_local_state_comment") == 0 && strcmp(row[1], "Synced") == 0))
+            good++;
+    }
+    mysql_free_result(res);
+    if (good != 3) {
+        *why = "database node not in the primary component or not synced";
+        return -1;
+    }
+    return 0;
+}
+
 /* Maps a MariaDB error number to db_rc; *sticky when the error fails the
  * whole unit (a lost connection, an aborted statement). */
 static enum db_rc
@@ -130,6 +182,15 @@ map_error(unsigned err, const char *what, const char *msg, int *sticky)
         return DB_RETRY;
     case ER_DUP_ENTRY:
         return DB_CONFLICT;
+    case ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION: /* see db_tx_begin */
+        log_warn("db", "%s: transaction aborted by the cluster", what);
+        return DB_RETRY;
+    case ER_UNKNOWN_COM_ERROR: /* Galera: "WSREP has not yet prepared node" */
+    case ER_ERROR_DURING_COMMIT: /* Galera: lost the primary component */
+        log_error("db", "%s: database node not serving: %s", what, msg);
+        metrics_db_error();
+        *sticky = 1; /* the statement's transaction is gone or unknown */
+        return DB_ERROR;
     case ER_STATEMENT_TIMEOUT:
         log_error("db", "%s: statement aborted after %d s", what, cfg.statement_limit);
         metrics_db_error();
@@ -193,6 +254,21 @@ rollback_now(struct db_uow *u)
     u->in_tx = 0;
 }
 
+/* A statement of the unit's transaction ran outside it: on a Galera node
+ * a transaction aborted by a replicated write-set (brute-force abort) is
+ * reported to the text protocol's next statement as a deadlock, but a
+ * prepared statement runs on, in autocommit. The session is read-only
+ * outside explicit transactions there (db_tx_begin), so such a statement
+ * could only read; the unit fails as after a deadlock. */
+static enum db_rc
+vanished(struct db_uow *u, const char *sql)
+{
+    log_warn("db", "transaction aborted by the cluster before: %.60s", sql);
+    rollback_now(u);
+    u->failed = DB_RETRY;
+    return DB_RETRY;
+}
+
 /* Records the outcome of a failed statement: DB_RETRY, a lost connection
  * and an aborted statement fail the whole unit (sticky), the others are
  * the statement's own result. */
@@ -224,6 +300,27 @@ unit_conn(struct db_uow *u)
     if (conn_tx && !u->in_tx) {
         log_warn("db", "rolling back a transaction left open");
         rollback_conn();
+    }
+    if (conn_ro && !u->in_tx && !beginning) {
+        int sticky;
+        enum db_rc rc = exec_on_conn("SET SESSION tx_read_only=0", &sticky);
+        if (rc != DB_OK) {
+            u->failed = rc;
+            return NULL;
+        }
+        conn_ro = 0;
+    }
+    int want = conn_wsrep && u->causal ? cfg.causal_sync_wait : 0;
+    if (want != conn_sync && !u->in_tx) {
+        char set[48];
+        int  sticky;
+        snprintf(set, sizeof(set), "SET SESSION wsrep_sync_wait=%d", want);
+        enum db_rc rc = exec_on_conn(set, &sticky);
+        if (rc != DB_OK) {
+            u->failed = rc;
+            return NULL;
+        }
+        conn_sync = want;
     }
     return conn;
 }
@@ -435,6 +532,8 @@ dbq_exec(struct dbq *q)
         return unit_error(q->u, mysql_stmt_errno(q->st), "execute",
                           mysql_stmt_error(q->st));
     q->executed = 1;
+    if (q->u->in_tx && !(conn->server_status & SERVER_STATUS_IN_TRANS))
+        return vanished(q->u, q->sql);
     MYSQL_RES *meta = mysql_stmt_result_metadata(q->st);
     if (meta != NULL) {
         bind_results(q, meta);
@@ -560,10 +659,24 @@ dbq_done(struct dbq *q)
 
 /* ---- transactions -------------------------------------------------------- */
 
+/* On a Galera node the session is read-only while a transaction is open
+ * (the transaction itself is READ WRITE): should the cluster abort the
+ * transaction, a write the unit still sends cannot commit on its own in
+ * autocommit (see vanished()); it fails with
+ * ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, a DB_RETRY. */
 enum db_rc
 db_tx_begin(struct db_uow *u)
 {
-    enum db_rc rc = db_exec_fixed(u, "START TRANSACTION");
+    enum db_rc rc = DB_OK;
+    beginning = 1;
+    if (unit_conn(u) == NULL)
+        rc = u->failed;
+    else if (conn_wsrep && !conn_ro &&
+             (rc = db_exec_fixed(u, "SET SESSION tx_read_only=1")) == DB_OK)
+        conn_ro = 1;
+    if (rc == DB_OK)
+        rc = db_exec_fixed(u, conn_wsrep ? "START TRANSACTION READ WRITE" : "START TRANSACTION");
+    beginning = 0;
     if (rc != DB_OK)
         return rc;
     u->in_tx = conn_tx = 1;
@@ -577,7 +690,19 @@ db_tx_commit(struct db_uow *u)
         return u->failed;
     if (!u->in_tx)
         return DB_OK;
-    enum db_rc rc = db_exec_fixed(u, "COMMIT");
+    enum db_rc rc;
+    if (conn_wsrep) {
+        /* A transaction the cluster aborted may be reported to no statement
+         * (see vanished()), and a COMMIT then answers OK with nothing
+         * committed: make sure it is still open. */
+        if ((rc = db_exec_fixed(u, "SELECT 1")) != DB_OK) {
+            rollback_now(u);
+            return rc;
+        }
+        if (!(conn->server_status & SERVER_STATUS_IN_TRANS))
+            return vanished(u, "COMMIT");
+    }
+    rc = db_exec_fixed(u, "COMMIT");
     if (rc != DB_OK)
         rollback_now(u);
     u->in_tx = conn_tx = 0;

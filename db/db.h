@@ -32,6 +32,7 @@ struct db_uow {
     struct timespec started;  /* CLOCK_MONOTONIC: the retry budget's start */
     enum db_rc      failed;   /* DB_OK, or the sticky DB_RETRY / DB_ERROR */
     int             in_tx;
+    int             causal;   /* reads wait for the cluster (db_uow_causal) */
 };
 
 /* Starts a unit of work whose statements allocate from a. */
@@ -50,6 +51,11 @@ struct db_settings {
      * 0 = never). The API sets it to `timeout`, the client's read timeout:
      * a statement the client has given up on does not run on. */
     int         statement_limit;
+    /* On a Galera cluster: the wsrep_sync_wait mask of the units marked
+     * causal (db_uow_causal), so their reads see every commit the cluster
+     * made before they started, through whichever node (0 = none). Others
+     * read the local node's state. Ignored on a standalone server. */
+    int         causal_sync_wait;
 };
 
 /* Remembers the settings (process lifetime) and connects. 0 or -1; a
@@ -58,6 +64,17 @@ int db_open(const struct db_settings *s);
 void db_close(void);
 /* 0 when the server answers. */
 int db_ping(void);
+/* 0 when the server can serve the application: it answers and, when it is
+ * a Galera node, belongs to the primary component and is synced. -1 with
+ * a short reason in *why otherwise. */
+int db_ready(const char **why);
+/* Marks the unit's reads causal (see causal_sync_wait): applied lazily,
+ * before the unit's next statement, only when the session differs. */
+static inline void
+db_uow_causal(struct db_uow *u, int on)
+{
+    u->causal = on;
+}
 /* Runs a fixed statement of the unit (session settings); never request data. */
 DB_MUST_CHECK enum db_rc db_exec_fixed(struct db_uow *u, const char *sql);
 
@@ -70,8 +87,10 @@ void dbq_i64(struct dbq *q, int64_t v);
 void dbq_str(struct dbq *q, const char *s);      /* NULL binds NULL */
 void dbq_strn(struct dbq *q, const char *s, size_t n);
 void dbq_null(struct dbq *q);
-/* Executes. DB_RETRY (deadlock, lock wait timeout) and a lost connection
- * (DB_ERROR) roll the transaction back and fail the unit. */
+/* Executes. DB_RETRY (deadlock, lock wait timeout; on Galera also the
+ * certification failure of a write-set, at any statement or at COMMIT),
+ * a lost connection and a node outside the primary component (DB_ERROR)
+ * roll the transaction back and fail the unit. */
 DB_MUST_CHECK enum db_rc dbq_exec(struct dbq *q);
 /* Next row: DB_OK, DB_NOT_FOUND at the end, or an error. */
 DB_MUST_CHECK enum db_rc dbq_fetch(struct dbq *q);

@@ -19,8 +19,9 @@ int
 health_ready(struct req *r)
 {
     static const char ok[] = "{\"status\":\"ready\"}";
-    if (db_ping() != 0)
-        return req_failf(r, PAY_E_UNAVAILABLE, NULL, "database unreachable");
+    const char *why;
+    if (db_ready(&why) != 0)
+        return req_failf(r, PAY_E_UNAVAILABLE, NULL, "%s", why);
     return resp_body(r, 200, "application/json; charset=utf-8", ok, sizeof(ok) - 1);
 }
 

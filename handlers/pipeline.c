@@ -92,7 +92,12 @@ idem_before(struct req *r)
     const char *sub = r->principal.sub ? r->principal.sub : "";
     const char *hash = request_hash(r);
 
+    /* Two claims of one key at once end in a deadlock (on a Galera cluster
+     * also when they came through two nodes): claim again, then the key is
+     * found taken. */
     enum db_rc rc = idem_claim(&r->db, sub, key, hash);
+    for (int tries = 1; rc == DB_RETRY && tries < 4 && db_uow_retry(&r->db); tries++)
+        rc = idem_claim(&r->db, sub, key, hash);
     if (rc == DB_OK) {
         purge_old(r);
         return claimed(r, sub, key);
@@ -134,20 +139,41 @@ store(struct req *r, const struct claim *c, int status)
                       r->resp_body.len);
 }
 
+/* Commits a successful run's transaction with its idempotency record.
+ * A conflict at COMMIT (on a Galera cluster the certification of the
+ * write-set, reported as a deadlock) fails the unit like a deadlock at
+ * any statement: nothing of the run is kept and the handler runs again
+ * while there is time. */
 static int
-again(struct req *r)
+again(struct req *r, int status)
 {
-    return db_uow_retry(&r->db);
+    int ok = r->db.failed == DB_OK && !r->failed && status >= 200 && status < 400;
+    if (ok && r->db.in_tx) {
+        if (r->idem != NULL && store(r, r->idem, status) != DB_OK) {
+            if (r->db.failed == DB_OK)
+                db_tx_rollback(&r->db); /* after() answers 503 */
+            r->commit_failed = 1;
+        } else if (db_tx_commit(&r->db) == DB_OK) {
+            r->idem = NULL; /* stored with the work */
+        } else {
+            r->commit_failed = 1;
+        }
+    }
+    if (db_uow_retry(&r->db)) {
+        r->commit_failed = 0;
+        return 1;
+    }
+    return 0;
 }
 
 static int
 after(struct req *r, int status)
 {
-    if (r->db.failed != DB_OK && !r->failed) /* a handler that went on */
-        status = req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    if ((r->db.failed != DB_OK || r->commit_failed) && !r->failed)
+        status = req_fail(r, PAY_E_UNAVAILABLE, NULL); /* not committed */
     int ok = !r->failed && status >= 200 && status < 400;
 
-    if (ok && r->db.in_tx) {
+    if (ok && r->db.in_tx) { /* a streamed response: again() did not run */
         if (r->idem != NULL && store(r, r->idem, status) != DB_OK) {
             status = req_fail(r, PAY_E_UNAVAILABLE, NULL);
             ok = 0;

@@ -23,6 +23,12 @@ and what it should have moved. Afterwards, for every customer:
   payment status derived as in spec 3;
   every accepted request wrote exactly its rows, every rejected one none.
 
+With $PAY_RETRY_SECONDS set (the cluster tests, tests/cluster/, which break
+hosts under this load), every request carries its marker as Idempotency-Key
+and is sent again, as a client would, while it gets no definite answer (a
+transport error, a 5xx, or 409 IDEMPOTENCY_IN_PROGRESS), for up to that many
+seconds: the checks then hold for the final answers.
+
 The random seed comes from $PAY_SEED (or the clock); it is printed, and
 printed again on failure: rerun with PAY_SEED=<seed>. Fresh invoices are
 raised each run, and every expectation is computed from the state read
@@ -44,6 +50,7 @@ THREADS = int(os.environ.get("PAY_THREADS") or 12)
 OPS = int(os.environ.get("PAY_OPS") or 4000)
 CUSTOMERS = [55, 56, 57, 58, 59, 60, 79]
 RUN = uuid.uuid4().hex[:8]
+RETRY_SECONDS = float(os.environ.get("PAY_RETRY_SECONDS") or 0)
 
 COLLECTED = {"CONFIRMED", "PAID_OUT", "MANUALLY_PAID", "CHARGEBACK_CANCELLED"}
 REVERSED = {"CHARGED_BACK", "LATE_FAILURE_SETTLED", "CHARGEBACK_SETTLED"}
@@ -199,22 +206,44 @@ def plan(rng, customers, served):
     return reqs
 
 
+def post_once(path, raw, q):
+    """One POST; with RETRY_SECONDS, idempotent and repeated until definite."""
+    if not RETRY_SECONDS:
+        return post(path, raw=raw, tok=TOK)
+    deadline = time.time() + RETRY_SECONDS
+    while True:
+        try:
+            r = post(path, raw=raw, tok=TOK, headers={"Idempotency-Key": q["marker"]})
+            definite = r.status < 500 and not (
+                r.status == 409 and (r.json or {}).get("code") == "IDEMPOTENCY_IN_PROGRESS")
+        except OSError as e:
+            if time.time() > deadline:
+                raise
+            definite, r = False, e
+        if definite or time.time() > deadline:
+            if not definite:
+                raise RuntimeError("no definite answer in %.0f s: %r" % (RETRY_SECONDS, r))
+            return r
+        q["tries"] = q.get("tries", 1) + 1
+        time.sleep(0.5)
+
+
 def send(q):
     d = q["digits"]
     amount = major(q["amount"], d)
     if q["op"] == "cp":
-        r = post("/v1/customer-payments", raw=dumps({
+        r = post_once("/v1/customer-payments", dumps({
             "customerId": q["cid"], "amountInMajorCurrency": amount, "type": q["method"],
-            "description": q["marker"], "billRunType": q["brt"]}), tok=TOK)
+            "description": q["marker"], "billRunType": q["brt"]}), q)
     elif q["op"] == "adj":
-        r = post("/v1/customer-balance-adjustments", raw=dumps({
+        r = post_once("/v1/customer-balance-adjustments", dumps({
             "customerId": q["cid"], "amountInMajorCurrency": amount,
-            "description": q["marker"]}), tok=TOK)
+            "description": q["marker"]}), q)
     elif q["op"] == "rf":
-        r = post("/v1/refunds", raw=dumps({
+        r = post_once("/v1/refunds", dumps({
             "invoiceId": q["iid"], "billRunType": "NORMAL" if q["kind"] == 1 else "ADHOC",
             "amountInMajorCurrency": amount, "paymentMethod": q["method"],
-            "description": q["marker"]}), tok=TOK)
+            "description": q["marker"]}), q)
     else:
         if q.get("bad") == "decimals":
             raw_amount = format(amount, "f") + ("001" if d else ".5")
@@ -229,8 +258,8 @@ def send(q):
         if q["status"]:
             body["thirdPartyPaymentStatus"] = q["status"]
         text = dumps(body)[:-1] + ',"amountInMajorCurrency":' + raw_amount + "}"
-        r = post("/v1/invoice-payments" if q["kind"] == 1 else "/v1/adhoc-invoice-payments",
-                 raw=text, tok=TOK)
+        r = post_once("/v1/invoice-payments" if q["kind"] == 1 else "/v1/adhoc-invoice-payments",
+                      text, q)
     q["status_code"], q["json"], q["raw"] = r.status, r.json, r.raw[:300]
     return q
 
@@ -309,8 +338,9 @@ def test_money_property(s):
     for q in reqs:
         key = "%s %d" % (q["op"], q["status_code"])
         by[key] = by.get(key, 0) + 1
-    print("money property: %d requests in %.1f s (%.0f/s): %s"
-          % (len(reqs), elapsed, len(reqs) / elapsed, dict(sorted(by.items()))))
+    print("money property: %d requests in %.1f s (%.0f/s): %s%s"
+          % (len(reqs), elapsed, len(reqs) / elapsed, dict(sorted(by.items())),
+             ", %d sent again" % sum(1 for q in reqs if q.get("tries")) if RETRY_SECONDS else ""))
     s.eq(errors[:5], [], "no transport errors")
 
     def accepted(q):

@@ -420,9 +420,10 @@ hook_before(struct req *r)
 }
 
 static int
-hook_again(struct req *r)
+hook_again(struct req *r, int status)
 {
     (void)r;
+    (void)status;
     int again = rerun;
     rerun = 0;
     return again;
