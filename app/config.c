@@ -60,6 +60,8 @@ static const struct key keys[] = {
     I(autocollect_interval,    "60",                       1, 86400),
     I(sandbox_step_ms,         "2000",                     1, 3600000),
     S(webhook_secret,          ""),
+    S(gocardless_credentials,  ""),
+    S(stripe_credentials,      ""),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -39,6 +39,8 @@ struct config {
     int         autocollect_interval;/* seconds between auto-collect runs */
     int         sandbox_step_ms;     /* the sandbox provider's timeline step */
     const char *webhook_secret;      /* master secret of the providers' webhook keys */
+    const char *gocardless_credentials; /* file of GoCardless's credentials ("": sandbox) */
+    const char *stripe_credentials;     /* file of Stripe's credentials ("": sandbox) */
 };
 
 /* Fills c from defaults, then `path` (NULL: none), then the environment.

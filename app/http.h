@@ -51,4 +51,9 @@ int http_do(struct arena *a, struct http_call *c);
  * other 4xx. */
 int http_class(const struct http_call *c);
 
+/* A Retry-After value (delta seconds, or an HTTP-date compared with `now`,
+ * Unix seconds) in milliseconds, at most a day; 0 when absent, malformed
+ * or already past. */
+long http_retry_after_ms(const char *value, long long now);
+
 #endif

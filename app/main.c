@@ -453,6 +453,16 @@ main(int argc, char **argv)
         fprintf(stderr, "pay-api: %s\n", err);
         return 2;
     }
+    /* The providers' credentials: read once, here; a bad file stops the start. */
+    const char *cred_files[][2] = {{"gocardless", cfg.gocardless_credentials},
+                                   {"stripe", cfg.stripe_credentials}};
+    for (size_t k = 0; k < 2; k++)
+        if (*cred_files[k][1] &&
+            provider_credentials_load(cred_files[k][0], cred_files[k][1], err,
+                                      sizeof(err)) != 0) {
+            fprintf(stderr, "pay-api: %s\n", err);
+            return 2;
+        }
     const char *cmd = argv[i];
     if (strcmp(cmd, "serve") == 0 &&
         log_open(cfg.log_file, (enum log_level)log_level_parse(cfg.log_level)) != 0) {

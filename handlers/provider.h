@@ -118,9 +118,17 @@ struct provider_credentials {
 };
 /* name: "gocardless" or "stripe". NULL when none is configured. */
 const struct provider_credentials *provider_credentials(const char *name);
+/* Reads the credentials file of `name` (once, at start). Returns 0, or -1
+ * with a message in err (file readable or writable by group or others, not
+ * a regular file, unknown or repeated key, a required key missing, a bad
+ * value); the message never quotes a secret. */
+int provider_credentials_load(const char *name, const char *path, char *err, size_t errlen);
 
-/* The adapter serving providers of this PaymentMethod type. */
+/* The adapter serving providers of this PaymentMethod type: an integrated
+ * one when its credentials are configured, else the sandbox. */
 const struct provider_adapter *provider_adapter(const char *type);
+/* The built-in sandbox adapter (provider_sandbox.c). */
+const struct provider_adapter *provider_sandbox_adapter(void);
 
 /*
  * The idempotency key of the provider call that does `what` ("refund",

@@ -506,11 +506,11 @@ static const struct provider_adapter sandbox = {
     sandbox_payment_fetch,
     sandbox_refund_fetch,
     sandbox_payment_cancel,
+    NULL, /* webhooks: the sandbox's own scheme (webhooks.c) */
 };
 
 const struct provider_adapter *
-provider_adapter(const char *type)
+provider_sandbox_adapter(void)
 {
-    (void)type; /* no integrated adapters yet: the sandbox serves all types */
     return &sandbox;
 }

@@ -75,13 +75,70 @@ rejected(struct req *r, const char *why)
     return req_failf(r, PAY_E_FORBIDDEN, "Webhook-Signature", "%s", why);
 }
 
-struct event {
-    const char *id, *reference, *status;
-};
+/*
+ * The sandbox's scheme (above), in the shape of an adapter's webhook_parse:
+ * the signature over the raw bytes before any parsing, then the events,
+ * already in our vocabulary.
+ */
+static int
+sandbox_webhook_parse(struct req *r, struct webhook_event **out, size_t *nout,
+                      const char **why)
+{
+    int64_t provider_id = 0;
+    const char *p = req_param(r, 0);
+    if (p != NULL)
+        provider_id = strtoll(p, NULL, 10); /* already checked by the caller */
+    long long   t;
+    char        v1[65];
+    const char *key = webhooks_provider_key(r->arena, provider_id);
+    if (key == NULL)
+        return *why = "webhooks are not configured (no webhook_secret)", 403;
+    if (parse_signature(req_env(r, "HTTP_WEBHOOK_SIGNATURE"), &t, v1) != 0)
+        return *why = "missing or malformed Webhook-Signature", 403;
+    struct abuf signed_part;
+    abuf_init(&signed_part, r->arena);
+    abuf_printf(&signed_part, "%lld.", t);
+    abuf_add(&signed_part, r->body ? r->body : "", r->body_len);
+    const char *want = token_hmac_sha256_hex(r->arena, key, strlen(key), signed_part.p,
+                                             signed_part.len);
+    if (!token_equal(want, v1))
+        return *why = "the signature does not match", 403;
+    long long now = (long long)time(NULL);
+    if (t < now - WEBHOOK_TOLERANCE || t > now + WEBHOOK_TOLERANCE)
+        return *why = "the signature's timestamp is outside the tolerance", 403;
+
+    /* Authentic: now the body. */
+    struct json_value *body = NULL;
+    const char        *err = NULL;
+    if (r->body_len == 0 || json_parse(r->arena, r->body, r->body_len, &body, &err) != 0)
+        return *why = arena_printf(r->arena, "invalid JSON: %s", err ? err : "empty body"), 400;
+    const struct json_value *events = json_get(body, "events");
+    if (events == NULL || events->type != JSON_ARRAY || events->n == 0 ||
+        events->n > WEBHOOK_MAX_EVENTS)
+        return *why = arena_printf(r->arena, "events must be an array of 1..%d events",
+                                   WEBHOOK_MAX_EVENTS), 400;
+    struct webhook_event *ev = arena_alloc(r->arena, events->n * sizeof(*ev));
+    for (size_t i = 0; i < events->n; i++) {
+        const struct json_value *e = events->items[i];
+        const struct json_value *id = json_get(e, "id"), *ref = json_get(e, "reference"),
+                                *status = json_get(e, "status");
+        if (e->type != JSON_OBJECT || id == NULL || id->type != JSON_STRING || ref == NULL ||
+            ref->type != JSON_STRING || status == NULL || status->type != JSON_STRING ||
+            id->len == 0 || id->len > 128 || ref->len == 0 || ref->len > 128 ||
+            status->len > 40)
+            return *why = arena_printf(r->arena, "event %zu needs id, reference and status"
+                                       " strings", i), 400;
+        ev[i] = (struct webhook_event){id->str, ref->str, status->str};
+    }
+    *out = ev;
+    *nout = events->n;
+    return 0;
+}
 
 /* One event in its own transaction. *outcome gets what happened. */
 static enum db_rc
-apply_event(struct req *r, int64_t provider_id, const struct event *ev, const char **outcome)
+apply_event(struct req *r, int64_t provider_id, const struct webhook_event *ev,
+            const char **outcome)
 {
     struct db_uow *u = &r->db;
     enum db_rc     rc;
@@ -171,7 +228,7 @@ webhooks_receive(struct req *r)
         metrics_webhook(1);
         return st;
     }
-    struct dbq *q = dbq_new(&r->db, "SELECT 1 FROM payment_providers WHERE id = ?");
+    struct dbq *q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?");
     dbq_i64(q, provider_id);
     enum db_rc rc = dbq_one(q);
     if (rc == DB_NOT_FOUND) {
@@ -181,51 +238,22 @@ webhooks_receive(struct req *r)
     if (rc != DB_OK)
         return db_fail(r, rc);
 
-    /* The signature over the raw bytes, before any parsing. */
-    long long   t;
-    char        v1[65];
-    const char *key = webhooks_provider_key(r->arena, provider_id);
-    if (key == NULL)
-        return rejected(r, "webhooks are not configured (no webhook_secret)");
-    if (parse_signature(req_env(r, "HTTP_WEBHOOK_SIGNATURE"), &t, v1) != 0)
-        return rejected(r, "missing or malformed Webhook-Signature");
-    struct abuf signed_part;
-    abuf_init(&signed_part, r->arena);
-    abuf_printf(&signed_part, "%lld.", t);
-    abuf_add(&signed_part, r->body ? r->body : "", r->body_len);
-    const char *want = token_hmac_sha256_hex(r->arena, key, strlen(key), signed_part.p,
-                                             signed_part.len);
-    if (!token_equal(want, v1))
-        return rejected(r, "the signature does not match");
-    long long now = (long long)time(NULL);
-    if (t < now - WEBHOOK_TOLERANCE || t > now + WEBHOOK_TOLERANCE)
-        return rejected(r, "the signature's timestamp is outside the tolerance");
-
-    /* Authentic: now the body. */
-    struct json_value *body = NULL;
-    const char        *err = NULL;
-    if (r->body_len == 0 || json_parse(r->arena, r->body, r->body_len, &body, &err) != 0)
-        return req_failf(r, PAY_E_INVALID_JSON, NULL, "%s", err ? err : "empty body");
-    const struct json_value *events = json_get(body, "events");
-    if (events == NULL || events->type != JSON_ARRAY || events->n == 0 ||
-        events->n > WEBHOOK_MAX_EVENTS)
-        return req_failf(r, PAY_E_INVALID_FIELD, "events",
-                         "events must be an array of 1..%d events", WEBHOOK_MAX_EVENTS);
-    struct event *ev = arena_alloc(r->arena, events->n * sizeof(*ev));
-    for (size_t i = 0; i < events->n; i++) {
-        const struct json_value *e = events->items[i];
-        const struct json_value *id = json_get(e, "id"), *ref = json_get(e, "reference"),
-                                *status = json_get(e, "status");
-        if (e->type != JSON_OBJECT || id == NULL || id->type != JSON_STRING || ref == NULL ||
-            ref->type != JSON_STRING || status == NULL || status->type != JSON_STRING ||
-            id->len == 0 || id->len > 128 || ref->len == 0 || ref->len > 128 ||
-            status->len > 40)
-            return req_failf(r, PAY_E_INVALID_FIELD, "events",
-                             "event %zu needs id, reference and status strings", i);
-        ev[i] = (struct event){id->str, ref->str, status->str};
-    }
+    /* The provider's own scheme when its adapter is integrated, else the
+     * sandbox's: the signature first, then the events in our vocabulary. */
+    const char *type = dbq_col_str(q, 0);
+    type = arena_strdup(r->arena, type ? type : "");
+    const struct provider_adapter *pa = provider_adapter(type);
+    struct webhook_event          *ev = NULL;
+    size_t                         nev = 0;
+    const char                    *why = NULL;
+    st = pa->webhook_parse ? pa->webhook_parse(r, &ev, &nev, &why)
+                           : sandbox_webhook_parse(r, &ev, &nev, &why);
+    if (st == 403)
+        return rejected(r, why ? why : "the signature does not match");
+    if (st != 0)
+        return req_failf(r, PAY_E_INVALID_FIELD, "events", "%s", why ? why : "malformed events");
     int64_t applied = 0, duplicates = 0, unknown = 0;
-    for (size_t i = 0; i < events->n; i++) {
+    for (size_t i = 0; i < nev; i++) {
         const char *outcome = NULL;
         for (int tries = 0;; tries++) {
             rc = apply_event(r, provider_id, &ev[i], &outcome);
