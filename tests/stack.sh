@@ -29,6 +29,9 @@
 #   PAY_COLLECTORS collection engine processes (default 0: tests run
 #                  "pay-api attempts run"); PAY_SANDBOX_STEP_MS the sandbox
 #                  provider's timeline step (default 50)
+#   PAY_STACK_CONF_EXTRA  lines appended to the generated pay-api.conf (e.g.
+#                  stripe_credentials = FILE, autocollect_interval = 1; the
+#                  Stripe stack of tests/providers/stripe/stack.sh)
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #
@@ -375,7 +378,7 @@ stack_tls_env() {
 # The steps share the stack's settings through these globals (set by
 # start_inputs, start_database and start_wait_ready).
 DATA='' WORKERS='' LOG_LEVEL='' WAIT_S='' PORT='' DBPASS='' BASE=''
-COLLECTORS='' SANDBOX_STEP='' WEBHOOK_SECRET=''
+COLLECTORS='' SANDBOX_STEP='' WEBHOOK_SECRET='' CONF_EXTRA=''
 
 # Reads and checks the inputs (PORT and the PAY_* variables, read before
 # they are dropped from the environment of pay-api).
@@ -389,6 +392,7 @@ start_inputs() {  # [PORT]
     WAIT_S=${PAY_STACK_WAIT:-20}
     COLLECTORS=${PAY_COLLECTORS:-0}
     SANDBOX_STEP=${PAY_SANDBOX_STEP_MS:-50}
+    CONF_EXTRA=${PAY_STACK_CONF_EXTRA:-}
     TLS=${PAY_TLS:-0}
     FRONT=${PAY_FRONT:-nginx}
     case $FRONT in nginx|apache) ;; *) die "PAY_FRONT must be nginx or apache: '$FRONT'" ;; esac
@@ -517,6 +521,7 @@ collectors      = $COLLECTORS
 sandbox_step_ms = $SANDBOX_STEP
 reconcile_ms    = $((SANDBOX_STEP * 4))
 webhook_secret  = $WEBHOOK_SECRET
+$CONF_EXTRA
 CONF
     chmod 600 "$DIR/jwt.secret" "$CONF"
     umask 022
