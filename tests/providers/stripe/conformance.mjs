@@ -166,6 +166,10 @@ try {
     check(si && si.object === 'setup_intent' && si.mandate && si.mandate.object === 'mandate',
           'expand[]=setup_intent.mandate');
     check(si.metadata.mandate_id === 'mdt_7', 'setup_intent_data metadata');
+    const pmRead = await stripe.paymentMethods.retrieve(si.payment_method);
+    check(pmRead.type === 'bacs_debit' && pmRead.bacs_debit.last4 === '2345' &&
+          pmRead.bacs_debit.sort_code === '108800' && !JSON.stringify(pmRead).includes('00012345'),
+          'the PaymentMethod shows last4 and sort code, never the account number');
     const md0 = await stripe.mandates.retrieve(si.mandate.id);
     check(md0.status === 'pending' && md0.payment_method_details.type === 'bacs_debit', 'mandate pending first');
     const md = await until('mandate active', async () => {

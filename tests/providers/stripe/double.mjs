@@ -161,14 +161,14 @@ function confirm(pi, pm, request) {
         emit('payment_intent.succeeded', pi, request);
     };
     if (pm.type === 'card') {
-        if (pm.card.number === '4000000000000002') fail('card_declined', 'Your card was declined.');
+        if (pm.card._number === '4000000000000002') fail('card_declined', 'Your card was declined.');
         else succeed();
         return;
     }
     pi.status = 'processing';
     emit('charge.pending', ch, request);
     emit('payment_intent.processing', pi, request);
-    const account = pm[pm.type].account_number;
+    const account = pm[pm.type]._account_number;
     later(cfg.stepMs, () => {
         if (pi.status !== 'processing') return;
         if (account === '22222227') fail('insufficient_funds', 'The account has insufficient funds.');
@@ -435,15 +435,18 @@ function completeSession(cs, form) {
         db.customers.set(c.id, c);
         cs.customer = c.id;
     }
-    const pm = { id: newId('pm'), object: 'payment_method', type, customer: cs.customer, created: now() };
+    const pm = { id: newId('pm'), object: 'payment_method', type, customer: cs.customer, created: now(),
+                 billing_details: { name: form.name || null, email: cs.customer_email || null } };
     if (type === 'card') {
         const number = (form.card || '').replace(/\s/g, '');
-        pm.card = { number, last4: number.slice(-4), brand: 'visa' };
+        pm.card = { _number: number, last4: number.slice(-4), brand: 'visa' };
     } else {
         if (!/^\d{6}$/.test(form.sort_code || '') || !/^\d{8}$/.test(form.account_number || ''))
             return 'Enter a 6-digit sort code and an 8-digit account number.';
-        pm[type] = { sort_code: form.sort_code, account_number: form.account_number,
-                     last4: form.account_number.slice(-4) };
+        // Stripe never answers the account number: kept private (_-keys are not served).
+        pm[type] = { sort_code: form.sort_code, _account_number: form.account_number,
+                     last4: form.account_number.slice(-4), fingerprint: crypto.createHash('sha256')
+                         .update(form.sort_code + form.account_number).digest('hex').slice(0, 16) };
     }
     db.payment_methods.set(pm.id, pm);
     const acceptance = { type: 'online', accepted_at: now(), online: { ip_address: '127.0.0.1', user_agent: 'browser' } };
@@ -462,7 +465,7 @@ function completeSession(cs, form) {
         emit('checkout.session.completed', cs);
         later(cfg.stepMs, () => {
             if (md.status !== 'pending') return;
-            const refused = pm[type].account_number === '00033333';
+            const refused = pm[type]._account_number === '00033333';
             md.status = refused ? 'inactive' : 'active';
             md.payment_method_details[type].network_status = refused ? 'refused' : 'accepted';
             emit('mandate.updated', md);
