@@ -210,9 +210,11 @@ stripe_flow_start(struct req *r, const char *flow_token)
     stripe_form_add(&f, "mode", "setup");
     stripe_form_add(&f, "customer", str_of(cus, "id"));
     stripe_form_add(&f, "payment_method_types[0]", "bacs_debit");
-    stripe_form_add(&f, "success_url", arena_printf(r->arena, "%s?session_id={CHECKOUT_SESSION_ID}",
-                                                    back));
-    stripe_form_add(&f, "cancel_url", back);
+    /* Back to the flow's page: done (with the Session, which names the
+     * mandate) or left (on to the site's exitURL). */
+    stripe_form_add(&f, "success_url",
+                    arena_printf(r->arena, "%s?billing_request={CHECKOUT_SESSION_ID}", back));
+    stripe_form_add(&f, "cancel_url", arena_printf(r->arena, "%s?exit=1", back));
     stripe_form_add(&f, "setup_intent_data[metadata][pay_api_flow]", key);
     if (stripe_call(r, "POST", "/v1/checkout/sessions", abuf_str(&f),
                     provider_call_key(r, "stripe-setup", flow_token), &cs, &res) != 0)
@@ -264,23 +266,25 @@ stripe_mandate_fetch(struct req *r, const char *reference, struct provider_resul
     return 0;
 }
 
-/* The customer's bank details are entered on Stripe's page, never here:
- * the flow is completed from the Checkout Session the customer comes back
- * with (mandate_details.payment_method carries its id). */
+/* The mandate of a completed setup-mode Checkout Session: its id, status,
+ * customer, and the account holder's name and account number ending of
+ * its PaymentMethod (*holder, *ending; NULL when Stripe gives none). */
 static int
-stripe_mandate_complete(struct req *r, const struct mandate_details *d,
-                        struct provider_result *out)
+mandate_of_session(struct req *r, const char *session, struct provider_result *out,
+                   const char **holder, const char **ending)
 {
     struct json_value *cs;
     int                rc;
-    const char        *session = d->payment_method;
+    *holder = *ending = NULL;
     if (!id_ok(session) || strncmp(session, "cs_", 3) != 0) {
         out->error = "stripe: mandates are set up on Stripe's Checkout page";
         return PROVIDER_REFUSED;
     }
     if ((rc = stripe_call(r, "GET",
                           arena_printf(r->arena, "/v1/checkout/sessions/%s"
-                                                 "?expand[]=setup_intent.mandate", session),
+                                                 "?expand[]=setup_intent.mandate"
+                                                 "&expand[]=setup_intent.payment_method",
+                                       session),
                           NULL, NULL, &cs, out)) != 0)
         return rc;
     const struct json_value *si = json_get(cs, "setup_intent");
@@ -292,7 +296,26 @@ stripe_mandate_complete(struct req *r, const struct mandate_details *d,
     out->reference = str_of(md, "id");
     out->customer_reference = str_of(cs, "customer");
     out->status = mandate_status(md);
+    const struct json_value *pm = json_get(si, "payment_method");
+    if (pm != NULL && pm->type == JSON_OBJECT) {
+        const struct json_value *bd = json_get(pm, "billing_details");
+        const char              *type = str_of(pm, "type");
+        *holder = str_of(bd, "name");
+        *ending = type ? str_of(json_get(pm, type), "last4") : NULL;
+    }
     return out->status ? 0 : PROVIDER_RETRY;
+}
+
+/* The customer's bank details are entered on Stripe's page, never here:
+ * the flow is completed from the Checkout Session the customer comes back
+ * with, named by the return to the flow's page (success_url above; passed
+ * in mandate_details.payment_method here). */
+static int
+stripe_mandate_complete(struct req *r, const struct mandate_details *d,
+                        struct provider_result *out)
+{
+    const char *holder, *ending;
+    return mandate_of_session(r, d->payment_method, out, &holder, &ending);
 }
 
 /* ---- collections: off-session PaymentIntents ---------------------------------------- */

@@ -349,6 +349,35 @@ def test_failing_debit(s):
     s.eq(pi["last_payment_error"]["code"], "insufficient_funds", "Stripe's reason")
 
 
+def test_mandate_flow_opens_checkout_setup(s):
+    # The contract owner's Direct Debit provider is the Stripe one here.
+    sql("UPDATE payment_providers SET status = 'INACTIVE' WHERE id <> %d AND id IN"
+        " (SELECT provider_id FROM payment_provider_owners WHERE contract_owner_id = 1)" % PROVIDER)
+    site = int(sql_one("SELECT id FROM sites WHERE customer_id = 5 ORDER BY id LIMIT 1"))
+    r = post("/v1/site-payment-mandates", raw=json.dumps(
+        {"siteId": site, "returnURL": "https://example.org/back", "exitURL": "https://example.org/exit"}),
+        tok=TOK)
+    s.status(r, 201, "mandate flow created")
+    hosted = (r.json or {}).get("redirectURL") or ""
+    s.check(hosted.startswith(DOUBLE + "/c/pay/cs_"), "the flow's hosted page is Stripe Checkout", hosted)
+    sess = stripe("GET", "/v1/checkout/sessions/" + hosted.rsplit("/", 1)[-1])
+    tok = r.json.get("flowToken") or ""
+    s.eq((sess.get("mode"), sess.get("payment_method_types")), ("setup", ["bacs_debit"]),
+         "Checkout in setup mode for Bacs")
+    s.check(str(sess.get("customer", "")).startswith("cus_"), "for a Stripe Customer made for the flow")
+    s.eq(sess.get("success_url"), "%s/mandate/%s?billing_request={CHECKOUT_SESSION_ID}" % (BASE, tok),
+         "back to the flow's page with the Session")
+    s.eq(sess.get("cancel_url"), "%s/mandate/%s?exit=1" % (BASE, tok), "left: the flow's page, exit")
+    b = Browser()
+    page = b.get(hosted)
+    s.check('id="account_number"' in page.body, "bank details are asked on Stripe's page", page)
+    done = b.post(hosted, {"name": "Flo Flow", "sort_code": "108800", "account_number": "00012345"})
+    s.eq((done.status, done.header("Location")),
+         (303, "%s/mandate/%s?billing_request=%s" % (BASE, tok, sess["id"])), "back to the flow's page")
+    si = stripe("GET", "/v1/checkout/sessions/%s?expand[]=setup_intent" % sess["id"])["setup_intent"]
+    s.check(str(si.get("mandate", "")).startswith("mandate_"), "Stripe holds a Bacs mandate for it")
+
+
 def test_forged_webhooks(s):
     body = json.dumps({"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
                        "data": {"object": {"id": "pi_x"}}})
@@ -366,4 +395,4 @@ def test_forged_webhooks(s):
 
 Suite().run([setup, test_link_paid_through_checkout, test_refund, test_expired_session_then_try_again,
              test_dispute_is_a_chargeback, test_invoice_auto_collected_with_faults, test_failing_debit,
-             test_forged_webhooks])
+             test_mandate_flow_opens_checkout_setup, test_forged_webhooks])
