@@ -280,6 +280,18 @@ processing_page(struct req *r, const struct link *l)
     return html_end(r, &p, 200, NULL);
 }
 
+/* The origin the Pay button may lead to besides ours (its POST is
+ * answered with a redirect to Stripe Checkout, which the form-action of
+ * the page's CSP must allow), or NULL. */
+static const char *
+pay_form_target(struct req *r, const struct link *l)
+{
+    struct dbq *q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?");
+    dbq_i64(q, l->provider_id);
+    const char *type = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    return provider_stripe_serves(type) ? provider_stripe_checkout_origin(r) : NULL;
+}
+
 static int
 pay_form(struct req *r, const char *tok, const struct link *l, const char *failure)
 {
@@ -300,7 +312,7 @@ pay_form(struct req *r, const char *tok, const struct link *l, const char *failu
     format_amount(&p.b, l->amount, l->digits, l->currency);
     abuf_adds(&p.b, "</button></form><footer>Payments are processed securely by"
                     " our payment provider.</footer>");
-    return html_end(r, &p, 200, NULL);
+    return html_end(r, &p, 200, pay_form_target(r, l));
 }
 
 int

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "html.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -174,6 +175,14 @@ provider_stripe_checkout(struct req *r, const char *type, const struct provider_
         return PROVIDER_RETRY;
     }
     return 0;
+}
+
+const char *
+provider_stripe_checkout_origin(struct req *r)
+{
+    const struct provider_credentials *c = creds();
+    return c != NULL && c->base_url != NULL ? html_origin(r->arena, c->base_url)
+                                            : "https://checkout.stripe.com";
 }
 
 const char *

@@ -25,6 +25,10 @@ int provider_stripe_checkout(struct req *r, const char *type, const struct provi
                              const char *return_url, struct provider_result *out,
                              const char **url);
 
+/* The origin of Stripe's hosted Checkout pages (https://checkout.stripe.com,
+ * or the base URL's when one is configured, for tests). */
+const char *provider_stripe_checkout_origin(struct req *r);
+
 /* Stripe's hosted page of a Checkout Session while it can still be paid,
  * else NULL (completed, expired, or Stripe unreachable). */
 const char *provider_stripe_checkout_url(struct req *r, const char *reference);
