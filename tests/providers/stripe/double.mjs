@@ -14,7 +14,8 @@
 //
 // Test control (not Stripe's API) under /_double/: GET state (counts of
 // creates per idempotency key, requests, events), POST faults (500, 429,
-// hang, close for the next N requests of a path), POST config (webhook
+// hang, close, or lost: run the request and drop its answer, for the next N
+// requests of a path), POST config (webhook
 // URL, timeline step, webhook hold/duplicate/reverse), POST dispute/close,
 // POST advance (run the timeline now).
 //
@@ -621,9 +622,17 @@ async function handle(req, res, body) {
                   status: 0, at: Date.now() };
     requests.push(rec);
     const headers = { 'Request-Id': rid, 'Stripe-Version': rec.version || '2026-07-29.dahlia' };
-    const reply = (status, obj, extra = {}) => { rec.status = status; send(res, status, obj, { ...headers, ...extra }); };
+    let lose = false; // 'lost': the request runs, its answer never arrives
+    const reply = (status, obj, extra = {}) => {
+        rec.status = status;
+        if (lose) { rec.lost = true; return req.socket.destroy(); }
+        send(res, status, obj, { ...headers, ...extra });
+    };
     const fault = faults.find((f) => f.left > 0 && f.path.test(url.pathname) && (!f.method || f.method === req.method));
-    if (fault) {
+    if (fault && fault.kind === 'lost') {
+        fault.left--;
+        lose = true;
+    } else if (fault) {
         fault.left--;
         if (fault.kind === 'hang') return; // never answers; the client times out
         if (fault.kind === 'close') return req.socket.destroy();

@@ -317,6 +317,9 @@ def test_invoice_auto_collected_with_faults(s):
     control("faults", {"path": "^/v1/payment_intents$", "kind": "hang", "count": 1})
     control("faults", {"path": "^/v1/payment_intents$", "kind": "500", "count": 1})
     control("faults", {"path": "^/v1/payment_intents$", "kind": "429", "count": 1})
+    # Then Stripe makes the PaymentIntent but the answer is lost on the way:
+    # the next try with the same key gets the stored answer, no second charge.
+    control("faults", {"path": "^/v1/payment_intents$", "kind": "lost", "count": 1})
     control("config", {"duplicate": True, "reverse": True})
     try:
         aid, iid, amount, mandate = auto_collect(s, 3, "00012345", "good debit")
@@ -329,8 +332,9 @@ def test_invoice_auto_collected_with_faults(s):
          "an off-session PaymentIntent with the site's mandate")
     st = control("state")
     tries = [r for r in st["requests"] if r["key"] == a["key"] and r["path"] == "/v1/payment_intents"]
-    s.check(len(tries) >= 4 and [r["status"] for r in tries][:3] == [0, 500, 429],
-            "the collector retried after a timeout, a 500 and a 429 with the same key", tries)
+    s.check(len(tries) >= 5 and [r["status"] for r in tries][:3] == [0, 500, 429]
+            and tries[3].get("lost") and tries[4]["status"] == 200,
+            "the collector retried after a timeout, a 500, a 429 and a lost answer, same key", tries)
     s.eq(st["creates"].get(a["key"]), 1, "one PaymentIntent created for the key")
     s.check(all(r["version"] == "2026-07-29.dahlia" for r in tries), "Stripe-Version pinned")
     s.eq(invoice_paid(1, iid), amount, "the invoice is paid once")
