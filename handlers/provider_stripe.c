@@ -627,6 +627,14 @@ stripe_webhook_parse(struct req *r, struct webhook_event **ev, size_t *n, const 
     }
     if (m.kind == 0)
         return 0; /* informational: acknowledged, nothing to move */
+    const struct json_value *live = json_get(doc, "livemode");
+    int want_live = c->environment != NULL && strcmp(c->environment, "live") == 0;
+    if (live == NULL || live->type != JSON_BOOL || live->boolean != want_live) {
+        /* An event of the other mode (test vs live): acknowledged, never applied. */
+        log_warn("stripe", "event %.128s: livemode does not match environment %s; ignored", id,
+                 c->environment ? c->environment : "-");
+        return 0;
+    }
     if (strlen(m.reference) > 128) {
         *why = "the event's object id is too long";
         return 400;

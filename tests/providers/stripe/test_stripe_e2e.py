@@ -9,6 +9,8 @@ more than one create per idempotency key at Stripe.
 
     PAY_STACK_ENV=DIR/env python3 tests/providers/stripe/test_stripe_e2e.py
 """
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -314,6 +316,7 @@ def auto_collect(s, cid, account, what):
 def test_invoice_auto_collected_with_faults(s):
     # Stripe hangs past the adapter's timeout, then answers 500, then 429,
     # to the first creates; webhooks come twice and in reverse order.
+    before = len(control("state")["requests"])
     control("faults", {"path": "^/v1/payment_intents$", "kind": "hang", "count": 1})
     control("faults", {"path": "^/v1/payment_intents$", "kind": "500", "count": 1})
     control("faults", {"path": "^/v1/payment_intents$", "kind": "429", "count": 1})
@@ -331,10 +334,16 @@ def test_invoice_auto_collected_with_faults(s):
     s.eq((pi["amount"], pi["mandate"], pi["status"]), (amount, mandate, "succeeded"),
          "an off-session PaymentIntent with the site's mandate")
     st = control("state")
-    tries = [r for r in st["requests"] if r["key"] == a["key"] and r["path"] == "/v1/payment_intents"]
-    s.check(len(tries) >= 5 and [r["status"] for r in tries][:3] == [0, 500, 429]
-            and tries[3].get("lost") and tries[4]["status"] == 200,
-            "the collector retried after a timeout, a 500, a 429 and a lost answer, same key", tries)
+    creates_ = [r for r in st["requests"][before:] if r["method"] == "POST"
+                and r["path"] == "/v1/payment_intents"]
+    s.eq(sql_one("SELECT COUNT(*) FROM attempts WHERE kind = 1 AND invoice_kind = 1 AND invoice_id = %d"
+                 % iid), "1", "one attempt for the invoice")
+    s.check(len(creates_) >= 5 and [r["status"] for r in creates_][:3] == [0, 500, 429]
+            and creates_[3].get("lost") and creates_[4]["status"] == 200
+            and all(r["key"] == a["key"] for r in creates_),
+            "the collector retried after a timeout, a 500, a 429 and a lost answer, same key",
+            [(r["key"][-8:], r["status"], r.get("lost")) for r in creates_])
+    tries = creates_
     s.eq(st["creates"].get(a["key"]), 1, "one PaymentIntent created for the key")
     s.check(all(r["version"] == "2026-07-29.dahlia" for r in tries), "Stripe-Version pinned")
     s.eq(invoice_paid(1, iid), amount, "the invoice is paid once")
@@ -395,6 +404,27 @@ def test_forged_webhooks(s):
         s.eq(r.status, 403, "webhook with %s refused" % what)
     s.eq(sql_one("SELECT COUNT(*) FROM provider_events WHERE event_id = 'evt_forged'"), "0",
          "nothing stored from forged webhooks")
+    # Signed here with the endpoint secret (an implementation independent of
+    # the double's): a rotation header with one good v1 passes, a stale t does
+    # not, and an event of live mode is acknowledged but never applied.
+    creds = dict(l.split(" = ", 1) for l in open(os.path.join(os.path.dirname(ENV["PAY_STACK_DIR"]),
+                                                              "stripe.credentials")).read().splitlines())
+    secret = creds["webhook_secret"].encode()
+
+    def signed(body, t, extra=""):
+        mac = hmac.new(secret, ("%d." % t).encode() + body.encode(), hashlib.sha256).hexdigest()
+        return {"Content-Type": "application/json", "Stripe-Signature": "t=%d,v1=%s,v1=%s%s"
+                % (t, "ab" * 32, mac, extra)}
+    pi = sql_one("SELECT provider_reference FROM attempts WHERE provider_reference LIKE 'pi_%%'"
+                 " AND status = 'CONFIRMED' ORDER BY id LIMIT 1")
+    live = json.dumps({"id": "evt_live_1", "object": "event", "type": "payment_intent.payment_failed",
+                       "livemode": True, "data": {"object": {"id": pi, "last_payment_error": {"code": "x"}}}})
+    r = post("/webhooks/%d" % PROVIDER, raw=live, headers=signed(live, int(time.time()) - 301))
+    s.eq(r.status, 403, "a stale timestamp (301 s) is refused")
+    r = post("/webhooks/%d" % PROVIDER, raw=live, headers=signed(live, int(time.time()), ",v0=00"))
+    s.eq(r.status, 200, "several v1 (one good) and a v0: accepted")
+    s.eq(sql_one("SELECT status FROM attempts WHERE provider_reference = '%s'" % pi), "CONFIRMED",
+         "a live-mode event on a test-mode stack moves nothing")
 
 
 Suite().run([setup, test_link_paid_through_checkout, test_refund, test_expired_session_then_try_again,
