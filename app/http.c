@@ -30,6 +30,7 @@
 #define HTTP_MAX_RETRY_AFTER_MS (24L * 3600 * 1000)
 
 static CURL *handle;
+static CURL *inherited;
 static pid_t handle_pid;
 static int   global_done;
 
@@ -41,7 +42,9 @@ get_handle(void)
         curl_easy_reset(handle); /* options go, the connection cache stays */
         return handle;
     }
-    handle = NULL; /* the parent's, if any: abandoned on purpose */
+    if (handle != NULL)
+        inherited = handle; /* the parent's: abandoned on purpose, kept reachable */
+    handle = NULL;
     if (!global_done) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return NULL;
@@ -60,6 +63,7 @@ struct sink {
     char              rid_name[64];
     size_t            rid_len;
     const char       *retry_after;
+    const char       *rate_reset;   /* RateLimit-Reset (GoCardless: an HTTP-date) */
 };
 
 static size_t
@@ -97,12 +101,15 @@ on_header(char *p, size_t size, size_t n, void *arg)
     if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* A new answer (after a 100 Continue): forget the previous one's. */
         s->retry_after = NULL;
+        s->rate_reset = NULL;
         s->c->request_id = NULL;
         return len;
     }
     const char *v;
     if ((v = header_value(s->a, p, len, "Retry-After", 11)) != NULL)
         s->retry_after = v;
+    else if ((v = header_value(s->a, p, len, "RateLimit-Reset", 15)) != NULL)
+        s->rate_reset = v;
     else if (s->rid_len && (v = header_value(s->a, p, len, s->rid_name, s->rid_len)) != NULL)
         s->c->request_id = strlen(v) <= 200 ? v : arena_strndup(s->a, v, 200);
     return len;
@@ -249,7 +256,9 @@ http_do(struct arena *a, struct http_call *c)
     c->status = status;
     c->resp = (char *)abuf_str(&s.body);
     c->resp_len = s.body.len;
-    c->retry_after_ms = http_retry_after_ms(s.retry_after, (long long)time(NULL));
+    /* A 429 without Retry-After: when the rate limit resets. */
+    c->retry_after_ms = http_retry_after_ms(
+        s.retry_after ? s.retry_after : status == 429 ? s.rate_reset : NULL, (long long)time(NULL));
     log_msg(status >= 500 ? LOG_WARN : LOG_INFO, "http", "%s %s: %ld in %ld ms, request id %s",
             c->method, path, status, took, c->request_id ? c->request_id : "-");
     return 0;

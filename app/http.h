@@ -34,7 +34,8 @@ struct http_call {
     long        status;                  /* HTTP status; 0 when no answer came */
     char       *resp;                    /* answer body (arena), NUL-terminated */
     size_t      resp_len;
-    long        retry_after_ms;          /* Retry-After (seconds or a date), 0: none */
+    long        retry_after_ms;          /* Retry-After (seconds or a date; for a 429
+                                          * without it RateLimit-Reset), 0: none */
     const char *request_id;              /* value of request_id_header, or NULL */
     const char *error;                   /* status 0: what failed (no secrets) */
 };

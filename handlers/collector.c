@@ -174,6 +174,27 @@ currency_code(struct db_uow *u, int64_t currency_id)
 
 /* The provider of the attempt, or an ACTIVE one of its method for the
  * customer's contract owner. 0 with *active = 0 when there is none. */
+/* A refund is paid back from one collected payment at providers that
+ * refund payments (GoCardless): the customer's newest one at this provider
+ * big enough, or NULL (the adapter then refuses). */
+static const char *
+refundable_payment(struct db_uow *u, const struct attempt *a, int64_t provider)
+{
+    struct dbq *q = dbq_new(u,
+        "SELECT provider_reference FROM attempts WHERE kind = ? AND customer_id = ?"
+        " AND provider_id = ? AND provider_reference IS NOT NULL AND amount >= ?"
+        " AND status IN ('CONFIRMED','PAID_OUT','CHARGEBACK_CANCELLED')"
+        " ORDER BY id DESC LIMIT 1");
+    dbq_i64(q, ATTEMPT_COLLECTION);
+    dbq_i64(q, a->customer_id);
+    dbq_i64(q, provider);
+    dbq_i64(q, a->amount);
+    if (dbq_one(q) != DB_OK)
+        return NULL;
+    const char *ref = dbq_col_str(q, 0);
+    return ref ? arena_strdup(u->arena, ref) : NULL;
+}
+
 static enum db_rc
 provider_of(struct db_uow *u, const struct attempt *a, int64_t *id, int *active)
 {
@@ -274,7 +295,9 @@ act(struct arena *ar, int64_t id)
     }
     const char *type = a.method;
     struct provider_money m = {a.amount, currency_code(&r.db, a.currency_id), a.description,
-                               a.idem_key, provider};
+                               a.idem_key, provider, a.mandate_reference, NULL};
+    if (a.kind == ATTEMPT_REFUND && needs_submission(&a))
+        m.payment_reference = refundable_payment(&r.db, &a, provider);
     struct provider_result res = {0};
     db_uow_reset(&r.db); /* nothing open while the provider is on the line */
 

@@ -236,6 +236,9 @@ site_payment_mandates_create(struct req *r)
         provider_id = dbq_col_i64(q, 0);
         type = dbq_col_str(q, 1);
         hosted = provider_adapter(type)->mandate_flow_start(r, tok);
+        if (hosted == NULL)
+            return req_failf(r, PAY_E_UNAVAILABLE, NULL, "the payment provider cannot start"
+                             " a mandate set-up at the moment; try again later");
         if ((rc = db_tx_begin(&r->db)) != DB_OK)
             return db_fail(r, rc);
     }

@@ -379,7 +379,7 @@ stripe_checkout_first(struct req *r, const char *tok, const char **key,
         return 0;
     *key = provider_call_key(r, "link-payment",
                              count == 0 ? tok : arena_printf(r->arena, "%s\n%" PRId64, tok, count));
-    struct provider_money m = {l.amount, l.currency, l.description, *key, l.provider_id};
+    struct provider_money m = {l.amount, l.currency, l.description, *key, l.provider_id, NULL, NULL};
     if (provider_stripe_checkout(r, type, &m,
                                  arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(),
                                               tok), res, url) != 0)
@@ -466,6 +466,7 @@ struct flow {
     int         expired, completed, provider_active;
     const char *return_url, *exit_url, *owner_name, *site_name, *type, *customer_name;
     int         instant, sync;
+    const char *hosted_url; /* the provider's own page (integrated providers) */
 };
 
 static enum db_rc
@@ -475,7 +476,8 @@ flow_load(struct req *r, const char *tok, int lock, struct flow *f)
         "SELECT m.id, m.site_id, m.provider_id, s.customer_id, c.contract_owner_id," \
         " m.flow_expires_at < UTC_TIMESTAMP(), m.flow_completed_at IS NOT NULL," \
         " p.status = 'ACTIVE', m.return_url, m.exit_url, co.name, s.site_name, p.type," \
-        " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation" \
+        " c.customer_name, p.instant_bank_payments, p.sync_ibp_with_mandate_creation," \
+        " m.redirect_url" \
         " FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id" \
         " JOIN customers c ON c.id = s.customer_id" \
         " JOIN contract_owners co ON co.id = c.contract_owner_id" \
@@ -503,6 +505,7 @@ flow_load(struct req *r, const char *tok, int lock, struct flow *f)
     f->customer_name = dbq_col_str(q, 13);
     f->instant = dbq_col_i64(q, 14) != 0;
     f->sync = dbq_col_i64(q, 15) != 0;
+    f->hosted_url = dbq_col_str(q, 16);
     return DB_OK;
 }
 
@@ -584,6 +587,60 @@ mandate_form(struct req *r, const char *tok, const struct flow *f, int status,
     return html_end(r, &p, status, form_targets(r, f));
 }
 
+static int record_mandate(struct req *r, const char *tok, struct flow *f,
+                          const struct provider_result *res, const char *name,
+                          const char *sort, const char *last4);
+
+/*
+ * A flow on an integrated provider's own hosted page: bank details never
+ * come here. The provider sends the browser back to /mandate/{token} with
+ * ?billing_request=<its flow> when done (the mandate is fetched from the
+ * provider and recorded) or ?exit=1 when the customer left (on to the site's
+ * exitURL); without either, the browser is sent to the hosted page.
+ */
+static int
+hosted_flow(struct req *r, const char *tok, struct flow *f)
+{
+    const char *done = req_query(r, "billing_request");
+    if (req_query(r, "exit") != NULL) {
+        if (f->exit_url != NULL)
+            return redirect(r, f->exit_url);
+        return message_page(r, 200, "Direct Debit not set up",
+                            "You left the bank details page before the end.");
+    }
+    if (done == NULL) {
+        if (f->hosted_url != NULL)
+            return redirect(r, f->hosted_url);
+        return message_page(r, 503, "Please try again",
+                            "We cannot set up a Direct Debit at the moment.");
+    }
+    act_for_token_owner(r);
+    struct mandate_details d = {0};
+    d.payment_method = f->type;
+    d.idempotency_key = provider_call_key(r, "mandate", tok);
+    d.flow_token = tok;
+    d.flow_reference = done;
+    struct provider_result res = {0};
+    int prc = provider_adapter(f->type)->mandate_complete(r, &d, &res);
+    if (prc == PROVIDER_RETRY)
+        return message_page(r, 503, "Please try again",
+                            "Your Direct Debit is being confirmed. Reload this page in a"
+                            " moment.");
+    if (prc != 0 || res.reference == NULL) {
+        if (f->exit_url != NULL)
+            return redirect(r, f->exit_url);
+        return message_page(r, 502, "Direct Debit not set up",
+                            "Your bank details could not be confirmed.");
+    }
+    const char *name = res.account_holder_name ? res.account_holder_name : "";
+    const char *ending = res.account_number_ending ? res.account_number_ending : "";
+    if (!text_valid(name, strlen(name), 255))
+        name = "";
+    if (strlen(ending) > 4 || strspn(ending, "0123456789") != strlen(ending))
+        ending = "";
+    return record_mandate(r, tok, f, &res, name, "", ending);
+}
+
 int
 pages_mandate_get(struct req *r)
 {
@@ -594,6 +651,8 @@ pages_mandate_get(struct req *r)
         return flow_state_page(r, DB_NOT_FOUND, &f);
     if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
         return st;
+    if (provider_adapter(f.type) != provider_sandbox_adapter())
+        return hosted_flow(r, tok, &f);
     return mandate_form(r, tok, &f, 200, NULL, NULL);
 }
 
@@ -619,13 +678,68 @@ digits_only(struct req *r, const char *s, size_t n)
     return k == n ? out : NULL;
 }
 
+/* Records the mandate the provider answered for flow `tok`, with the flow
+ * locked (a second submission or return finds it completed), and sends the
+ * browser to the site's returnURL. */
+static int
+record_mandate(struct req *r, const char *tok, struct flow *f, const struct provider_result *res,
+               const char *name, const char *sort, const char *last4)
+{
+    enum db_rc rc;
+    int        st;
+    /* Now the writes, with the flow locked: a second submission that got
+     * here too (a double click) finds it completed. The provider's answer
+     * to the same key and details is the same mandate. */
+    if ((rc = db_tx_begin(&r->db)) != DB_OK)
+        return flow_state_page(r, rc, f);
+    if ((st = flow_state_page(r, flow_load(r, tok, 1, f), f)) != 0)
+        return st;
+    const char *space = strrchr(name, ' ');
+    struct dbq *q = dbq_new(&r->db,
+        "INSERT INTO provider_mandates (payment_method, mandate_reference,"
+        " third_party_customer_reference, contract_owner_id, provider_id, status,"
+        " account_holder_name, sort_code, account_number_last4, first_name,"
+        " last_name, company_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+    dbq_str(q, f->type);
+    dbq_str(q, res->reference);
+    dbq_str(q, res->customer_reference);
+    dbq_i64(q, f->owner);
+    dbq_i64(q, f->provider_id);
+    dbq_str(q, res->status);
+    dbq_str(q, name);
+    dbq_str(q, sort);
+    dbq_str(q, last4);
+    if (space != NULL)
+        dbq_strn(q, name, (size_t)(space - name));
+    else
+        dbq_null(q);
+    dbq_str(q, space != NULL ? space + 1 : name);
+    dbq_str(q, f->customer_name);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return flow_state_page(r, rc, f);
+    q = dbq_new(&r->db, "UPDATE site_payment_mandates SET mandate_reference = ?,"
+                   " third_party_customer_reference = ?,"
+                   " flow_completed_at = UTC_TIMESTAMP() WHERE id = ?");
+    dbq_str(q, res->reference);
+    dbq_str(q, res->customer_reference);
+    dbq_i64(q, f->id);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return flow_state_page(r, rc, f);
+    if ((rc = mandate_site_method(r, f->site_id, f->type)) != DB_OK)
+        return flow_state_page(r, rc, f);
+    if (f->instant && f->sync &&
+        (rc = mandate_instant_payment(r, f->customer_id, f->type, res->reference,
+                                      provider_call_key(r, "mandate-payment", tok))) != DB_OK)
+        return flow_state_page(r, rc, f);
+    return redirect(r, f->return_url);
+}
+
 int
 pages_mandate_post(struct req *r)
 {
     const char  *tok = req_param(r, 0);
     struct query form;
     struct flow  f = {0};
-    enum db_rc   rc;
     int          st;
 
     if (!token_shape_ok(tok))
@@ -638,6 +752,8 @@ pages_mandate_post(struct req *r)
      * (COLLECTION.md §4); the flow is locked and checked again after. */
     if ((st = flow_state_page(r, flow_load(r, tok, 0, &f), &f)) != 0)
         return st;
+    if (provider_adapter(f.type) != provider_sandbox_adapter())
+        return hosted_flow(r, tok, &f); /* bank details are entered there */
 
     const char *name = query_get(&form, "accountHolderName");
     const char *sort = digits_only(r, query_get(&form, "sortCode"), 6);
@@ -657,7 +773,8 @@ pages_mandate_post(struct req *r)
     struct mandate_details d = {name, sort, acct, f.type,
                                 provider_call_key(r, "mandate",
                                                   arena_printf(r->arena, "%s\n%s\n%s\n%s",
-                                                               tok, name, sort, acct))};
+                                                               tok, name, sort, acct)),
+                                NULL, NULL};
     struct provider_result res = {0};
     if (provider_adapter(f.type)->mandate_complete(r, &d, &res) != 0 || res.reference == NULL) {
         if (f.exit_url != NULL)
@@ -665,49 +782,5 @@ pages_mandate_post(struct req *r)
         return message_page(r, 502, "Direct Debit not set up",
                             "Your bank details could not be confirmed.");
     }
-    /* Now the writes, with the flow locked: a second submission that got
-     * here too (a double click) finds it completed. The provider's answer
-     * to the same key and details is the same mandate. */
-    if ((rc = db_tx_begin(&r->db)) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    if ((st = flow_state_page(r, flow_load(r, tok, 1, &f), &f)) != 0)
-        return st;
-    const char *space = strrchr(name, ' ');
-    struct dbq *q = dbq_new(&r->db,
-        "INSERT INTO provider_mandates (payment_method, mandate_reference,"
-        " third_party_customer_reference, contract_owner_id, provider_id, status,"
-        " account_holder_name, sort_code, account_number_last4, first_name,"
-        " last_name, company_name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
-    dbq_str(q, f.type);
-    dbq_str(q, res.reference);
-    dbq_str(q, res.customer_reference);
-    dbq_i64(q, f.owner);
-    dbq_i64(q, f.provider_id);
-    dbq_str(q, res.status);
-    dbq_str(q, name);
-    dbq_str(q, sort);
-    dbq_str(q, acct + 4);
-    if (space != NULL)
-        dbq_strn(q, name, (size_t)(space - name));
-    else
-        dbq_null(q);
-    dbq_str(q, space != NULL ? space + 1 : name);
-    dbq_str(q, f.customer_name);
-    if ((rc = dbq_exec(q)) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    q = dbq_new(&r->db, "UPDATE site_payment_mandates SET mandate_reference = ?,"
-                   " third_party_customer_reference = ?,"
-                   " flow_completed_at = UTC_TIMESTAMP() WHERE id = ?");
-    dbq_str(q, res.reference);
-    dbq_str(q, res.customer_reference);
-    dbq_i64(q, f.id);
-    if ((rc = dbq_exec(q)) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    if ((rc = mandate_site_method(r, f.site_id, f.type)) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    if (f.instant && f.sync &&
-        (rc = mandate_instant_payment(r, f.customer_id, f.type, res.reference,
-                                      provider_call_key(r, "mandate-payment", tok))) != DB_OK)
-        return flow_state_page(r, rc, &f);
-    return redirect(r, f.return_url);
+    return record_mandate(r, tok, &f, &res, name, sort, acct + 4);
 }

@@ -225,6 +225,8 @@ static const struct {
     {"STRIPE", "stripe", provider_stripe_adapter},
     {"STRIPE_CARD", "stripe", provider_stripe_adapter},
     {"STRIPE_DD", "stripe", provider_stripe_adapter},
+    {"GO_CARDLESS", "gocardless", provider_gocardless_adapter},
+    {"GC_INSTANT_BANK_PAYMENTS", "gocardless", provider_gocardless_adapter},
     {NULL, NULL, NULL},
 };
 

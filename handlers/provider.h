@@ -44,6 +44,9 @@ struct mandate_details {
     const char *account_number;  /* 8 digits */
     const char *payment_method;  /* the provider's type (PaymentMethod) */
     const char *idempotency_key;
+    /* Details entered on the provider's own hosted page instead: */
+    const char *flow_token;      /* our flow's token (the site mandate's) */
+    const char *flow_reference;  /* the provider's flow (GoCardless billing request) */
 };
 
 struct provider_money {
@@ -52,6 +55,9 @@ struct provider_money {
     const char *description;
     const char *idempotency_key;
     int64_t     provider_id;     /* the configured provider (webhooks' address) */
+    const char *mandate_reference; /* payments: the mandate collected on, or NULL */
+    const char *payment_reference; /* refunds: the provider's collected payment of the
+                                    * customer it can be paid back from, or NULL */
 };
 
 /* Return values of the calls: 0, or one of these. */
@@ -66,6 +72,8 @@ struct provider_result {
     const char *reference;       /* provider's reference of the payment, refund or mandate */
     const char *customer_reference; /* mandate_complete: the provider's customer id
                                      * (Stripe's, thirdPartyCustomerReference), or NULL */
+    const char *account_holder_name;   /* mandate_complete from a hosted page: what */
+    const char *account_number_ending; /* the provider tells of the account, or NULL */
 };
 
 /* One event of a provider's webhook, in our vocabulary. */
@@ -129,6 +137,8 @@ int provider_credentials_load(const char *name, const char *path, char *err, siz
 const struct provider_adapter *provider_adapter(const char *type);
 /* The built-in sandbox adapter (provider_sandbox.c). */
 const struct provider_adapter *provider_sandbox_adapter(void);
+/* GoCardless (provider_gocardless.c). */
+const struct provider_adapter *provider_gocardless_adapter(void);
 
 /*
  * The idempotency key of the provider call that does `what` ("refund",

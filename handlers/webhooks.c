@@ -135,6 +135,53 @@ sandbox_webhook_parse(struct req *r, struct webhook_event **out, size_t *nout,
     return 0;
 }
 
+/*
+ * An event about a mandate of this provider (an integrated provider reports
+ * its mandates' life too): its status moves forward only, so a late or
+ * repeated event never takes a cancelled mandate back to ACTIVE; REINSTATED
+ * (the provider's reinstatement) is the one way back. DB_NOT_FOUND when the
+ * reference is no mandate of this provider.
+ */
+static int
+mandate_rank(const char *status)
+{
+    static const struct {
+        const char *status;
+        int         rank;
+    } ranks[] = {{"CREATED", 1},   {"CUSTOMER_APPROVAL_GRANTED", 2},
+                 {"CUSTOMER_APPROVAL_SKIPPED", 2}, {"PENDING_SUBMISSION", 3},
+                 {"SUBMITTED", 4}, {"ACTIVE", 5}, {"INACTIVE", 6}, {"FAILED", 6},
+                 {"CANCELLED", 6}, {"EXPIRED", 6}, {"REINSTATED", 7}};
+    for (size_t i = 0; status != NULL && i < sizeof(ranks) / sizeof(ranks[0]); i++)
+        if (strcmp(ranks[i].status, status) == 0)
+            return ranks[i].rank;
+    return -1;
+}
+
+static enum db_rc
+mandate_event(struct db_uow *u, int64_t provider_id, const struct webhook_event *ev,
+              int *moved)
+{
+    struct dbq *q = dbq_new(u, "SELECT payment_method, status FROM provider_mandates"
+                               " WHERE provider_id = ? AND mandate_reference = ? FOR UPDATE");
+    dbq_i64(q, provider_id);
+    dbq_str(q, ev->reference);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    const char *method = arena_strdup(u->arena, dbq_col_str(q, 0));
+    int         now = mandate_rank(dbq_col_str(q, 1)), want = mandate_rank(ev->status);
+    *moved = want > now;
+    if (!*moved)
+        return DB_OK;
+    q = dbq_new(u, "UPDATE provider_mandates SET status = ? WHERE payment_method = ?"
+                   " AND mandate_reference = ?");
+    dbq_str(q, ev->status);
+    dbq_str(q, method);
+    dbq_str(q, ev->reference);
+    return dbq_exec(q);
+}
+
 /* One event in its own transaction. *outcome gets what happened. */
 static enum db_rc
 apply_event(struct req *r, int64_t provider_id, const struct webhook_event *ev,
@@ -204,7 +251,14 @@ apply_event(struct req *r, int64_t provider_id, const struct webhook_event *ev,
                 return rc;
             *outcome = out.moved ? "APPLIED" : "IGNORED";
         }
-    } else if (rc != DB_NOT_FOUND) {
+    } else if (rc == DB_NOT_FOUND) {
+        int moved = 0;
+        rc = mandate_event(u, provider_id, ev, &moved);
+        if (rc == DB_OK)
+            *outcome = moved ? "APPLIED" : "IGNORED";
+        else if (rc != DB_NOT_FOUND)
+            return rc;
+    } else {
         return rc;
     }
     q = dbq_new(u, "UPDATE provider_events SET outcome = ?, attempt_id = ? WHERE id = ?");

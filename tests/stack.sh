@@ -30,8 +30,8 @@
 #                  "pay-api attempts run"); PAY_SANDBOX_STEP_MS the sandbox
 #                  provider's timeline step (default 50)
 #   PAY_STACK_CONF_EXTRA  lines appended to the generated pay-api.conf (e.g.
-#                  stripe_credentials = FILE, autocollect_interval = 1; the
-#                  Stripe stack of tests/providers/stripe/stack.sh)
+#                  stripe_credentials = FILE, gocardless_credentials = FILE; the
+#                  Stripe and GoCardless stacks of tests/providers/*/stack.sh)
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #

@@ -763,7 +763,7 @@ test_engine(void)
         req_init(&r, A);
         db_uow_init(&r.db, A);
         CHECK(attempt_load(&r.db, a2, 0, &a) == DB_OK, "load");
-        struct provider_money  m = {a.amount, "GBP", a.description, a.idem_key, 1};
+        struct provider_money  m = {a.amount, "GBP", a.description, a.idem_key, 1, NULL, NULL};
         struct provider_result res = {0};
         CHECK(provider_adapter("GO_CARDLESS")->payment_submit(&r, &m, &res) == 0,
               "a call whose answer is lost");

@@ -71,6 +71,8 @@ static const char server_py[] =
     "        elif p == '/429': self.send(429, b'{}', [('Retry-After', '7')])\n"
     "        elif p == '/503': self.send(503, b'{}', [('Retry-After',\n"
     "            email.utils.formatdate(time.time() + 3600, usegmt=True))])\n"
+    "        elif p == '/reset': self.send(429, b'{}', [('RateLimit-Reset',\n"
+    "            email.utils.formatdate(time.time() + 120, usegmt=True))])\n"
     "        elif p == '/big': self.send(200, b'x' * (5 * 1024 * 1024))\n"
     "        elif p == '/slow': time.sleep(4); self.send(200, b'late')\n"
     "        elif p == '/close': self.close_connection = True; self.connection.close()\n"
@@ -185,6 +187,11 @@ test_loopback(struct arena *a)
     r = (struct http_call){.method = "GET", .url = arena_printf(a, "%s/503", base), .ca_file = ca};
     CHECK(http_do(a, &r) == 0 && r.status == 503 && r.retry_after_ms > 3000000 &&
           r.retry_after_ms <= 3600000, "503 with an HTTP-date an hour ahead (%ld)",
+          r.retry_after_ms);
+    r = (struct http_call){.method = "GET", .url = arena_printf(a, "%s/reset", base),
+                           .ca_file = ca};
+    CHECK(http_do(a, &r) == 0 && r.status == 429 && r.retry_after_ms > 60000 &&
+          r.retry_after_ms <= 120000, "429 without Retry-After: RateLimit-Reset (%ld)",
           r.retry_after_ms);
     r = (struct http_call){.method = "GET", .url = arena_printf(a, "%s/nothing", base),
                            .ca_file = ca};

@@ -91,8 +91,8 @@ test_sandbox(void)
     struct req r;
     new_req(&r, "alice", NULL);
     const struct provider_adapter *p = provider_adapter("GO_CARDLESS");
-    struct provider_money  m1 = {1050, "GBP", "x", "pay-api-refund-a", 0};
-    struct provider_money  m2 = {1050, "GBP", "x", "pay-api-refund-b", 0};
+    struct provider_money  m1 = {1050, "GBP", "x", "pay-api-refund-a", 0, NULL, NULL};
+    struct provider_money  m2 = {1050, "GBP", "x", "pay-api-refund-b", 0, NULL, NULL};
     struct provider_result a = {0}, b = {0}, c = {0};
 
     CHECK(p->refund_submit(&r, &m1, &a) == 0 && p->refund_submit(&r, &m1, &b) == 0 &&
@@ -118,7 +118,7 @@ test_sandbox(void)
           "a payment and a refund with one key have different references");
 
     struct mandate_details md = {"Ann Lee", "123456", "12345678", "STRIPE",
-                                 "pay-api-mandate-x"};
+                                 "pay-api-mandate-x", NULL, NULL};
     struct provider_result f = {0}, g = {0};
     CHECK(p->mandate_complete(&r, &md, &f) == 0 && p->mandate_complete(&r, &md, &g) == 0,
           "sandbox mandates succeed");

@@ -1,0 +1,332 @@
+"""End to end through nginx on a stack whose GO_CARDLESS provider (1) talks to
+the GoCardless double over loopback HTTPS (tests/providers/gocardless/stack.sh):
+mandates set up on the double's hosted Billing Request Flow page, invoices
+auto-collected on them, webhooks signed the GoCardless way moving payments,
+refunds and mandates, and faults of the provider.
+
+Customers (fixture.json, one auto-collect invoice each):
+  101  mandate, collection paid out, partial refund settled
+  102  collection failed at the bank
+  103  collection charged back after paid out
+  104  faults: 500, 429 with Retry-After, a create made but its answer lost,
+       a hang past the timeout, a closed connection; then duplicate and
+       out-of-order webhooks: one payment at the provider, money counted once
+  105  the payer leaves the hosted page: exitURL, no mandate
+"""
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "e2e"))
+from paytest import *  # noqa: E402,F403
+
+TOK = token(owners="1")
+DOUBLE = urllib.parse.urlsplit(ENV["GC_DOUBLE_URL"])
+CTX = ssl.create_default_context(cafile=ENV["GC_DOUBLE_CA"])
+RETURN, EXIT = "https://shop.example/return", "https://shop.example/exit"
+
+
+def double(method, path, body=None, form=None):
+    """A request to the double (controls, hosted page), redirects not followed."""
+    c = http.client.HTTPSConnection(DOUBLE.hostname, DOUBLE.port, context=CTX, timeout=30)
+    headers, data = {}, None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body), "application/json"
+    if form is not None:
+        data = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    c.request(method, path, body=data, headers=headers)
+    r = c.getresponse()
+    out = (r.status, r.getheader("Location"), r.read().decode())
+    c.close()
+    return out
+
+
+def ctl(name, body=None):
+    st, _, text = double("POST" if body is not None else "GET", "/_double/" + name, body)
+    return json.loads(text)
+
+
+def service_get(url):
+    """GET on pay-api through nginx without following redirects."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    c.request("GET", u.path + ("?" + u.query if u.query else ""))
+    r = c.getresponse()
+    out = (r.status, r.getheader("Location"), r.read().decode())
+    c.close()
+    return out
+
+
+def wait_for(fn, what, s, timeout=90):
+    """Polls fn() until true (generous deadline: a loaded machine is slow)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    s.check(False, "in time: " + what)
+    return None
+
+
+def mandate_status(ref):
+    return sql_one("SELECT status FROM provider_mandates WHERE mandate_reference = '%s'" % ref)
+
+
+def invoice_paid(cid):
+    return int(sql_one("SELECT paid FROM invoices WHERE customer_id = %d" % cid))
+
+
+def attempt(cid, kind=1):
+    rows = sql("SELECT id, status, COALESCE(provider_reference, ''), idempotency_key"
+               " FROM attempts WHERE customer_id = %d AND kind = %d ORDER BY id DESC LIMIT 1"
+               % (cid, kind))
+    return rows[0] if rows else None
+
+
+def setup_mandate(s, cid, leave=False):
+    """The site mandate, the double's hosted page, the way back: the mandate."""
+    r = post("/v1/site-payment-mandates", {"siteId": cid, "returnURL": RETURN, "exitURL": EXIT},
+             TOK)
+    if not s.status(r, 201, "site mandate %d created" % cid):
+        return None
+    url = urllib.parse.urlsplit(r.json.get("redirectURL") or "")
+    s.eq("%s://%s" % (url.scheme, url.netloc), ENV["GC_DOUBLE_URL"],
+         "redirectURL is the GoCardless hosted page")
+    page = url.path + "?" + url.query
+    st, _, html = double("GET", page)
+    s.check(st == 200 and "account_number" in html, "the hosted page asks for bank details")
+    form = {"account_holder_name": "Payer %d" % cid, "branch_code": "20-00-00",
+            "account_number": "5577%04d" % cid, "do": "exit" if leave else "confirm"}
+    st, back, _ = double("POST", page, form=form)
+    s.eq(st, 303, "the hosted page sends the payer back")
+    s.check(back and back.startswith(ENV["PAY_BASE_URL"] + "/mandate/"),
+            "back to this service's /mandate/{token}", back)
+    st, final, _ = service_get(back)
+    s.eq((st, final), (303, EXIT if leave else RETURN),
+         "then on to the site's %s" % ("exitURL" if leave else "returnURL"))
+    return sql_one("SELECT mandate_reference FROM site_payment_mandates WHERE site_id = %d"
+                   " ORDER BY id DESC LIMIT 1" % cid)
+
+
+def activate(s, ref):
+    for action in ("submitted", "active"):
+        ctl("simulate", {"resource": "mandates", "id": ref, "action": action})
+    wait_for(lambda: mandate_status(ref) == "ACTIVE", "mandate %s ACTIVE by webhook" % ref, s)
+
+
+def collect(s, cid, ref):
+    """Auto-collection by the engine: one GoCardless payment on the mandate."""
+    run_engine([cid], until_idle=5)
+    a = attempt(cid)
+    if not s.check(a is not None and a[2].startswith("PM"), "customer %d: a GoCardless payment"
+                   % cid, a):
+        return None
+    pm = ctl("state")["payments"].get(a[2])
+    s.check(pm and pm["links"]["mandate"] == ref, "the payment is on the customer's mandate")
+    s.eq(a[1], "PENDING_SUBMISSION", "attempt pending submission")
+    return a
+
+
+def events_for(st, ref):
+    return [e for e in st["events"].values() if ref in e["links"].values()]
+
+
+def test_collect_and_refund(s):
+    ref = setup_mandate(s, 101)
+    if not s.check(ref and ref.startswith("MD"), "customer 101: a GoCardless mandate", ref):
+        return
+    s.eq(mandate_status(ref), "PENDING_SUBMISSION", "recorded as GoCardless reports it")
+    r = get("/v1/payment-provider-mandates/GO_CARDLESS/%s" % ref, TOK)
+    s.status(r, 200, "the mandate is readable through the API")
+    activate(s, ref)
+    a = collect(s, 101, ref)
+    if a is None:
+        return
+    s.eq(invoice_paid(101), 0, "nothing counted before the bank confirms")
+    for action in ("submitted", "confirmed"):
+        ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
+    wait_for(lambda: invoice_paid(101) == 4200, "invoice 1010 paid 42.00 on confirmed", s)
+    ctl("simulate", {"resource": "payments", "id": a[2], "action": "paid_out"})
+    wait_for(lambda: attempt(101)[1] == "PAID_OUT", "attempt PAID_OUT", s)
+    s.eq(invoice_paid(101), 4200, "paid out: still 42.00, once")
+
+    r = post("/v1/refunds", {"invoiceId": 1010, "billRunType": "NORMAL",
+                             "amountInMajorCurrency": 10.5, "description": "gc refund",
+                             "paymentMethod": "GO_CARDLESS"}, TOK)
+    if not s.status(r, 201, "refund of 10.50 accepted"):
+        return
+    run_engine([101], until_idle=5)
+    rf = attempt(101, 2)
+    if not s.check(rf and rf[2].startswith("RF"), "a GoCardless refund", rf):
+        return
+    grf = ctl("state")["refunds"][rf[2]]
+    s.eq((grf["amount"], grf["links"]["payment"]), (1050, a[2]), "refund of the collected payment")
+    for action in ("paid", "refund_settled"):
+        ctl("simulate", {"resource": "refunds", "id": rf[2], "action": action})
+    wait_for(lambda: attempt(101, 2)[1] in ("PAID", "REFUND_SETTLED"), "refund settled", s)
+    r = get("/v1/refunds/%s" % r.json["id"], TOK)
+    s.check(r.json and r.json.get("thirdPartyRefundStatus") in ("PAID", "REFUND_SETTLED"),
+            "the refund's status through the API", r.json)
+
+
+def test_failure(s):
+    ref = setup_mandate(s, 102)
+    if not ref:
+        return
+    activate(s, ref)
+    a = collect(s, 102, ref)
+    if a is None:
+        return
+    for action in ("submitted", "failed"):
+        ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
+    wait_for(lambda: attempt(102)[1] == "FAILED", "attempt FAILED by webhook", s)
+    s.eq(invoice_paid(102), 0, "a failed collection pays nothing")
+
+
+def test_chargeback(s):
+    ref = setup_mandate(s, 103)
+    if not ref:
+        return
+    activate(s, ref)
+    a = collect(s, 103, ref)
+    if a is None:
+        return
+    for action in ("submitted", "confirmed", "paid_out"):
+        ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
+    wait_for(lambda: invoice_paid(103) == 6310, "paid 63.10", s)
+    ctl("simulate", {"resource": "payments", "id": a[2], "action": "charged_back"})
+    wait_for(lambda: attempt(103)[1] == "CHARGED_BACK", "attempt CHARGED_BACK", s)
+    s.eq(invoice_paid(103), 0, "the chargeback takes the 63.10 back")
+
+
+def test_faults(s):
+    ref = setup_mandate(s, 104)
+    if not ref:
+        return
+    activate(s, ref)
+    for kind in (500, 429, "lost", "hang", "close"):
+        ctl("fault", {"method": "POST", "prefix": "/payments", "kind": kind, "count": 1,
+                      "retry_after": 1, "seconds": 40})
+    deadline = time.time() + 150
+    while time.time() < deadline:
+        run_engine([104], until_idle=5)
+        a = attempt(104)
+        if a and a[2]:
+            break
+    a = attempt(104)
+    if not s.check(a and a[2].startswith("PM"), "after the faults: a payment", a):
+        return
+    st = ctl("state")
+    s.eq(st["creates"].get("payments %s" % a[3]), 6,
+         "six creates with the attempt's one Idempotency-Key")
+    mine = [p for p in st["payments"].values() if p["links"]["mandate"] == ref]
+    s.eq(len(mine), 1, "one payment at the provider (no double collection)")
+    s.eq(mine[0]["id"] if mine else None, a[2], "the conflict resolved to the lost create's payment")
+
+    # Events held back, then delivered in reverse order, then again.
+    ctl("hold", {"on": True})
+    for action in ("submitted", "confirmed", "paid_out"):
+        ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
+    evs = sorted((e for e in events_for(ctl("state"), a[2])
+                  if e["action"] in ("submitted", "confirmed", "paid_out")),
+                 key=lambda e: e["id"])
+    s.eq([e["action"] for e in evs], ["submitted", "confirmed", "paid_out"], "three events")
+    r = ctl("resend", {"events": [e["id"] for e in reversed(evs)]})
+    s.eq(r.get("status"), 200, "out of order: answered 200")
+    ledger = sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = 104")
+    r = ctl("resend", {"events": [evs[1]["id"], evs[1]["id"]]})
+    s.eq(r.get("status"), 200, "a duplicate: answered 200")
+    ctl("hold", {"on": False})
+    wait_for(lambda: ctl("state")["outbox"] == 0, "held events delivered", s)
+    s.eq(attempt(104)[1], "PAID_OUT", "PAID_OUT whatever the order")
+    s.eq(invoice_paid(104), 2500, "25.00 counted once")
+    s.eq(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = 104"), ledger,
+         "no ledger row from the repeats")
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_events WHERE provider_reference = '%s'"
+                 " AND event_id IN ('%s')" % (a[2], "','".join(e["id"] for e in evs))), "3",
+         "each event stored once")
+
+    # A webhook not signed with the endpoint's secret changes nothing.
+    body = json.dumps({"events": [{"id": "EVFORGED1", "resource_type": "payments",
+                                   "action": "charged_back", "links": {"payment": a[2]}}]})
+    bad = hmac.new(b"not-the-secret", body.encode(), hashlib.sha256).hexdigest()
+    r = request("POST", "/webhooks/1", raw=body, headers={"Webhook-Signature": bad})
+    s.eq(r.status, 403, "a forged GoCardless webhook: 403")
+    good = hmac.new(ENV["GC_WEBHOOK_SECRET"].encode(), body.encode(), hashlib.sha256).hexdigest()
+    r = request("POST", "/webhooks/1", raw=body,
+                headers={"Webhook-Signature": good}, content_type="text/plain")
+    s.eq(r.status, 415, "not application/json: 415")
+    s.eq(invoice_paid(104), 2500, "nothing moved")
+
+
+def gc_sign(body, secret=None):
+    return hmac.new((secret or ENV["GC_WEBHOOK_SECRET"]).encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_webhook_attacks(s):
+    """The GoCardless scheme at /webhooks/1: only the endpoint secret's HMAC of
+    the exact bytes is accepted, before anything is parsed or stored."""
+    run = str(int(time.time() * 1000))
+    ev = {"id": "EVATK" + run, "resource_type": "payments", "action": "confirmed",
+          "links": {"payment": "PMNOSUCH" + run}}
+    body = json.dumps({"events": [ev], "meta": {"webhook_id": "WBATK" + run}}).encode()
+    good = gc_sign(body)
+    stored = lambda: sql_one("SELECT COUNT(*) FROM provider_events WHERE event_id = '%s'"
+                             % ev["id"])
+    cases = [("another secret", body, gc_sign(body, "x" * 32)),
+             ("last hex digit changed", body, good[:-1] + ("0" if good[-1] != "0" else "1")),
+             ("truncated", body, good[:63]),
+             ("with a sha256= prefix", body, "sha256=" + good),
+             ("the sandbox scheme", body, "t=%d,v1=%s" % (time.time(), good)),
+             ("no signature", body, None),
+             ("the body changed after signing", body.replace(b"confirmed", b"paid_out"), good),
+             ("a space appended", body + b" ", good)]
+    for what, b, sig in cases:
+        r = request("POST", "/webhooks/1", raw=b, headers={"Webhook-Signature": sig} if sig else {})
+        s.eq(r.status, 403, "%s: 403" % what)
+    s.eq(stored(), "0", "nothing stored from refused deliveries")
+    r = request("POST", "/webhooks/1", raw=body, headers={"Webhook-Signature": good.upper()})
+    if s.status(r, 200, "the genuine delivery (upper-case hex) is accepted"):
+        s.eq(r.json, {"received": 0, "duplicates": 0, "unknownReferences": 1},
+             "an unknown payment: stored, counted as unknown")
+    r = request("POST", "/webhooks/1", raw=body, headers={"Webhook-Signature": good})
+    s.check(r.status == 200 and r.json.get("duplicates") == 1, "a replay: duplicate", r.json)
+    s.eq(stored(), "1", "stored once")
+    junk = b'{"events": ['
+    r = request("POST", "/webhooks/1", raw=junk, headers={"Webhook-Signature": gc_sign(junk)})
+    s.eq(r.status, 400, "signed but not JSON: 400")
+    other = json.dumps({"events": [{"id": "EVX" + run, "resource_type": "payouts",
+                                    "action": "paid", "links": {"payout": "PO1"}}]}).encode()
+    r = request("POST", "/webhooks/1", raw=other, headers={"Webhook-Signature": gc_sign(other)})
+    s.check(r.status == 200 and r.json.get("received") == 0, "a payout event: skipped", r.json)
+
+
+def test_exit(s):
+    ref = setup_mandate(s, 105, leave=True)
+    s.check(ref in (None, "NULL"), "leaving the hosted page records no mandate", ref)
+
+
+def test_credentials_stay_secret(s):
+    logs = ""
+    for name in ("pay-api.log", "pay-api.out"):
+        p = os.path.join(os.path.dirname(ENV["PAY_CONFIG"]), "logs", name)
+        if os.path.exists(p):
+            logs += open(p, errors="replace").read()
+    s.check("POST %s/billing_requests: 201" % ENV["GC_DOUBLE_URL"] in logs and
+            "request id " in logs, "provider calls are logged with GoCardless's request id")
+    s.check("sandbox_double_token" not in logs, "the access token is never logged")
+    s.check(ENV["GC_WEBHOOK_SECRET"] not in logs, "the webhook secret is never logged")
+    m = get("/metrics")
+    s.check("sandbox_double_token" not in m.raw, "nor exported in /metrics")
+
+
+Suite().run([test_collect_and_refund, test_failure, test_chargeback, test_faults,
+             test_webhook_attacks, test_exit, test_credentials_stay_secret])
