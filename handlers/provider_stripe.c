@@ -232,27 +232,6 @@ stripe_flow_start(struct req *r, const char *flow_token)
     return url != NULL && strncmp(url, "https://", 8) == 0 ? url : NULL;
 }
 
-/* Stripe's mandate status in ours (README table). */
-static const char *
-mandate_status(const struct json_value *md)
-{
-    const char *s = str_of(md, "status");
-    const struct json_value *d = json_get(md, "payment_method_details");
-    const struct json_value *bacs = d && d->type == JSON_OBJECT ? json_get(d, "bacs_debit") : NULL;
-    const char *net = str_of(bacs, "network_status");
-    if (s == NULL)
-        return NULL;
-    if (strcmp(s, "active") == 0)
-        return "ACTIVE";
-    if (strcmp(s, "pending") == 0)
-        return "SUBMITTED";
-    if (net != NULL && strcmp(net, "refused") == 0)
-        return "FAILED";
-    if (net != NULL && strcmp(net, "revoked") == 0)
-        return "CANCELLED";
-    return "INACTIVE";
-}
-
 static int
 stripe_mandate_fetch(struct req *r, const char *reference, struct provider_result *out)
 {
@@ -266,7 +245,7 @@ stripe_mandate_fetch(struct req *r, const char *reference, struct provider_resul
                           NULL, &md, out)) != 0)
         return rc;
     out->reference = reference;
-    out->status = mandate_status(md);
+    out->status = stripe_mandate_status(md);
     out->more = out->status != NULL && strcmp(out->status, "SUBMITTED") == 0;
     if (out->status == NULL) {
         out->error = "stripe: the mandate has no status";
@@ -304,7 +283,7 @@ mandate_of_session(struct req *r, const char *session, struct provider_result *o
     }
     out->reference = str_of(md, "id");
     out->customer_reference = str_of(cs, "customer");
-    out->status = mandate_status(md);
+    out->status = stripe_mandate_status(md);
     const struct json_value *pm = json_get(si, "payment_method");
     if (pm != NULL && pm->type == JSON_OBJECT) {
         const struct json_value *bd = json_get(pm, "billing_details");
@@ -318,13 +297,18 @@ mandate_of_session(struct req *r, const char *session, struct provider_result *o
 /* The customer's bank details are entered on Stripe's page, never here:
  * the flow is completed from the Checkout Session the customer comes back
  * with, named by the return to the flow's page (success_url above; passed
- * in mandate_details.payment_method here). */
+ * in mandate_details.flow_reference here). */
 static int
 stripe_mandate_complete(struct req *r, const struct mandate_details *d,
                         struct provider_result *out)
 {
     const char *holder, *ending;
-    return mandate_of_session(r, d->payment_method, out, &holder, &ending);
+    int         rc = mandate_of_session(r, d->flow_reference, out, &holder, &ending);
+    if (rc == 0) {
+        out->account_holder_name = holder;
+        out->account_number_ending = ending;
+    }
+    return rc;
 }
 
 /* ---- collections: off-session PaymentIntents ---------------------------------------- */

@@ -221,6 +221,28 @@ stripe_refund_status(const struct json_value *re, int *more)
     return NULL;
 }
 
+/* A Mandate's status in ours (README table). */
+const char *
+stripe_mandate_status(const struct json_value *md)
+{
+    const char              *s = str_member(md, "status");
+    const struct json_value *d = md ? json_get(md, "payment_method_details") : NULL;
+    const struct json_value *bacs =
+        d != NULL && d->type == JSON_OBJECT ? json_get(d, "bacs_debit") : NULL;
+    const char *net = str_member(bacs, "network_status");
+    if (s == NULL)
+        return NULL;
+    if (eq(s, "active"))
+        return "ACTIVE";
+    if (eq(s, "pending"))
+        return "SUBMITTED";
+    if (eq(net, "refused"))
+        return "FAILED";
+    if (eq(net, "revoked"))
+        return "CANCELLED";
+    return "INACTIVE";
+}
+
 int
 stripe_event_map(const struct json_value *event, struct stripe_mapped *out)
 {
@@ -275,12 +297,16 @@ stripe_event_map(const struct json_value *event, struct stripe_mapped *out)
             out->status = eq(st, "lost") ? "CHARGEBACK_SETTLED"
                         : eq(st, "won") || eq(st, "warning_closed") || eq(st, "prevented")
                             ? "CHARGEBACK_CANCELLED" : NULL;
+    } else if (eq(type, "mandate.updated")) {
+        out->kind = 3;
+        out->reference = str_member(obj, "id");
+        out->status = stripe_mandate_status(obj);
     } else if (strncmp(type, "refund.", 7) == 0 || eq(type, "charge.refund.updated")) {
         out->kind = 2;
         out->reference = str_member(obj, "id");
         out->status = stripe_refund_status(obj, &more);
     }
     if (out->status == NULL || out->reference == NULL)
-        out->kind = 0; /* informational (charge.*, mandate.updated, ...) */
+        out->kind = 0; /* informational (charge.*, customer.*, ...) */
     return 0;
 }

@@ -48,8 +48,9 @@ int stripe_classify(struct arena *a, long status, const char *body, const char *
                     const char **what);
 
 /* One Stripe event in our vocabulary: the reference (the Checkout
- * Session, PaymentIntent or Refund id the attempt holds) and the status.
- * kind: 0 not ours (ignored), 1 about a collection, 2 about a refund. */
+ * Session, PaymentIntent or Refund id the attempt holds, or the Mandate id)
+ * and the status. kind: 0 not ours (ignored), 1 about a collection, 2 about
+ * a refund, 3 about a mandate (mandate.updated: its MandateStatus). */
 struct stripe_mapped {
     int         kind;
     const char *reference;
@@ -65,5 +66,7 @@ int stripe_event_map(const struct json_value *event, struct stripe_mapped *out);
 const char *stripe_payment_intent_status(const struct json_value *pi, int *more);
 const char *stripe_session_status(const struct json_value *cs, int *more);
 const char *stripe_refund_status(const struct json_value *re, int *more);
+/* Our MandateStatus of a Mandate object; NULL without a status. */
+const char *stripe_mandate_status(const struct json_value *md);
 
 #endif

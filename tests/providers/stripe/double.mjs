@@ -201,10 +201,15 @@ function dispute(ch, reason = 'fraudulent') {
 function expandSession(cs, expand) {
     const out = structuredClone(cs);
     for (const e of expand) {
-        if ((e === 'setup_intent' || e === 'setup_intent.mandate') && out.setup_intent) {
-            out.setup_intent = structuredClone(db.setup_intents.get(out.setup_intent));
-            if (e === 'setup_intent.mandate' && out.setup_intent.mandate)
+        const [head, sub] = e.split('.');
+        if (head === 'setup_intent' && out.setup_intent) {
+            if (typeof out.setup_intent === 'string')
+                out.setup_intent = structuredClone(db.setup_intents.get(out.setup_intent));
+            if (sub === 'mandate' && typeof out.setup_intent.mandate === 'string')
                 out.setup_intent.mandate = structuredClone(db.mandates.get(out.setup_intent.mandate));
+            if (sub === 'payment_method' && typeof out.setup_intent.payment_method === 'string')
+                out.setup_intent.payment_method =
+                    structuredClone(db.payment_methods.get(out.setup_intent.payment_method));
         }
         if (e === 'payment_intent' && out.payment_intent)
             out.payment_intent = structuredClone(db.payment_intents.get(out.payment_intent));

@@ -1,9 +1,10 @@
 """End to end through nginx against a stack whose stripe_credentials point
 at the Stripe double (tests/providers/stripe/stack.sh): a payment link paid
 on the hosted Checkout page, a declined card and an expired Session, a
-refund, a dispute -> chargeback, a Bacs mandate set up through Checkout in
-setup mode and the invoice auto-collected off-session with it (and a
-failing one), faults (500 and 429 from Stripe, webhooks delivered twice and
+refund, a dispute -> chargeback, a Bacs mandate set up through the API's
+mandate flow (Checkout in setup mode, back to the flow's page: SUBMITTED,
+then ACTIVE from mandate.updated) and the invoice auto-collected
+off-session with it (and a failing one), faults (500 and 429 from Stripe, webhooks delivered twice and
 in reverse order): the right statuses, ledger rows and invoices, and never
 more than one create per idempotency key at Stripe.
 
@@ -277,35 +278,62 @@ def test_dispute_is_a_chargeback(s):
     s.eq(invoice_paid(1, iid), 0, "the chargeback takes the payment back from the invoice")
 
 
-def bacs_mandate(s, account):
-    """A Bacs mandate set up on Stripe's hosted page in setup mode, then held
-    for the site like a completed flow."""
-    cus = stripe("POST", "/v1/customers", {"email": "dd@example.org"})
-    sess = stripe("POST", "/v1/checkout/sessions", {
-        "mode": "setup", "customer": cus["id"], "payment_method_types[0]": "bacs_debit",
-        "success_url": BASE + "/healthz?session_id={CHECKOUT_SESSION_ID}"})
-    b = Browser()
-    done = b.post(sess["url"], {"name": "Dee Dee", "sort_code": "108800", "account_number": account})
-    s.eq(done.status, 303, "mandate set up on Stripe's page")
-    si = stripe("GET", "/v1/checkout/sessions/%s?expand[]=setup_intent" % sess["id"])["setup_intent"]
-    mandate = si["mandate"]
-    wait("mandate active", lambda: stripe("GET", "/v1/mandates/" + mandate)["status"] == "active", 30)
-    return cus["id"], mandate
+def stripe_dd_only():
+    """The contract owner's Direct Debit provider is the Stripe one here."""
+    sql("UPDATE payment_providers SET status = 'INACTIVE' WHERE id <> %d AND id IN"
+        " (SELECT provider_id FROM payment_provider_owners WHERE contract_owner_id = 1)" % PROVIDER)
+
+
+def bacs_mandate(s, site, account):
+    """A Bacs mandate set up for the site through the API's flow: Checkout in
+    setup mode on Stripe's page, back to the flow's page (recorded pending,
+    SUBMITTED), then ACTIVE from Stripe's mandate.updated webhook."""
+    stripe_dd_only()
+    r = post("/v1/site-payment-mandates", raw=json.dumps(
+        {"siteId": site, "returnURL": "https://example.org/back", "exitURL": "https://example.org/exit"}),
+        tok=TOK)
+    s.status(r, 201, "mandate flow created")
+    hosted, tok = (r.json or {}).get("redirectURL") or "", (r.json or {}).get("flowToken") or ""
+    # Stripe's timeline held: the mandate stays pending until advanced below.
+    control("config", {"stepMs": 3600000})
+    try:
+        b = Browser()
+        done = b.post(hosted, {"name": "Dee Dee", "sort_code": "108800", "account_number": account})
+        back = done.header("Location") or ""
+        s.check(done.status == 303 and back.startswith("%s/mandate/%s?billing_request=cs_" % (BASE, tok)),
+                "mandate set up on Stripe's page, back to the flow's page", done)
+        page = b.get(back)
+        s.eq((page.status, page.header("Location")), (303, "https://example.org/back"),
+             "the flow's page records the mandate and goes on to returnURL")
+        row = sql("SELECT m.mandate_reference, m.third_party_customer_reference, p.status,"
+                  " p.account_holder_name, p.account_number_last4, s.payment_method"
+                  " FROM site_payment_mandates m JOIN provider_mandates p"
+                  " ON p.mandate_reference = m.mandate_reference JOIN sites s ON s.id = m.site_id"
+                  " WHERE m.flow_token = '%s'" % tok)
+        s.check(len(row) == 1, "the flow's mandate is recorded", row)
+        mandate, cus, status, holder, last4, method = row[0]
+        s.eq((status, holder, last4, method), ("SUBMITTED", "Dee Dee", account[-4:], "STRIPE"),
+             "a pending Bacs mandate, with the details Stripe tells of the account")
+        md = stripe("GET", "/v1/mandates/" + mandate)
+        s.eq(md.get("status"), "pending", "Stripe's mandate is pending")
+        control("advance", {})
+    finally:
+        control("config", {"stepMs": 500})
+    wait("mandate ACTIVE from the webhook", lambda: sql_one(
+        "SELECT status FROM provider_mandates WHERE mandate_reference = '%s'" % mandate) == "ACTIVE", 30)
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_events WHERE provider_id = %d AND provider_reference"
+                 " = '%s' AND status = 'ACTIVE' AND outcome = 'APPLIED'" % (PROVIDER, mandate)), "1",
+         "mandate.updated applied once")
+    return cus, mandate
 
 
 def auto_collect(s, cid, account, what):
-    cus, mandate = bacs_mandate(s, account)
     kind, iid, amount = unpaid_invoice(cid)
     site = int(sql_one("SELECT site_id FROM invoices WHERE kind = 1 AND id = %d" % iid))
-    sql("INSERT INTO provider_mandates (payment_method, mandate_reference, contract_owner_id,"
-        " provider_id, third_party_customer_reference, status, account_holder_name, sort_code,"
-        " account_number_last4) VALUES ('STRIPE', '%s', 1, %d, '%s', 'ACTIVE', 'Dee Dee', '108800', '%s')"
-        % (mandate, PROVIDER, cus, account[-4:]))
-    sql("INSERT INTO site_payment_mandates (site_id, provider_id, return_url, flow_token,"
-        " flow_expires_at, flow_completed_at, mandate_reference, third_party_customer_reference)"
-        " VALUES (%d, %d, 'https://example.org/', '%s', UTC_TIMESTAMP(), UTC_TIMESTAMP(), '%s', '%s')"
-        % (site, PROVIDER, os.urandom(21).hex()[:43], mandate, cus))
-    sql("UPDATE sites SET payment_method = 'STRIPE' WHERE id = %d" % site)
+    # None of the customer's invoices is collected before the mandate is
+    # ACTIVE (the flow makes the site's method STRIPE as soon as it returns).
+    sql("UPDATE invoices SET auto_collect = 0 WHERE customer_id = %d" % cid)
+    cus, mandate = bacs_mandate(s, site, account)
     sql("UPDATE invoices SET auto_collect = (kind = 1 AND id = %d), due_date = UTC_DATE() - INTERVAL 1 DAY"
         " WHERE customer_id = %d" % (iid, cid))
     aid = wait(what + ": auto-collection attempt", lambda: sql_one(
@@ -363,9 +391,7 @@ def test_failing_debit(s):
 
 
 def test_mandate_flow_opens_checkout_setup(s):
-    # The contract owner's Direct Debit provider is the Stripe one here.
-    sql("UPDATE payment_providers SET status = 'INACTIVE' WHERE id <> %d AND id IN"
-        " (SELECT provider_id FROM payment_provider_owners WHERE contract_owner_id = 1)" % PROVIDER)
+    stripe_dd_only()
     site = int(sql_one("SELECT id FROM sites WHERE customer_id = 5 ORDER BY id LIMIT 1"))
     r = post("/v1/site-payment-mandates", raw=json.dumps(
         {"siteId": site, "returnURL": "https://example.org/back", "exitURL": "https://example.org/exit"}),

@@ -179,8 +179,23 @@ test_events(void)
     CHECK_STR(m.status, "PENDING_SUBMISSION", "waiting for the charge");
     m = mapped(EV("charge.refunded", "{\"id\":\"ch_1\",\"refunded\":true}"));
     CHECK(m.kind == 0, "charge.refunded is informational (refund.* carry the refund)");
+    m = mapped(EV("mandate.updated", "{\"id\":\"mandate_1\",\"status\":\"active\"}"));
+    CHECK(m.kind == 3 && strcmp(m.reference, "mandate_1") == 0, "mandate events name it");
+    CHECK_STR(m.status, "ACTIVE", "an accepted Bacs mandate");
+    m = mapped(EV("mandate.updated", "{\"id\":\"mandate_1\",\"status\":\"pending\"}"));
+    CHECK_STR(m.status, "SUBMITTED", "a Bacs mandate waiting for the bank");
+    m = mapped(EV("mandate.updated", "{\"id\":\"mandate_1\",\"status\":\"inactive\","
+                  "\"payment_method_details\":{\"bacs_debit\":{\"network_status\":"
+                  "\"refused\"}}}"));
+    CHECK_STR(m.status, "FAILED", "refused by the bank");
+    m = mapped(EV("mandate.updated", "{\"id\":\"mandate_1\",\"status\":\"inactive\","
+                  "\"payment_method_details\":{\"bacs_debit\":{\"network_status\":"
+                  "\"revoked\"}}}"));
+    CHECK_STR(m.status, "CANCELLED", "revoked by the customer");
     m = mapped(EV("mandate.updated", "{\"id\":\"mandate_1\",\"status\":\"inactive\"}"));
-    CHECK(m.kind == 0, "mandate.updated moves no attempt");
+    CHECK_STR(m.status, "INACTIVE", "inactive otherwise");
+    m = mapped(EV("customer.updated", "{\"id\":\"cus_1\"}"));
+    CHECK(m.kind == 0, "customer events are informational");
     const char *bad = "{\"id\":\"evt_1\",\"type\":\"payment_intent.succeeded\"}";
     CHECK(json_parse(A, bad, strlen(bad), &v, &err) == 0, "parses");
     CHECK(stripe_event_map(v, &m) == -1, "no data.object: malformed");
