@@ -19,6 +19,7 @@
 #include "html.h"
 #include "money.h"
 #include "provider.h"
+#include "provider_stripe.h"
 #include "text.h"
 #include "token.h"
 
@@ -240,7 +241,7 @@ link_state_page(struct req *r, enum db_rc rc, const struct link *l)
 /* The newest payment attempt of a link: its status (NULL when there is
  * none), error and how many attempts the link has had. */
 struct link_attempt {
-    const char *status, *error;
+    const char *status, *error, *reference;
     int64_t     count;
 };
 
@@ -248,8 +249,8 @@ static enum db_rc
 link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
 {
     struct dbq *q = dbq_new(&r->db,
-        "SELECT status, error_info, (SELECT COUNT(*) FROM attempts WHERE payment_link_id = ?)"
-        " FROM attempts WHERE payment_link_id = ? ORDER BY id DESC LIMIT 1");
+        "SELECT status, error_info, (SELECT COUNT(*) FROM attempts WHERE payment_link_id = ?),"
+        " provider_reference FROM attempts WHERE payment_link_id = ? ORDER BY id DESC LIMIT 1");
     dbq_i64(q, l->id);
     dbq_i64(q, l->id);
     memset(la, 0, sizeof(*la));
@@ -258,6 +259,7 @@ link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
         la->status = dbq_col_str(q, 0);
         la->error = dbq_col_str(q, 1);
         la->count = dbq_col_i64(q, 2);
+        la->reference = dbq_col_str(q, 3);
     }
     return rc == DB_NOT_FOUND ? DB_OK : rc;
 }
@@ -276,6 +278,18 @@ processing_page(struct req *r, const struct link *l)
                     " reload it.</p>");
     link_details(&p.b, l);
     return html_end(r, &p, 200, NULL);
+}
+
+/* The origin the Pay button may lead to besides ours (its POST is
+ * answered with a redirect to Stripe Checkout, which the form-action of
+ * the page's CSP must allow), or NULL. */
+static const char *
+pay_form_target(struct req *r, const struct link *l)
+{
+    struct dbq *q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?");
+    dbq_i64(q, l->provider_id);
+    const char *type = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    return provider_stripe_serves(type) ? provider_stripe_checkout_origin(r) : NULL;
 }
 
 static int
@@ -298,7 +312,7 @@ pay_form(struct req *r, const char *tok, const struct link *l, const char *failu
     format_amount(&p.b, l->amount, l->digits, l->currency);
     abuf_adds(&p.b, "</button></form><footer>Payments are processed securely by"
                     " our payment provider.</footer>");
-    return html_end(r, &p, 200, NULL);
+    return html_end(r, &p, 200, pay_form_target(r, l));
 }
 
 int
@@ -315,8 +329,18 @@ pages_pay_get(struct req *r)
     if ((st = link_state_page(r, link_attempt_load(r, &l, &la), &l)) != 0)
         return st;
     if (la.status != NULL &&
-        attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_PENDING)
+        attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_PENDING) {
+        /* Paid on Stripe's Checkout page: back there while it is open. */
+        if (la.reference != NULL && strncmp(la.reference, "cs_", 3) == 0 &&
+            attempt_rank(ATTEMPT_COLLECTION, la.status) <=
+                attempt_rank(ATTEMPT_COLLECTION, "PENDING_CUSTOMER_APPROVAL")) {
+            const char *url = provider_stripe_checkout_url(r, arena_strdup(r->arena,
+                                                                           la.reference));
+            if (url != NULL)
+                return redirect(r, url);
+        }
         return processing_page(r, &l);
+    }
     if (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_FAILED)
         return pay_form(r, tok, &l, la.error ? la.error : "your bank declined it");
     return pay_form(r, tok, &l, NULL);
@@ -328,6 +352,43 @@ pages_pay_get(struct req *r)
  * (or the link paid) instead of paying twice; after a failure, pressing
  * again is a new attempt with a new key. The browser is sent to the page,
  * which shows "processing" until the provider's answer arrives. */
+/* A link of a provider paid through Stripe: its Checkout Session is
+ * opened first, outside any transaction, with the key the attempt will
+ * carry (a second press finds the same Session). 0 and *key, *res, *url
+ * empty when the link is not Stripe's or not payable now (the normal path
+ * then shows why); else the page status on failure, or 0 with them set. */
+static int
+stripe_checkout_first(struct req *r, const char *tok, const char **key,
+                      struct provider_result *res, const char **url)
+{
+    struct link         l = {0};
+    struct link_attempt la;
+    if (link_load(r, tok, 0, &l) != DB_OK || l.paid || l.expired ||
+        link_attempt_load(r, &l, &la) != DB_OK ||
+        (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) != AG_FAILED)) {
+        db_uow_reset(&r->db);
+        return 0;
+    }
+    int64_t     count = la.count;
+    struct dbq *q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?"
+                                    " AND status = 'ACTIVE'");
+    dbq_i64(q, l.provider_id);
+    const char *type = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    db_uow_reset(&r->db);
+    if (!provider_stripe_serves(type))
+        return 0;
+    *key = provider_call_key(r, "link-payment",
+                             count == 0 ? tok : arena_printf(r->arena, "%s\n%" PRId64, tok, count));
+    struct provider_money m = {l.amount, l.currency, l.description, *key, l.provider_id, NULL, NULL};
+    if (provider_stripe_checkout(r, type, &m,
+                                 arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(),
+                                              tok), res, url) != 0)
+        return message_page(r, 503, "Payments are unavailable",
+                            "Payments cannot be taken at the moment. Please try"
+                            " again in a few minutes.");
+    return 0;
+}
+
 int
 pages_pay_post(struct req *r)
 {
@@ -346,6 +407,10 @@ pages_pay_post(struct req *r)
         (st = csrf_check_or_page(r, &form)) != 0)
         return st;
     act_for_token_owner(r);
+    const char            *stripe_key = NULL, *stripe_url = NULL;
+    struct provider_result stripe_res = {0};
+    if ((st = stripe_checkout_first(r, tok, &stripe_key, &stripe_res, &stripe_url)) != 0)
+        return st;
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return link_state_page(r, rc, &l);
     if ((st = link_state_page(r, link_load(r, tok, 1, &l), &l)) != 0)
@@ -383,9 +448,14 @@ pages_pay_post(struct req *r)
                                                     : arena_printf(r->arena, "%s\n%" PRId64,
                                                                    tok, la.count)),
     };
+    if (stripe_url != NULL && strcmp(stripe_key, a.idem_key) == 0) {
+        a.reference = stripe_res.reference; /* the collector follows the Session */
+    }
     struct attempt_outcome out;
     if ((rc = attempt_advance(&r->db, &c, &a, "NEW", NULL, &out)) != DB_OK)
         return link_state_page(r, rc, &l);
+    if (a.reference != NULL && stripe_url != NULL)
+        return redirect(r, stripe_url);
     return redirect(r, arena_printf(r->arena, "/pay/%s", tok));
 }
 

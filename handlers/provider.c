@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "provider_stripe.h"
 #include "token.h"
 
 const char *
@@ -221,6 +222,9 @@ static const struct {
     const char *credentials;
     const struct provider_adapter *(*adapter)(void);
 } integrated[] = {
+    {"STRIPE", "stripe", provider_stripe_adapter},
+    {"STRIPE_CARD", "stripe", provider_stripe_adapter},
+    {"STRIPE_DD", "stripe", provider_stripe_adapter},
     {"GO_CARDLESS", "gocardless", provider_gocardless_adapter},
     {"GC_INSTANT_BANK_PAYMENTS", "gocardless", provider_gocardless_adapter},
     {NULL, NULL, NULL},

@@ -34,9 +34,9 @@
 #                  copy is kept (default: DIR's parent when it is a build
 #                  directory, i.e. holds CMakeCache.txt; otherwise every stack
 #                  runs mariadb-install-db itself)
-#   PAY_GOCARDLESS_CREDENTIALS  gocardless_credentials file for pay-api (the
-#                  GoCardless double's, tests/providers/gocardless/stack.sh);
-#                  unset: GO_CARDLESS providers use the sandbox
+#   PAY_STACK_CONF_EXTRA  lines appended to the generated pay-api.conf (e.g.
+#                  stripe_credentials = FILE, gocardless_credentials = FILE; the
+#                  Stripe and GoCardless stacks of tests/providers/*/stack.sh)
 # Any other PAY_* variable is removed from the environment of pay-api, so the
 # generated config file is the only source of its settings.
 #
@@ -383,7 +383,7 @@ stack_tls_env() {
 # The steps share the stack's settings through these globals (set by
 # start_inputs, start_database and start_wait_ready).
 DATA='' WORKERS='' LOG_LEVEL='' WAIT_S='' PORT='' DBPASS='' BASE=''
-COLLECTORS='' SANDBOX_STEP='' LEASE='' WEBHOOK_SECRET='' GC_CREDENTIALS=''
+COLLECTORS='' SANDBOX_STEP='' LEASE='' WEBHOOK_SECRET='' CONF_EXTRA=''
 
 # Reads and checks the inputs (PORT and the PAY_* variables, read before
 # they are dropped from the environment of pay-api).
@@ -397,8 +397,8 @@ start_inputs() {  # [PORT]
     WAIT_S=${PAY_STACK_WAIT:-20}
     COLLECTORS=${PAY_COLLECTORS:-0}
     SANDBOX_STEP=${PAY_SANDBOX_STEP_MS:-50}
-    GC_CREDENTIALS=${PAY_GOCARDLESS_CREDENTIALS:-}
     LEASE=${PAY_COLLECTOR_LEASE_MS:-30000}
+    CONF_EXTRA=${PAY_STACK_CONF_EXTRA:-}
     TLS=${PAY_TLS:-0}
     FRONT=${PAY_FRONT:-nginx}
     case $FRONT in nginx|apache) ;; *) die "PAY_FRONT must be nginx or apache: '$FRONT'" ;; esac
@@ -561,7 +561,7 @@ sandbox_step_ms = $SANDBOX_STEP
 collector_lease_ms = $LEASE
 reconcile_ms    = $((SANDBOX_STEP * 4))
 webhook_secret  = $WEBHOOK_SECRET
-${GC_CREDENTIALS:+gocardless_credentials = $GC_CREDENTIALS}
+$CONF_EXTRA
 CONF
     chmod 600 "$DIR/jwt.secret" "$CONF"
     umask 022

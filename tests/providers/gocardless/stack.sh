@@ -73,7 +73,7 @@ ca_file        = $DIR/ca/ca.pem
 CRED
 umask 022
 
-PAY_GOCARDLESS_CREDENTIALS=$DIR/gocardless.credentials PAY_DATA=$HERE/fixture.json PAY_WORKERS=2 \
+PAY_STACK_CONF_EXTRA="gocardless_credentials = $DIR/gocardless.credentials" PAY_DATA=$HERE/fixture.json PAY_WORKERS=2 \
     bash "$REPO/tests/stack.sh" start "$DIR/stack"
 # shellcheck disable=SC1091
 . "$DIR/stack/env"
