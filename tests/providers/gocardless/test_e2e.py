@@ -189,10 +189,13 @@ def test_failure(s):
         ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
     wait_for(lambda: attempt(102)[1] == "FAILED", "attempt FAILED by webhook", s)
     s.eq(invoice_paid(102), 0, "a failed collection pays nothing")
-    # The mandate is cancelled at GoCardless, its event held back: the next
-    # auto-collection is refused for good (422 mandate_is_inactive).
+    # The mandate is cancelled at GoCardless, its event held back: the
+    # reprocessed collection (auto-collection tries a due invoice once) is
+    # refused for good (422 mandate_is_inactive).
     ctl("hold", {"on": True})
     ctl("simulate", {"resource": "mandates", "id": ref, "action": "cancelled"})
+    r = post("/v1/invoice-payment-reprocess", {"invoiceId": 1020, "billRunType": "NORMAL"}, TOK)
+    s.status(r, 200, "the failed invoice reprocessed")
     run_engine([102], until_idle=5)
     b = attempt(102)
     s.check(b and b[0] != a[0] and b[1] == "FAILED", "the next attempt is refused: FAILED", b)
