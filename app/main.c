@@ -76,14 +76,16 @@ init_auth(void)
 }
 
 /* statement_limit: seconds the server may spend on one statement (0 for
- * the bulk commands, whose statements may take long). */
+ * the bulk commands, whose statements may take long: a migration over a
+ * large ledger runs for minutes, so they also wait up to an hour for an
+ * answer instead of the API's read timeout). */
 static int
 open_db(int statement_limit)
 {
     struct db_settings s = {
         cfg.db_host, cfg.db_socket, cfg.db_user, cfg.db_password, cfg.db_name,
-        cfg.db_port, cfg.db_timeout, cfg.db_lock_wait, statement_limit,
-        cfg.db_causal_reads,
+        cfg.db_port, statement_limit ? cfg.db_timeout : 3600, cfg.db_lock_wait,
+        statement_limit, cfg.db_causal_reads,
     };
     return db_open(&s);
 }

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "ledger.h"
 
 #define GEN_OWNERS        10
 #define GEN_NORMAL_RUNS   24
@@ -102,7 +103,7 @@ static const struct {
     [B_RUNS]      = {"bill_runs",        "id, type, status"},
     [B_CUSTOMERS] = {"customers",        "id, contract_owner_id, customer_name,"
                      " customer_account_number, currency_id, credit_threshold,"
-                     " balance"},
+                     " balance, total_payments, payments_since_invoice"},
     [B_SITES]     = {"sites",            "id, customer_id, site_name,"
                      " start_date, payment_method"},
     [B_INVOICES]  = {"invoices",         "kind, id, customer_id, site_id,"
@@ -113,7 +114,7 @@ static const struct {
                      " currency_id, payment_method, payment_date, invoice_kind,"
                      " invoice_id, invoice_number, bill_run_type"},
     [B_PAYMENTS]  = {"invoice_payments", "id, invoice_kind, invoice_id,"
-                     " customer_id, amount, currency_id, payment_method,"
+                     " customer_id, contract_owner_id, amount, currency_id, payment_method,"
                      " payment_date, customer_payment_type, ledger_id"},
 };
 
@@ -138,6 +139,8 @@ struct gen {
     uint8_t         *owner, *method;
     int64_t         *threshold; /* -1 = none */
     int64_t         *final_bal, *run_bal;
+    int64_t         *paid, *since;  /* the money core's figures (ledger.h) */
+    int64_t         *nevents;       /* invoice payment events */
 
     /* Plan. */
     uint16_t        *days;      /* one customer's invoice days */
@@ -696,6 +699,8 @@ write_reference(struct gen *g)
         else
             put_i64(b, g->threshold[c]);
         put_i64(b, g->final_bal[c]);
+        put_i64(b, g->paid[c]);
+        put_i64(b, g->since[c]);
         if (batch_row_end(g, b) != 0)
             return -1;
         b = &g->b[B_SITES];
@@ -778,6 +783,7 @@ write_history(struct gen *g)
             put_i64(bp, 1);
             put_i64(bp, inv_id);
             put_i64(bp, cust);
+            put_i64(bp, g->base.owner + 1 + g->owner[c]);
             put_i64(bp, e->amount);
             put_i64(bp, g->base.currency);
             put_str(bp, method);
@@ -798,6 +804,56 @@ write_history(struct gen *g)
     return 0;
 }
 
+/* The customers' maintained figures, as the money core would have kept
+ * them walking the same chronological order: payments in total and since
+ * the newest invoice, and the number of invoice payment events. */
+static int
+figures(struct gen *g)
+{
+    g->paid = gen_calloc(g->ncust, sizeof(*g->paid));
+    g->since = gen_calloc(g->ncust, sizeof(*g->since));
+    g->nevents = gen_calloc(g->ncust, sizeof(*g->nevents));
+    if (g->paid == NULL || g->since == NULL || g->nevents == NULL)
+        return -1;
+    for (size_t i = 0; i < g->nev; i++) {
+        const struct gen_event *e = &g->ev[i];
+        if (e->kind == 0) {
+            g->since[e->cust] = 0;
+        } else {
+            g->paid[e->cust] += e->amount;
+            g->since[e->cust] += e->amount;
+            g->nevents[e->cust]++;
+        }
+    }
+    return 0;
+}
+
+/* The owners' event counters (owner_counts, see ledger.h): the owners are
+ * new, so their rows are too. */
+static int
+write_owner_counts(struct gen *g)
+{
+    int64_t n[GEN_OWNERS][OWNER_COUNT_SHARDS] = {{0}};
+    for (uint32_t c = 0; c < g->ncust; c++)
+        n[g->owner[c]][(g->base.customer + c + 1) % OWNER_COUNT_SHARDS] += g->nevents[c];
+    for (int o = 0; o < GEN_OWNERS; o++)
+        for (int k = 0; k < OWNER_COUNT_SHARDS; k++) {
+            if (n[o][k] == 0)
+                continue;
+            struct dbq *q = dbq_new(&g->u, "INSERT INTO owner_counts (contract_owner_id,"
+                                           " shard, normal_events) VALUES (?,?,?)");
+            dbq_i64(q, g->base.owner + 1 + o);
+            dbq_i64(q, k);
+            dbq_i64(q, n[o][k]);
+            if (dbq_exec(q) != DB_OK) {
+                fprintf(stderr, "generate: inserting owner_counts failed\n");
+                return -1;
+            }
+        }
+    arena_reset(g->a);
+    return 0;
+}
+
 /* ---- entry point --------------------------------------------------------- */
 
 static void
@@ -813,6 +869,9 @@ gen_free(struct gen *g)
     free(g->threshold);
     free(g->final_bal);
     free(g->run_bal);
+    free(g->paid);
+    free(g->since);
+    free(g->nevents);
     free(g->days);
     free(g->day_pos);
     free(g->ev);
@@ -845,7 +904,7 @@ db_generate(long customers, long invoices, unsigned seed)
         if (batch_init(&g->b[i], gen_tables[i].table, gen_tables[i].cols) != 0)
             goto cleanup;
 
-    if (calendar_build(g) != 0 || plan(g) != 0)
+    if (calendar_build(g) != 0 || plan(g) != 0 || figures(g) != 0)
         goto cleanup;
     long long plan_ms = elapsed_ms(g);
     printf("generate: planned %lu customers, %lu invoices, %zu ledger rows"
@@ -866,6 +925,8 @@ db_generate(long customers, long invoices, unsigned seed)
     for (int i = 0; i < B_COUNT; i++)
         if (batch_flush(g, &g->b[i]) != 0)
             goto cleanup;
+    if (write_owner_counts(g) != 0)
+        goto cleanup;
     if (g->in_tx && gen_commit(g, 0) != 0)
         goto cleanup;
     rc = 0;

@@ -12,10 +12,10 @@ customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
     /* Locking reads lock every row they read: the customer row alone is
      * locked, the currency (reference data) is read in its own statement. */
     struct dbq *q = dbq_new(u, lock
-        ? "SELECT contract_owner_id, currency_id, balance FROM customers"
-          " WHERE id = ? FOR UPDATE"
-        : "SELECT contract_owner_id, currency_id, balance FROM customers"
-          " WHERE id = ?");
+        ? "SELECT contract_owner_id, currency_id, balance, total_payments,"
+          " payments_since_invoice FROM customers WHERE id = ? FOR UPDATE"
+        : "SELECT contract_owner_id, currency_id, balance, total_payments,"
+          " payments_since_invoice FROM customers WHERE id = ?");
     dbq_i64(q, id);
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
@@ -24,6 +24,8 @@ customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
     c->owner = dbq_col_i64(q, 0);
     c->currency_id = dbq_col_i64(q, 1);
     c->balance = dbq_col_i64(q, 2);
+    c->total_payments = dbq_col_i64(q, 3);
+    c->payments_since_invoice = dbq_col_i64(q, 4);
     q = dbq_new(u, "SELECT minor_digits, code FROM currencies WHERE id = ?");
     dbq_i64(q, c->currency_id);
     if ((rc = dbq_one(q)) != DB_OK)
@@ -31,6 +33,43 @@ customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
     c->digits = (int)dbq_col_i64(q, 0);
     c->currency_code = dbq_col_str(q, 1);
     return DB_OK;
+}
+
+/* One more row in the owner's counter `column` (schema 008), in the
+ * customer's shard. The shard's row usually exists: a plain UPDATE locks
+ * just it; the first row of a shard is inserted. */
+static enum db_rc
+owner_count(struct db_uow *u, const struct customer *c, enum owner_count which)
+{
+    static const char *const update[] = {
+        [COUNT_NORMAL_EVENTS] = "UPDATE owner_counts SET normal_events = normal_events + 1"
+                                " WHERE contract_owner_id = ? AND shard = ?",
+        [COUNT_ADHOC_EVENTS]  = "UPDATE owner_counts SET adhoc_events = adhoc_events + 1"
+                                " WHERE contract_owner_id = ? AND shard = ?",
+        [COUNT_REFUNDS]       = "UPDATE owner_counts SET refund_count = refund_count + 1"
+                                " WHERE contract_owner_id = ? AND shard = ?",
+    };
+    static const char *const insert[] = {
+        [COUNT_NORMAL_EVENTS] = "INSERT INTO owner_counts (contract_owner_id, shard,"
+                                " normal_events) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE"
+                                " normal_events = normal_events + 1",
+        [COUNT_ADHOC_EVENTS]  = "INSERT INTO owner_counts (contract_owner_id, shard,"
+                                " adhoc_events) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE"
+                                " adhoc_events = adhoc_events + 1",
+        [COUNT_REFUNDS]       = "INSERT INTO owner_counts (contract_owner_id, shard,"
+                                " refund_count) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE"
+                                " refund_count = refund_count + 1",
+    };
+    struct dbq *q = dbq_new(u, update[which]);
+    dbq_i64(q, c->owner);
+    dbq_i64(q, c->id % OWNER_COUNT_SHARDS);
+    enum db_rc rc = dbq_exec(q);
+    if (rc != DB_OK || dbq_affected(q) > 0)
+        return rc;
+    q = dbq_new(u, insert[which]);
+    dbq_i64(q, c->owner);
+    dbq_i64(q, c->id % OWNER_COUNT_SHARDS);
+    return dbq_exec(q);
 }
 
 enum db_rc
@@ -66,12 +105,28 @@ ledger_append(struct db_uow *u, struct customer *c, const struct ledger_row *row
     if (rc != DB_OK)
         return rc;
     *id = dbq_insert_id(q);
-    q = dbq_new(u, "UPDATE customers SET balance = ? WHERE id = ?");
+    /* The customer's maintained figures (schema 008), absolute values:
+     * the row is locked, so c holds what is stored. */
+    int64_t paid = c->total_payments, since = c->payments_since_invoice;
+    if (strcmp(row->txn_type, "PAYMENT") == 0 ||
+        strcmp(row->txn_type, "PAYMENT_REVERSED") == 0) {
+        paid += row->amount;
+        since += row->amount;
+    } else if (strcmp(row->txn_type, "INVOICE_CREATED") == 0 ||
+               strcmp(row->txn_type, "ADHOC_INVOICE_CREATED") == 0) {
+        since = 0;
+    }
+    q = dbq_new(u, "UPDATE customers SET balance = ?, total_payments = ?,"
+                   " payments_since_invoice = ? WHERE id = ?");
     dbq_i64(q, balance);
+    dbq_i64(q, paid);
+    dbq_i64(q, since);
     dbq_i64(q, c->id);
     if ((rc = dbq_exec(q)) != DB_OK)
         return rc;
     c->balance = balance;
+    c->total_payments = paid;
+    c->payments_since_invoice = since;
     return DB_OK;
 }
 
@@ -168,12 +223,13 @@ invoice_event_insert(struct db_uow *u, const struct invoice *inv,
 {
     struct dbq *q = dbq_new(u,
         "INSERT INTO invoice_payments (invoice_kind, invoice_id, customer_id,"
-        " third_party_status, amount, currency_id, description, payment_method,"
-        " payment_date, customer_payment_type, customer_payment_id, ledger_id,"
-        " attempt_id) VALUES (?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?,?)");
+        " contract_owner_id, third_party_status, amount, currency_id, description,"
+        " payment_method, payment_date, customer_payment_type, customer_payment_id,"
+        " ledger_id, attempt_id) VALUES (?,?,?,?,?,?,?,?,?,UTC_DATE(),?,?,?,?)");
     dbq_i64(q, inv->kind);
     dbq_i64(q, inv->id);
     dbq_i64(q, c->id);
+    dbq_i64(q, c->owner);
     dbq_str(q, e->tp_status);
     dbq_i64(q, e->amount);
     dbq_i64(q, c->currency_id);
@@ -193,9 +249,40 @@ invoice_event_insert(struct db_uow *u, const struct invoice *inv,
     else
         dbq_null(q);
     enum db_rc rc = dbq_exec(q);
-    if (rc == DB_OK && id != NULL)
+    if (rc != DB_OK)
+        return rc;
+    if (id != NULL)
         *id = dbq_insert_id(q);
-    return rc;
+    return owner_count(u, c, inv->kind == INVOICE_ADHOC ? COUNT_ADHOC_EVENTS
+                                                         : COUNT_NORMAL_EVENTS);
+}
+
+enum db_rc
+refund_insert(struct db_uow *u, const struct customer *c, const struct refund_row *f,
+              int64_t *id)
+{
+    struct dbq *q = dbq_new(u,
+        "INSERT INTO refunds (invoice_kind, invoice_id, customer_id, contract_owner_id,"
+        " third_party_refund_status, amount, currency_id, description,"
+        " payment_method, ledger_id) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    dbq_i64(q, f->invoice_kind);
+    dbq_i64(q, f->invoice_id);
+    dbq_i64(q, c->id);
+    dbq_i64(q, c->owner);
+    dbq_str(q, f->status);
+    dbq_i64(q, f->amount);
+    dbq_i64(q, c->currency_id);
+    dbq_str(q, f->description);
+    dbq_str(q, f->payment_method);
+    if (f->ledger_id)
+        dbq_i64(q, f->ledger_id);
+    else
+        dbq_null(q);
+    enum db_rc rc = dbq_exec(q);
+    if (rc != DB_OK)
+        return rc;
+    *id = dbq_insert_id(q);
+    return owner_count(u, c, COUNT_REFUNDS);
 }
 
 struct open_invoice {

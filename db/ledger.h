@@ -20,6 +20,8 @@ struct customer {
     int64_t     owner;
     int64_t     currency_id;
     int64_t     balance;
+    int64_t     total_payments;          /* maintained figures (schema 008) */
+    int64_t     payments_since_invoice;
     int         digits;
     const char *currency_code;   /* "GBP" */
 };
@@ -89,6 +91,25 @@ struct invoice_event {
 DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct invoice *inv,
                                               const struct customer *c,
                                               const struct invoice_event *e, int64_t *id);
+/* Each contract owner's events and refunds are counted in owner_counts
+ * (schema 008), one row per shard = customer_id % OWNER_COUNT_SHARDS;
+ * invoice_event_insert and refund_insert count their row. */
+#define OWNER_COUNT_SHARDS 64
+enum owner_count { COUNT_NORMAL_EVENTS, COUNT_ADHOC_EVENTS, COUNT_REFUNDS };
+
+/* A refund row on an invoice of a locked customer (the caller moves the
+ * invoice's totals), counted in owner_counts. */
+struct refund_row {
+    int         invoice_kind;
+    int64_t     invoice_id;
+    const char *status;          /* third_party_refund_status */
+    int64_t     amount;
+    const char *description;
+    const char *payment_method;
+    int64_t     ledger_id;       /* 0: none yet */
+};
+DB_MUST_CHECK enum db_rc refund_insert(struct db_uow *u, const struct customer *c,
+                                       const struct refund_row *f, int64_t *id);
 /* Change of invoices.paid caused by an event (spec §4.5): the amount for
  * no status or a collected one, minus its magnitude for a reversed one,
  * 0 otherwise. */

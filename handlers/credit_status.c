@@ -37,9 +37,10 @@ static const struct col credit_cols[] = {
 };
 
 static const struct resource credit = {
-    "FROM customers c JOIN currencies cur ON cur.id = c.currency_id",
-    "c.contract_owner_id", "cur.minor_digits", "c.id",
+    "FROM customers c", "c.contract_owner_id",
+    "(SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id)", "c.id",
     credit_cols, sizeof(credit_cols) / sizeof(credit_cols[0]),
+    "SELECT COUNT(*) FROM customers WHERE credit_threshold IS NOT NULL",
 };
 
 /* Plain values and in: lists compare numerically (hundredths); like:
@@ -52,6 +53,7 @@ percentage_filter_or_fail(struct list *l)
     struct filter f;
     if (text == NULL)
         return 0;
+    l->filtered = 1;
     if (filter_parse(r->arena, FK_STRING, text, &f) != 0)
         goto bad;
     if (f.op == FOP_LIKE) {

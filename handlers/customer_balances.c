@@ -59,14 +59,8 @@ customer_balances_get(struct req *r)
     if ((rc = customer_load_visible(r, id, 0, &c)) != DB_OK)
         return db_fail(r, rc);
 
-    struct dbq *totals = dbq_new(&r->db,
-        "SELECT COALESCE(SUM(amount), 0),"
-        " COALESCE(SUM(CASE WHEN id > (SELECT COALESCE(MAX(id), 0) FROM ledger"
-        "   WHERE customer_id = ? AND txn_type IN ('INVOICE_CREATED','ADHOC_INVOICE_CREATED'))"
-        "   THEN amount END), 0)"
-        " FROM ledger WHERE customer_id = ? AND txn_type IN ('PAYMENT','PAYMENT_REVERSED')");
-    dbq_i64(totals, id);
-    dbq_i64(totals, id);
+    /* totalPayments and totalPaymentsSinceLastInvoice are the figures
+     * the money core keeps on the customer row (schema 008). */
     struct dbq *methods = dbq_new(&r->db,
         "SELECT COUNT(DISTINCT payment_method), MIN(payment_method) FROM sites"
         " WHERE" LIVE_SITE " AND payment_method IS NOT NULL");
@@ -76,7 +70,7 @@ customer_balances_get(struct req *r)
         " MIN(repayment_plan_amount), MIN(repayment_plan_remaining_periods) FROM sites"
         " WHERE" LIVE_SITE " AND repayment_plan_amount > 0");
     dbq_i64(plans, id);
-    if ((rc = dbq_one(totals)) != DB_OK || (rc = dbq_one(methods)) != DB_OK ||
+    if ((rc = dbq_one(methods)) != DB_OK ||
         (rc = dbq_one(plans)) != DB_OK)
         return db_fail(r, rc == DB_NOT_FOUND ? DB_ERROR : rc);
 
@@ -89,9 +83,9 @@ customer_balances_get(struct req *r)
     json_key(g, "balance");
     json_money(g, c.balance, c.digits);
     json_key(g, "totalPayments");
-    json_money(g, dbq_col_i64(totals, 0), c.digits);
+    json_money(g, c.total_payments, c.digits);
     json_key(g, "totalPaymentsSinceLastInvoice");
-    json_money(g, dbq_col_i64(totals, 1), c.digits);
+    json_money(g, c.payments_since_invoice, c.digits);
     json_key(g, "paymentMethodSummary");
     summary(g, dbq_col_i64(methods, 0), method_value, methods, c.digits);
     json_key(g, "repaymentPlanSummary");

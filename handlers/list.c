@@ -107,6 +107,31 @@ add_tenancy(struct list *l)
     abuf_adds(&l->where, shared ? "))" : ")");
 }
 
+/* after=P.ID: P the page it continues to, ID the last row before it. */
+static int
+after_or_fail(struct list *l)
+{
+    const char *text = req_query(l->r, "after");
+    if (text == NULL)
+        return 0;
+    const char *dot = strchr(text, '.');
+    int64_t     page, id;
+    char        buf[24];
+    size_t      n = dot ? (size_t)(dot - text) : 0;
+    if (dot == NULL || n == 0 || n >= sizeof(buf))
+        goto bad;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    if (parse_id(buf, &page) != 0 || parse_id(dot + 1, &id) != 0)
+        goto bad;
+    if (page == l->page && l->by_id != 0)
+        l->after = id;
+    return 0;
+bad:
+    return req_failf(l->r, PAY_E_INVALID_PARAMETER, "after",
+                     "after must be PAGE.ID as Link next gives it");
+}
+
 int
 list_begin_or_fail(struct req *r, const struct resource *res, struct list *l)
 {
@@ -134,6 +159,12 @@ list_begin_or_fail(struct req *r, const struct resource *res, struct list *l)
     int rc = fields_or_fail(r, res, &l->selected);
     if (rc != 0)
         return rc;
+    if (l->nsort == 0)
+        l->by_id = 1;
+    else if (l->nsort == 1 && strcmp(res->cols[l->sort[0].field].sql, res->id_sql) == 0)
+        l->by_id = l->sort[0].desc ? -1 : 1;
+    if ((rc = after_or_fail(l)) != 0)
+        return rc;
     add_tenancy(l);
     return 0;
 }
@@ -150,6 +181,7 @@ list_filter_or_fail(struct list *l, const char *param, enum filter_kind k,
     if (filter_parse(r->arena, k, text, &f) != 0)
         return req_failf(r, PAY_E_INVALID_PARAMETER, param,
                          "%s has an invalid value", param);
+    l->filtered = 1;
     abuf_adds(&l->where, " AND (");
     for (size_t e = 0; exprs[e] != NULL; e++) {
         if (e > 0)
@@ -322,14 +354,19 @@ add_encoded(struct abuf *b, const char *s)
     }
 }
 
+/* The request's URL for another page; after > 0 adds the keyset
+ * continuation to it (any after of the request is left out). */
 static const char *
-page_url(struct req *r, int64_t page)
+page_url(struct req *r, int64_t page, int64_t after)
 {
     struct abuf b;
     abuf_init(&b, r->arena);
     abuf_adds(&b, r->path);
+    size_t n = 0;
     for (size_t i = 0; i < r->query.n; i++) {
-        abuf_adds(&b, i ? "&" : "?");
+        if (strcmp(r->query.v[i].name, "after") == 0)
+            continue;
+        abuf_adds(&b, n++ ? "&" : "?");
         add_encoded(&b, r->query.v[i].name);
         abuf_adds(&b, "=");
         if (strcmp(r->query.v[i].name, "page") == 0)
@@ -337,23 +374,148 @@ page_url(struct req *r, int64_t page)
         else
             add_encoded(&b, r->query.v[i].value);
     }
+    if (after > 0)
+        abuf_printf(&b, "%safter=%" PRId64 ".%" PRId64, n ? "&" : "?", page, after);
     return abuf_str(&b);
 }
 
+/* next_after: the last id of this page when next continues by keyset,
+ * else 0. */
 static void
-set_link(struct req *r, int64_t page, int64_t size, int64_t total)
+set_link(struct req *r, int64_t page, int64_t size, int64_t total, int64_t next_after)
 {
     int64_t     last = total == 0 ? 1 : (total + size - 1) / size;
     struct abuf b;
     abuf_init(&b, r->arena);
-    abuf_printf(&b, "<%s>; rel=\"first\"", page_url(r, 1));
+    abuf_printf(&b, "<%s>; rel=\"first\"", page_url(r, 1, 0));
     if (page > 1)
         abuf_printf(&b, ", <%s>; rel=\"prev\"",
-                    page_url(r, page - 1 < last ? page - 1 : last));
+                    page_url(r, page - 1 < last ? page - 1 : last, 0));
     if (page < last)
-        abuf_printf(&b, ", <%s>; rel=\"next\"", page_url(r, page + 1));
-    abuf_printf(&b, ", <%s>; rel=\"last\"", page_url(r, last));
+        abuf_printf(&b, ", <%s>; rel=\"next\"", page_url(r, page + 1, next_after));
+    abuf_printf(&b, ", <%s>; rel=\"last\"", page_url(r, last, 0));
     resp_header(r, "Link", abuf_str(&b));
+}
+
+/* " AND contract_owner_id IN (?,...)" for the principal's owners (nothing
+ * for one that sees every owner), bound in q after the statement's other
+ * parameters. */
+static void
+owner_cond(struct abuf *sql, const struct principal *p)
+{
+    if (p->all_owners)
+        return;
+    abuf_adds(sql, " AND contract_owner_id IN (");
+    for (size_t i = 0; i < p->nowners; i++)
+        abuf_adds(sql, i ? ",?" : "?");
+    abuf_adds(sql, p->nowners ? ")" : "NULL)");
+}
+
+static void
+owner_bind(struct dbq *q, const struct principal *p)
+{
+    if (!p->all_owners)
+        for (size_t i = 0; i < p->nowners; i++)
+            dbq_i64(q, p->owners[i]);
+}
+
+/* X-Total-Count: from the owners' counters when the resource has them
+ * and no filter narrows the list, else COUNT(*) over the matching rows. */
+static enum db_rc
+list_total(struct list *l, int64_t *total)
+{
+    struct req            *r = l->r;
+    const struct resource *res = l->res;
+    struct abuf            sql;
+    struct dbq            *q;
+    abuf_init(&sql, r->arena);
+    if (res->count_sql != NULL && !l->filtered) {
+        abuf_adds(&sql, res->count_sql);
+        owner_cond(&sql, &r->principal);
+        q = dbq_new(&r->db, abuf_str(&sql));
+        owner_bind(q, &r->principal);
+    } else {
+        abuf_printf(&sql, "SELECT COUNT(*) %s WHERE 1=1%s", res->from,
+                    l->where.len ? abuf_str(&l->where) : "");
+        q = dbq_new(&r->db, abuf_str(&sql));
+        bind_all(q, l->binds);
+    }
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK)
+        *total = dbq_col_i64(q, 0);
+    return rc == DB_NOT_FOUND ? DB_ERROR : rc;
+}
+
+/* " AND id >= ?" (> after a keyset continuation; < and <= for a
+ * descending list): the page's position in an id-ordered list. */
+static void
+keyset_cond(struct abuf *sql, const struct list *l)
+{
+    if (l->from > 0)
+        abuf_printf(sql, " AND %s %s%s ?", l->res->id_sql, l->by_id > 0 ? ">" : "<",
+                    l->from_incl ? "=" : "");
+}
+
+/* The id `skip` rows on from the page's position in the list's order, or,
+ * with from_end, `skip` rows back from the list's end: one read of the
+ * ids through the index the list is read from (no rows but the ids).
+ * DB_NOT_FOUND when the list is shorter. */
+static enum db_rc
+nth_id(struct list *l, int from_end, int64_t skip, int64_t *id)
+{
+    struct req *r = l->r;
+    struct abuf sql;
+    abuf_init(&sql, r->arena);
+    abuf_printf(&sql, "SELECT %s %s WHERE 1=1%s", l->res->id_sql, l->res->from,
+                l->where.len ? abuf_str(&l->where) : "");
+    if (!from_end)
+        keyset_cond(&sql, l);
+    abuf_printf(&sql, " ORDER BY %s%s LIMIT 1 OFFSET ?", l->res->id_sql,
+                (l->by_id > 0) != from_end ? "" : " DESC");
+    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
+    bind_all(q, l->binds);
+    if (!from_end && l->from > 0)
+        dbq_i64(q, l->from);
+    dbq_i64(q, skip);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK)
+        *id = dbq_col_i64(q, 0);
+    return rc;
+}
+
+/* An id-ordered list is read by position, never by OFFSET over the rows:
+ * the page starts after the keyset continuation's id, or at the id found
+ * by skipping ids from the nearer end of the list (the exact total says
+ * which end). *next_after: the page's last id when a next page follows.
+ * *empty: the page is past the end. */
+static enum db_rc
+position(struct list *l, int64_t total, int64_t *next_after, int *empty)
+{
+    enum db_rc rc = DB_OK;
+    int64_t    skip = (l->page - 1) * l->page_size;
+    *next_after = 0;
+    *empty = 0;
+    if (l->after > 0) {
+        l->from = l->after;
+        l->from_incl = 0;
+    } else if (skip > 0) {
+        rc = skip >= total      ? DB_NOT_FOUND
+             : skip <= total / 2 ? nth_id(l, 0, skip, &l->from)
+                                 : nth_id(l, 1, total - skip - 1, &l->from);
+        l->from_incl = 1;
+    }
+    if (rc == DB_NOT_FOUND) {
+        *empty = 1;
+        return DB_OK;
+    }
+    if (rc == DB_OK && l->page * l->page_size < total) {
+        rc = nth_id(l, 0, l->page_size - 1, next_after);
+        if (rc == DB_NOT_FOUND) {
+            *next_after = 0;
+            rc = DB_OK;
+        }
+    }
+    return rc;
 }
 
 int
@@ -361,25 +523,27 @@ list_run(struct list *l)
 {
     struct req            *r = l->r;
     const struct resource *res = l->res;
-    int                    rc;
+    int                    rc, empty = 0;
 
     if ((rc = req_query_all_known_or_fail(r)) != 0)
         return rc;
 
-    struct abuf sql;
-    abuf_init(&sql, r->arena);
-    abuf_printf(&sql, "SELECT COUNT(*) %s WHERE 1=1%s", res->from,
-                l->where.len ? abuf_str(&l->where) : "");
-    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
-    bind_all(q, l->binds);
-    if (dbq_one(q) != DB_OK)
+    int64_t total, next_after = 0;
+    if (list_total(l, &total) != DB_OK)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
-    int64_t total = dbq_col_i64(q, 0);
+    if (l->by_id != 0 && position(l, total, &next_after, &empty) != DB_OK)
+        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
 
+    struct abuf sql;
     abuf_init(&sql, r->arena);
     select_list(&sql, res);
     if (l->where.len)
         abuf_adds(&sql, abuf_str(&l->where));
+    keyset_cond(&sql, l);
+    /* The page's last id bounds the range too, so the plan is a range of
+     * about one page whatever the optimizer estimates for the rest. */
+    if (next_after > 0)
+        abuf_printf(&sql, " AND %s %s ?", res->id_sql, l->by_id > 0 ? "<=" : ">=");
     abuf_adds(&sql, " ORDER BY ");
     int id_sorted = 0;
     for (size_t i = 0; i < l->nsort; i++) {
@@ -390,20 +554,28 @@ list_run(struct list *l)
     if (!id_sorted)
         abuf_printf(&sql, "%s, ", res->id_sql);
     sql.len -= 2;
-    abuf_adds(&sql, " LIMIT ? OFFSET ?");
-    q = dbq_new(&r->db, abuf_str(&sql));
-    bind_all(q, l->binds);
-    dbq_i64(q, l->page_size);
-    dbq_i64(q, (l->page - 1) * l->page_size);
-    if (dbq_exec(q) != DB_OK)
-        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    abuf_adds(&sql, l->by_id != 0 ? " LIMIT ?" : " LIMIT ? OFFSET ?");
+    struct dbq *q = NULL;
+    if (!empty) {
+        q = dbq_new(&r->db, abuf_str(&sql));
+        bind_all(q, l->binds);
+        if (l->from > 0)
+            dbq_i64(q, l->from);
+        if (next_after > 0)
+            dbq_i64(q, next_after);
+        dbq_i64(q, l->page_size);
+        if (l->by_id == 0)
+            dbq_i64(q, (l->page - 1) * l->page_size);
+        if (dbq_exec(q) != DB_OK)
+            return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    }
 
     resp_header(r, "X-Total-Count", arena_printf(r->arena, "%" PRId64, total));
-    set_link(r, l->page, l->page_size, total);
+    set_link(r, l->page, l->page_size, total, next_after);
     struct json_gen *g = resp_json_stream(r, 200);
     json_array_open(g);
-    enum db_rc frc;
-    while ((frc = dbq_fetch(q)) == DB_OK)
+    enum db_rc frc = DB_NOT_FOUND;
+    while (q != NULL && (frc = dbq_fetch(q)) == DB_OK)
         emit_row(g, q, res, l->selected, &r->principal);
     json_array_close(g);
     if (frc != DB_NOT_FOUND)

@@ -37,6 +37,12 @@ struct resource {
     const char       *id_sql;     /* unique id: final sort key, get-by-id */
     const struct col *cols;
     size_t            ncols;
+    const char       *count_sql;  /* optional: "SELECT <exact total> FROM
+                                     ... WHERE ..." over a table with a
+                                     contract_owner_id column (the money
+                                     core's owner_counts), for the
+                                     unfiltered list; tenancy is added on
+                                     that column */
 };
 
 struct bind;
@@ -50,12 +56,24 @@ struct list {
     struct sort_key       *sort;
     size_t                 nsort;
     unsigned char         *selected;  /* NULL: every field */
+    int                    filtered;  /* a filter parameter was given */
+    int                    by_id;     /* ordered by id alone: 1 asc, -1 desc */
+    int64_t                after;     /* keyset: rows after this id (0: none) */
+    int64_t                from;      /* the page's first id (from_incl) or the
+                                         id before it; 0: from the start */
+    int                    from_incl;
 };
 
-/* Parses page, pageSize, sort and fields, and adds the tenancy
- * condition. 0, or records a 400 and returns it. */
+/* Parses page, pageSize, sort, fields and after, and adds the tenancy
+ * condition. 0, or records a 400 and returns it.
+ * after=P.ID (what Link next carries on a list ordered by id alone) is a
+ * keyset continuation: page P starts after row ID, read from the index
+ * without skipping the earlier pages. It counts only on page P (`page`
+ * decides which page is answered; another page number ignores it). */
 int list_begin_or_fail(struct req *r, const struct resource *res, struct list *l);
-/* Adds " AND <cond>" where cond has exactly one '?' bound to v / s. */
+/* Adds " AND <cond>" where cond has exactly one '?' bound to v / s.
+ * Conditions from the caller's query parameters must also set
+ * l->filtered (list_filter_or_fail does). */
 void list_where_i64(struct list *l, const char *cond, int64_t v);
 void list_where_str(struct list *l, const char *cond, const char *s);
 void list_where(struct list *l, const char *cond);

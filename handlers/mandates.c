@@ -35,6 +35,7 @@ static const struct resource mandates = {
     " JOIN customers c ON c.id = s.customer_id",
     "c.contract_owner_id", NULL, "m.id",
     mandate_cols, sizeof(mandate_cols) / sizeof(mandate_cols[0]),
+    NULL,
 };
 
 int

@@ -146,8 +146,11 @@ struct link {
                *paid_at;
 };
 
+/* A plain read (no row is locked): what changes a link (its attempts, its
+ * payment) is written with its customer locked, so the Pay button reads
+ * the link again once it holds that lock. */
 static enum db_rc
-link_load(struct req *r, const char *tok, int lock, struct link *l)
+link_load(struct req *r, const char *tok, struct link *l)
 {
 #define LINK_SQL                                                                     \
         "SELECT l.id, l.amount, l.customer_id, COALESCE(l.invoice_kind, 0)," \
@@ -160,7 +163,7 @@ link_load(struct req *r, const char *tok, int lock, struct link *l)
         " ON i.kind = l.invoice_kind AND i.id = l.invoice_id" \
         " WHERE l.token_hash = ?"
 
-    struct dbq *q = dbq_new(&r->db, lock ? LINK_SQL " FOR UPDATE" : LINK_SQL);
+    struct dbq *q = dbq_new(&r->db, LINK_SQL);
     dbq_str(q, token_sha256_hex(r->arena, tok, strlen(tok)));
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
@@ -324,7 +327,7 @@ pages_pay_get(struct req *r)
     int                 st;
     if (!token_shape_ok(tok))
         return link_state_page(r, DB_NOT_FOUND, &l);
-    if ((st = link_state_page(r, link_load(r, tok, 0, &l), &l)) != 0)
+    if ((st = link_state_page(r, link_load(r, tok, &l), &l)) != 0)
         return st;
     if ((st = link_state_page(r, link_attempt_load(r, &l, &la), &l)) != 0)
         return st;
@@ -363,7 +366,7 @@ stripe_checkout_first(struct req *r, const char *tok, const char **key,
 {
     struct link         l = {0};
     struct link_attempt la;
-    if (link_load(r, tok, 0, &l) != DB_OK || l.paid || l.expired ||
+    if (link_load(r, tok, &l) != DB_OK || l.paid || l.expired ||
         link_attempt_load(r, &l, &la) != DB_OK ||
         (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) != AG_FAILED)) {
         db_uow_reset(&r->db);
@@ -413,8 +416,16 @@ pages_pay_post(struct req *r)
         return st;
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return link_state_page(r, rc, &l);
-    if ((st = link_state_page(r, link_load(r, tok, 1, &l), &l)) != 0)
+    if ((st = link_state_page(r, link_load(r, tok, &l), &l)) != 0)
         return st; /* unknown, expired, or already paid: the receipt again */
+    /* The one lock order: the customer, then the invoice; then the link
+     * and its attempts are read again under that lock. */
+    rc = l.kind ? invoice_lock_visible(r, l.kind, l.invoice_id, &c, &inv)
+                : customer_load_visible(r, l.customer_id, 1, &c);
+    if (rc != DB_OK)
+        return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
+    if ((st = link_state_page(r, link_load(r, tok, &l), &l)) != 0)
+        return st;
     if ((st = link_state_page(r, link_attempt_load(r, &l, &la), &l)) != 0)
         return st;
     if (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) != AG_FAILED)
@@ -429,10 +440,6 @@ pages_pay_post(struct req *r)
         return message_page(r, 503, "Payments are unavailable",
                             "Payments cannot be taken at the moment. Please try"
                             " again later.");
-    rc = l.kind ? invoice_lock_visible(r, l.kind, l.invoice_id, &c, &inv)
-                : customer_load_visible(r, l.customer_id, 1, &c);
-    if (rc != DB_OK)
-        return link_state_page(r, rc == DB_NOT_FOUND ? DB_ERROR : rc, &l);
 
     /* Of the link's invoice or, for a customer target, of the account
      * (spread over the oldest open invoices, normal and adhoc alike). */

@@ -31,10 +31,10 @@ static const struct col refund_cols[] = {
 };
 
 static const struct resource refunds = {
-    "FROM refunds f JOIN customers c ON c.id = f.customer_id"
-    " JOIN currencies cur ON cur.id = c.currency_id",
-    "c.contract_owner_id", "cur.minor_digits", "f.id",
+    "FROM refunds f", "f.contract_owner_id",
+    "(SELECT cur.minor_digits FROM currencies cur WHERE cur.id = f.currency_id)", "f.id",
     refund_cols, sizeof(refund_cols) / sizeof(refund_cols[0]),
+    "SELECT COALESCE(SUM(refund_count), 0) FROM owner_counts WHERE 1=1",
 };
 
 int
@@ -140,25 +140,13 @@ refunds_create(struct req *r)
         if ((rc = ledger_append(&r->db, &c, &row, &ledger_id)) != DB_OK)
             return db_fail(r, rc);
     }
-    struct dbq *q = dbq_new(&r->db,
-        "INSERT INTO refunds (invoice_kind, invoice_id, customer_id,"
-        " third_party_refund_status, amount, currency_id, description,"
-        " payment_method, ledger_id) VALUES (?,?,?,?,?,?,?,?,?)");
-    dbq_i64(q, kind);
-    dbq_i64(q, inv.id);
-    dbq_i64(q, c.id);
-    dbq_str(q, status);
-    dbq_i64(q, amount);
-    dbq_i64(q, c.currency_id);
-    dbq_str(q, description);
-    dbq_str(q, method);
-    if (ledger_id)
-        dbq_i64(q, ledger_id);
-    else
-        dbq_null(q);
-    if ((rc = dbq_exec(q)) != DB_OK)
+    struct refund_row f = {
+        .invoice_kind = kind, .invoice_id = inv.id, .status = status,
+        .amount = amount, .description = description, .payment_method = method,
+        .ledger_id = ledger_id,
+    };
+    if ((rc = refund_insert(&r->db, &c, &f, &id)) != DB_OK)
         return db_fail(r, rc);
-    id = dbq_insert_id(q);
     if ((rc = invoice_update(&r->db, &inv, 0, amount, integrated ? amount : 0, NULL)) != DB_OK)
         return db_fail(r, rc);
     if (integrated) {

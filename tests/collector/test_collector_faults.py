@@ -72,7 +72,7 @@ def add_invoices(cid, amounts):
             " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
             " invoice_number, bill_run_type) VALUES (%(c)d, 'INVOICE_CREATED', 'INVOICE',"
             " -%(a)d, @b, @cur, UTC_DATE(), 1, @iid, CONCAT('CF-%(r)s-', @iid), 'NORMAL');"
-            "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+            "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
             "SELECT @iid;" % dict(c=cid, a=a, r=RUN))
     stmts.append("COMMIT;")
     return [int(r[0]) for r in sql("".join(stmts))]

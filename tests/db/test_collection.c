@@ -160,24 +160,19 @@ reserve_refund(int64_t cid, int kind, int64_t invoice, int64_t amount)
         rc = invoice_lock(&u, kind, invoice, &c, &inv);
     if (rc == DB_OK && amount > inv.paid - inv.refunded)
         rc = DB_CONFLICT;
-    struct dbq *q = NULL;
+    int64_t refund_id = 0;
     if (rc == DB_OK) {
-        q = dbq_new(&u, "INSERT INTO refunds (invoice_kind, invoice_id, customer_id,"
-                        " third_party_refund_status, amount, currency_id, payment_method)"
-                        " VALUES (?,?,?,'PENDING_SUBMISSION',?,?,'GO_CARDLESS')");
-        dbq_i64(q, kind);
-        dbq_i64(q, invoice);
-        dbq_i64(q, cid);
-        dbq_i64(q, amount);
-        dbq_i64(q, c.currency_id);
-        rc = dbq_exec(q);
+        struct refund_row f = {.invoice_kind = kind, .invoice_id = invoice,
+                               .status = "PENDING_SUBMISSION", .amount = amount,
+                               .payment_method = "GO_CARDLESS"};
+        rc = refund_insert(&u, &c, &f, &refund_id);
     }
     struct attempt a = {.kind = ATTEMPT_REFUND, .customer_id = cid, .invoice_kind = kind,
                         .invoice_id = invoice, .method = "GO_CARDLESS", .amount = amount,
                         .currency_id = c.currency_id, .status = "PENDING_SUBMISSION",
                         .due = 1};
     if (rc == DB_OK) {
-        a.refund_id = dbq_insert_id(q);
+        a.refund_id = refund_id;
         rc = invoice_update(&u, &inv, 0, amount, amount, NULL);
     }
     if (rc == DB_OK)

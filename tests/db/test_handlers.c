@@ -19,6 +19,7 @@
 #include "arena.h"
 #include "auth.h"
 #include "db.h"
+#include "db_load.h"
 #include "handlers.h"
 #include "json.h"
 #include "log.h"
@@ -83,15 +84,20 @@ static struct res
 call_as(const char *method, const char *path, const char *body, const char *type,
         const char *idem, const char *cookie)
 {
-    char        auth[1024], len[24];
+    char        auth[1024], len[24], uri[512];
     struct fake f = {{NULL}, body, body ? strlen(body) : 0, 0};
     size_t      n = 0;
     snprintf(auth, sizeof(auth), "Bearer %s", token);
+    snprintf(uri, sizeof(uri), "%s", path);
+    char *query = strchr(uri, '?');
+    if (query != NULL)
+        *query++ = '\0';
+    path = uri;
     snprintf(len, sizeof(len), "%zu", f.len);
 #define ENV(k, v) (f.env[n++] = (k), f.env[n++] = (v))
     ENV("REQUEST_METHOD", method);
     ENV("DOCUMENT_URI", path);
-    ENV("QUERY_STRING", "");
+    ENV("QUERY_STRING", query ? query : "");
     ENV("HTTP_AUTHORIZATION", auth);
     ENV("REMOTE_ADDR", "127.0.0.1");
     if (body != NULL) {
@@ -133,6 +139,240 @@ jstr(const struct res *res, const char *key)
 }
 
 #define POST(path, body) call("POST", path, body, NULL)
+
+/* ---- tenant-wide lists at scale -------------------------------------------- */
+
+/* The value of response header `name` (up to the line end) in buf. */
+static const char *
+header(const struct res *res, const char *name, char *buf, size_t size)
+{
+    char   key[64];
+    snprintf(key, sizeof(key), "\r\n%s: ", name);
+    const char *p = strstr(res->raw, key);
+    buf[0] = '\0';
+    if (p != NULL) {
+        p += strlen(key);
+        size_t n = strcspn(p, "\r\n");
+        snprintf(buf, size, "%.*s", (int)(n < size ? n : size - 1), p);
+    }
+    return buf;
+}
+
+/* The ids of a list response, comma-separated. */
+static void
+ids_of(const struct res *res, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; res->json && res->json->type == JSON_ARRAY && i < res->json->n; i++) {
+        struct json_value *id = json_get(res->json->items[i], "id");
+        n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", i ? "," : "",
+                              id && id->type == JSON_NUMBER ? id->str : "?");
+    }
+}
+
+/* The same rows read directly: GROUP_CONCAT of the ids. */
+static void
+ids_sql(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void
+ids_sql(char *buf, size_t size, const char *fmt, ...)
+{
+    char    sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    buf[0] = '\0';
+    if (mysql_query(other, sql) != 0) {
+        fprintf(stderr, "test_handlers: %s: %s\n", sql, mysql_error(other));
+        exit(2);
+    }
+    MYSQL_RES *r = mysql_store_result(other);
+    MYSQL_ROW  row;
+    size_t     n = 0;
+    while (r != NULL && (row = mysql_fetch_row(r)) != NULL)
+        n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", n ? "," : "", row[0]);
+    if (r != NULL)
+        mysql_free_result(r);
+}
+
+/* EXPLAIN's first row: key and Extra, as "key | extra". */
+static void
+explain(char *buf, size_t size, const char *sql)
+{
+    char q[2048];
+    snprintf(q, sizeof(q), "EXPLAIN %s", sql);
+    buf[0] = '\0';
+    if (mysql_query(other, q) != 0) {
+        fprintf(stderr, "test_handlers: %s: %s\n", q, mysql_error(other));
+        exit(2);
+    }
+    MYSQL_RES *r = mysql_store_result(other);
+    MYSQL_ROW  row = r ? mysql_fetch_row(r) : NULL;
+    if (row != NULL)
+        snprintf(buf, size, "%s | %s", row[5] ? row[5] : "NULL", row[9] ? row[9] : "");
+    printf("# %s\n#   -> %s\n", sql, buf);
+    if (r != NULL)
+        mysql_free_result(r);
+}
+
+/* Generated data (tens of thousands of events over ten new contract
+ * owners): every page the API gives, by page number and by following Link
+ * next, is the rows an independent query gives; X-Total-Count is the
+ * count; and the statements start from the index in the list's order. */
+static void
+test_tenant_lists(void)
+{
+    int64_t base = sql_i64("SELECT MAX(id) FROM contract_owners");
+    if (db_generate(1200, 12000, 7) != 0) {
+        CHECK(0, "generate the data");
+        return;
+    }
+    mysql_query(other, "ANALYZE TABLE invoice_payments, customers, refunds");
+    mysql_free_result(mysql_store_result(other));
+    char *saved = token, err[256], want[16384], got[16384], hdr[1024], owners[64];
+    for (int n = 1; n <= 2; n++) {
+        int64_t o[] = {base + 1, base + 2};
+        token = auth_issue("lists", "payments:read", o, (size_t)n, 600, time(NULL), err,
+                           sizeof(err));
+        snprintf(owners, sizeof(owners), n == 1 ? "%" PRId64 : "%" PRId64 ",%" PRId64,
+                 o[0], o[1]);
+        int64_t total = sql_i64("SELECT COUNT(*) FROM invoice_payments p JOIN customers c"
+                                " ON c.id = p.customer_id WHERE p.invoice_kind = 1"
+                                " AND c.contract_owner_id IN (%s)", owners);
+        CHECK(total > 1000, "owners %s: generated events to page through (%" PRId64 ")",
+              owners, total);
+        int64_t size = 100, last = (total + size - 1) / size;
+        int64_t pages[] = {1, 2, last / 2, last - 1, last};
+        for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+            char path[256];
+            snprintf(path, sizeof(path), "/v1/invoice-payments?page=%" PRId64
+                     "&pageSize=%" PRId64, pages[i], size);
+            struct res r = call("GET", path, NULL, NULL);
+            CHECK(r.status == 200, "%s: 200 (%d)", path, r.status);
+            CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) == total,
+                  "%s: X-Total-Count %s = %" PRId64, path, hdr, total);
+            ids_of(&r, got, sizeof(got));
+            ids_sql(want, sizeof(want), "SELECT p.id FROM invoice_payments p JOIN customers c"
+                    " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND"
+                    " c.contract_owner_id IN (%s) ORDER BY p.id LIMIT %" PRId64
+                    " OFFSET %" PRId64, owners, size, (pages[i] - 1) * size);
+            CHECK_STR(got, want, "%s: the rows", path);
+            /* Link next continues by keyset and gives the next page. */
+            header(&r, "Link", hdr, sizeof(hdr));
+            if (pages[i] < last) {
+                char nextp[256];
+                const char *lt = strstr(hdr, ">; rel=\"next\"");
+                const char *from = lt ? lt : hdr;
+                while (from > hdr && *from != '<')
+                    from--;
+                snprintf(nextp, sizeof(nextp), "%.*s", lt ? (int)(lt - from - 1) : 0, from + 1);
+                CHECK(strstr(nextp, "&after=") != NULL, "%s: Link next carries after: %s",
+                      path, nextp);
+                r = call("GET", nextp, NULL, NULL);
+                ids_of(&r, got, sizeof(got));
+                ids_sql(want, sizeof(want), "SELECT p.id FROM invoice_payments p JOIN customers c"
+                        " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND"
+                        " c.contract_owner_id IN (%s) ORDER BY p.id LIMIT %" PRId64
+                        " OFFSET %" PRId64, owners, size, pages[i] * size);
+                CHECK_STR(got, want, "%s: following Link next", nextp);
+            } else {
+                CHECK(strstr(hdr, "rel=\"next\"") == NULL, "%s: no next on the last page", path);
+            }
+        }
+        /* A malformed continuation is a 400; one for another page is
+         * ignored: `page` decides which page is answered. */
+        struct res bad = call("GET", "/v1/invoice-payments?page=2&pageSize=10&after=2x",
+                              NULL, NULL);
+        CHECK(bad.status == 400 && strstr(bad.raw, "\"after\""),
+              "after=2x: 400 naming after (%d)", bad.status);
+        bad = call("GET", "/v1/invoice-payments?page=3&pageSize=100&after=2.1", NULL, NULL);
+        ids_of(&bad, got, sizeof(got));
+        ids_sql(want, sizeof(want), "SELECT p.id FROM invoice_payments p JOIN customers c"
+                " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND c.contract_owner_id"
+                " IN (%s) ORDER BY p.id LIMIT 100 OFFSET 200", owners);
+        CHECK_STR(got, want, "owners %s: page=3 with another page's after is page 3", owners);
+        /* Descending, and a filter (the count is then COUNT(*)). */
+        struct res r = call("GET", "/v1/invoice-payments?page=3&pageSize=100&sort=id:desc",
+                            NULL, NULL);
+        ids_of(&r, got, sizeof(got));
+        ids_sql(want, sizeof(want), "SELECT p.id FROM invoice_payments p JOIN customers c"
+                " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND c.contract_owner_id"
+                " IN (%s) ORDER BY p.id DESC LIMIT 100 OFFSET 200", owners);
+        CHECK_STR(got, want, "owners %s: page 3 by id:desc", owners);
+        r = call("GET", "/v1/invoice-payments?page=1&pageSize=10&customerPaymentType=CUSTOMER",
+                 NULL, NULL);
+        CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) ==
+                  sql_i64("SELECT COUNT(*) FROM invoice_payments p JOIN customers c"
+                          " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND"
+                          " p.customer_payment_type = 'CUSTOMER' AND c.contract_owner_id"
+                          " IN (%s)", owners),
+              "owners %s: filtered X-Total-Count %s", owners, hdr);
+        free(token);
+    }
+    token = saved;
+
+    /* The plans (the statements of handlers/list.c for these resources). */
+    char plan[512], sql[1024];
+    snprintf(sql, sizeof(sql), "SELECT p.id, p.amount FROM invoice_payments p WHERE 1=1"
+             " AND p.contract_owner_id IN (%" PRId64 ") AND p.invoice_kind = 1"
+             " ORDER BY p.id LIMIT 100", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strncmp(plan, "invoice_payment_owner |", 23) == 0 && !strstr(plan, "filesort"),
+          "one tenant's events: the owner index in id order, no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT p.id FROM invoice_payments p WHERE 1=1"
+             " AND p.contract_owner_id IN (%" PRId64 ") AND p.invoice_kind = 1"
+             " AND p.id >= 1000 ORDER BY p.id DESC LIMIT 1 OFFSET 5000", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "invoice_payment_owner") && strstr(plan, "Using index") &&
+              !strstr(plan, "filesort"),
+          "skipping to a page reads only the owner index (%s)", plan);
+    explain(plan, sizeof(plan), "SELECT p.id, p.amount FROM invoice_payments p WHERE 1=1"
+            " AND p.invoice_kind = 1 ORDER BY p.id LIMIT 100");
+    CHECK(!strstr(plan, "filesort"), "every tenant's events: id order, no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT COALESCE(SUM(normal_events), 0) FROM owner_counts"
+             " WHERE 1=1 AND contract_owner_id IN (%" PRId64 ",%" PRId64 ")", base + 1, base + 2);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strncmp(plan, "PRIMARY |", 9) == 0,
+          "X-Total-Count: the owners' counter rows by primary key (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT f.id FROM refunds f WHERE 1=1 AND"
+             " f.contract_owner_id IN (%" PRId64 ") ORDER BY f.id LIMIT 100", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(!strstr(plan, "filesort"), "one tenant's refunds: no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT c.id, c.credit_threshold, c.balance FROM customers c WHERE 1=1 AND"
+             " c.contract_owner_id IN (%" PRId64 ") AND c.credit_threshold IS NOT NULL"
+             " ORDER BY c.id LIMIT 100", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(!strstr(plan, "filesort"), "one tenant's credit status: no sort (%s)", plan);
+
+    /* The figures equal the aggregates for every generated customer and
+     * owner (and for the fixture's, after the money-moving tests above). */
+    CHECK(sql_i64("SELECT COUNT(*) FROM customers c WHERE"
+                  " c.total_payments <> (SELECT COALESCE(SUM(amount), 0) FROM ledger l"
+                  "   WHERE l.customer_id = c.id AND l.txn_type IN ('PAYMENT','PAYMENT_REVERSED'))"
+                  " OR c.payments_since_invoice <> (SELECT COALESCE(SUM(amount), 0) FROM ledger l"
+                  "   WHERE l.customer_id = c.id AND l.txn_type IN ('PAYMENT','PAYMENT_REVERSED')"
+                  "   AND l.id > (SELECT COALESCE(MAX(n.id), 0) FROM ledger n WHERE"
+                  "   n.customer_id = c.id AND n.txn_type IN"
+                  "   ('INVOICE_CREATED','ADHOC_INVOICE_CREATED')))") == 0,
+          "every customer's payment figures = the aggregates over its ledger");
+    CHECK(sql_i64("SELECT COUNT(*) FROM contract_owners o WHERE"
+                  " (SELECT COALESCE(SUM(normal_events), 0) FROM owner_counts n"
+                  "   WHERE n.contract_owner_id = o.id) <> (SELECT COUNT(*) FROM invoice_payments p"
+                  "   WHERE p.contract_owner_id = o.id AND p.invoice_kind = 1)"
+                  " OR (SELECT COALESCE(SUM(adhoc_events), 0) FROM owner_counts n"
+                  "   WHERE n.contract_owner_id = o.id) <> (SELECT COUNT(*) FROM invoice_payments p"
+                  "   WHERE p.contract_owner_id = o.id AND p.invoice_kind = 2)"
+                  " OR (SELECT COALESCE(SUM(refund_count), 0) FROM owner_counts n"
+                  "   WHERE n.contract_owner_id = o.id) <> (SELECT COUNT(*) FROM refunds f"
+                  "   WHERE f.contract_owner_id = o.id)") == 0,
+          "every owner's counters = the counts of its events and refunds");
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoice_payments p JOIN customers c ON c.id = p.customer_id"
+                  " WHERE p.contract_owner_id <> c.contract_owner_id") == 0 &&
+          sql_i64("SELECT COUNT(*) FROM refunds f JOIN customers c ON c.id = f.customer_id"
+                  " WHERE f.contract_owner_id <> c.contract_owner_id") == 0,
+          "events and refunds carry their customer's owner");
+}
 
 /* ---- the money-moving operations ------------------------------------------ */
 
@@ -356,6 +596,7 @@ main(void)
     test_reprocess_cancel();
     test_payment_link_page();
     test_rerun_after_conflict(locker);
+    test_tenant_lists();
 
     mysql_close(locker);
     mysql_close(other);

@@ -91,8 +91,9 @@ def pay(cid, amount, **extra):
 
 
 def add_invoice(cid, kind, amount_minor, date, prefix="E2E-BAL"):
-    """Invoice + its (ADHOC_)INVOICE_CREATED ledger row + the balance, in one
-    transaction with the customer row locked (as the loader does)."""
+    """Invoice + its (ADHOC_)INVOICE_CREATED ledger row + the balance and the
+    customer's maintained figures, in one transaction with the customer row
+    locked (as the loader does through the money core)."""
     txn, cpt, brt, bill_run = (("INVOICE_CREATED", "INVOICE", "NORMAL", 1) if kind == 1 else
                                ("ADHOC_INVOICE_CREATED", "ADHOC_INVOICE", "ADHOC", 3))
     rows = sql(
@@ -107,7 +108,7 @@ def add_invoice(cid, kind, amount_minor, date, prefix="E2E-BAL"):
         " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
         " invoice_number, bill_run_type) VALUES (%(c)d, '%(t)s', '%(cpt)s', -%(a)d, @b,"
         " @cur, '%(d)s', %(k)d, @iid, CONCAT('%(p)s-', @iid), '%(brt)s');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;"
         "SELECT @iid;" % dict(c=cid, k=kind, a=amount_minor, d=date, p=prefix, t=txn,
                               cpt=cpt, brt=brt, br=bill_run))
@@ -116,7 +117,8 @@ def add_invoice(cid, kind, amount_minor, date, prefix="E2E-BAL"):
 
 def add_reversal(cid, amount_minor):
     """A PAYMENT_REVERSED ledger row (negative), as a reversed provider
-    payment writes it, keeping balance = sum of the ledger."""
+    payment writes it, keeping balance = sum of the ledger and the
+    customer's maintained payment figures."""
     sql("START TRANSACTION;"
         "SELECT balance, currency_id INTO @b, @cur FROM customers WHERE id = %(c)d FOR UPDATE;"
         "SET @b = @b - %(a)d;"
@@ -124,7 +126,8 @@ def add_reversal(cid, amount_minor):
         " resulting_balance, currency_id, description, payment_method, payment_date,"
         " bill_run_type) VALUES (%(c)d, 'PAYMENT_REVERSED', 'CUSTOMER', -%(a)d, @b, @cur,"
         " 'e2e reversal', 'BACS', UTC_DATE(), 'NORMAL');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, total_payments = total_payments - %(a)d,"
+        " payments_since_invoice = payments_since_invoice - %(a)d WHERE id = %(c)d;"
         "COMMIT;" % dict(c=cid, a=amount_minor))
 
 
@@ -167,6 +170,15 @@ def check_consistent(s, cid, what):
     s.eq(balance_row(cid), total, "%s: customers.balance = sum of ledger amounts" % what)
     s.eq(r.json.get("totalPayments"), major(ledger_sum(cid, ("PAYMENT", "PAYMENT_REVERSED")), d),
          "%s: totalPayments = payments - reversals" % what)
+    # The maintained figures equal the aggregates over the ledger.
+    since = int(sql_one(
+        "SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %d"
+        " AND txn_type IN ('PAYMENT','PAYMENT_REVERSED') AND id > (SELECT COALESCE(MAX(id), 0)"
+        " FROM ledger WHERE customer_id = %d"
+        " AND txn_type IN ('INVOICE_CREATED','ADHOC_INVOICE_CREATED'))" % (cid, cid)))
+    s.eq(r.json.get("totalPaymentsSinceLastInvoice"), major(since, d),
+         "%s: totalPaymentsSinceLastInvoice = the ledger's payments after its newest"
+         " invoice row" % what)
     return r.json
 
 

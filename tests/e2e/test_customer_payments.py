@@ -119,7 +119,7 @@ def add_invoice(cid, kind, amount_minor, date, prefix="E2E", inv_id=None):
         " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
         " invoice_number, bill_run_type) VALUES (%(c)d, '%(t)s', '%(cpt)s', -%(a)d, @b,"
         " @cur, '%(d)s', %(k)d, @iid, CONCAT('%(p)s-', @iid), '%(brt)s');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;"
         "SELECT @iid;" % dict(c=cid, k=kind, a=amount_minor, d=date, p=prefix, t=txn,
                               cpt=cpt, brt=brt, br=bill_run, idexpr=idexpr))

@@ -102,7 +102,7 @@ def ensure_refundable(cid, minor=10000):
         " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
         " invoice_number, bill_run_type) VALUES (%(c)d, 'INVOICE_CREATED', 'INVOICE', -30000,"
         " @b, @cur, UTC_DATE(), 1, @iid, CONCAT('FT-', @iid), 'NORMAL');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;" % dict(c=cid))
 
 

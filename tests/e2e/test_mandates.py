@@ -146,7 +146,7 @@ def add_adhoc_invoice(cid, amount_minor, date):
         " invoice_number, bill_run_type) VALUES (%(c)d, 'ADHOC_INVOICE_CREATED',"
         " 'ADHOC_INVOICE', -%(a)d, @b, @cur, UTC_DATE(), 2, @iid, CONCAT('E2E-MD-', @iid),"
         " 'ADHOC');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;"
         "SELECT @iid;" % dict(c=cid, a=amount_minor, d=date))
     return int(rows[-1][0])

@@ -111,7 +111,7 @@ def add_invoice(cid, kind, amount_minor, prefix="E2E-MP"):
         " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
         " invoice_number, bill_run_type) VALUES (%(c)d, '%(t)s', '%(cpt)s', -%(a)d, @b,"
         " @cur, UTC_DATE(), %(k)d, @iid, CONCAT('%(p)s-', @iid), '%(brt)s');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;"
         "SELECT @iid;" % dict(c=cid, k=kind, a=amount_minor, p=prefix, t=txn, cpt=cpt,
                               brt=brt, br=br))
@@ -147,6 +147,12 @@ class Customer:
         self.owner, self.digits = int(r[0]), int(r[1])
         self.unit = 100          # amounts are drawn in hundreds of minor units
         self.lock = threading.Lock()
+
+
+def api_totals(cid):
+    r = get("/v1/customer-balances?customer_id=%d" % cid, TOK)
+    return [r.json.get("totalPayments"), r.json.get("totalPaymentsSinceLastInvoice")] \
+        if r.status == 200 and isinstance(r.json, dict) else r.status
 
 
 def plan(rng, customers, served):
@@ -464,6 +470,32 @@ def test_money_property(s):
         bal = int(sql_one("SELECT balance FROM customers WHERE id = %d" % c.id))
         s.eq(api_balance(c.id), major(total, c.digits), tag + ": API balance = sum of ledger amounts")
         s.eq(bal, total, tag + ": customers.balance = sum of ledger amounts")
+        # The figures the money core keeps = the aggregates over the rows
+        # they describe (the customer's payment totals; its owner's counters).
+        kept = [int(x) for x in sql(
+            "SELECT total_payments, payments_since_invoice FROM customers WHERE id = %d"
+            % c.id)[0]]
+        kept += [int(x) for x in sql(
+            "SELECT COALESCE(SUM(normal_events), 0), COALESCE(SUM(adhoc_events), 0),"
+            " COALESCE(SUM(refund_count), 0) FROM owner_counts WHERE contract_owner_id = %d"
+            % c.owner)[0]]
+        agg = [int(x) for x in sql(
+            "SELECT (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %(c)d"
+            "   AND txn_type IN ('PAYMENT','PAYMENT_REVERSED')),"
+            " (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE customer_id = %(c)d"
+            "   AND txn_type IN ('PAYMENT','PAYMENT_REVERSED') AND id > (SELECT COALESCE(MAX(id), 0)"
+            "   FROM ledger WHERE customer_id = %(c)d"
+            "   AND txn_type IN ('INVOICE_CREATED','ADHOC_INVOICE_CREATED'))),"
+            " (SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = %(o)d"
+            "   AND invoice_kind = 1),"
+            " (SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = %(o)d"
+            "   AND invoice_kind = 2),"
+            " (SELECT COUNT(*) FROM refunds WHERE contract_owner_id = %(o)d)"
+            % dict(c=c.id, o=c.owner))[0]]
+        s.eq(kept, agg, tag + ": maintained figures (total payments, since the last invoice;"
+                              " the owner's events by kind and refunds) = the aggregates")
+        s.eq(api_totals(c.id), [major(agg[0], c.digits), major(agg[1], c.digits)],
+             tag + ": API totalPayments and totalPaymentsSinceLastInvoice = the aggregates")
         s.eq(total, c.initial + moved, tag + ": balance = initial %d + moved %d by %d accepted"
              " requests" % (c.initial, moved, len(mine)))
         prev, broken = 0, []

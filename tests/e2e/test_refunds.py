@@ -116,7 +116,7 @@ def add_invoice(cid, kind, amount_minor, auto=0, prefix="E2E-RF"):
         " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
         " invoice_number, bill_run_type) VALUES (%(c)d, '%(t)s', '%(cpt)s', -%(a)d, @b,"
         " @cur, UTC_DATE(), %(k)d, @iid, CONCAT('%(p)s-', @iid), '%(brt)s');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;"
         "SELECT @iid;" % dict(c=cid, k=kind, a=amount_minor, p=prefix, t=txn, cpt=cpt,
                               brt=brt, br=br, auto=auto))

@@ -35,7 +35,7 @@ def add_invoice(cid, amount_minor):
         " resulting_balance, currency_id, payment_date, invoice_kind, invoice_id,"
         " invoice_number, bill_run_type) VALUES (%(c)d, 'INVOICE_CREATED', 'INVOICE', -%(a)d, @b,"
         " @cur, UTC_DATE(), 1, @iid, CONCAT('E2E-WH-', @iid), 'NORMAL');"
-        "UPDATE customers SET balance = @b WHERE id = %(c)d;"
+        "UPDATE customers SET balance = @b, payments_since_invoice = 0 WHERE id = %(c)d;"
         "COMMIT;"
         "SELECT @iid;" % dict(c=cid, a=amount_minor))
     return int(rows[-1][0])
