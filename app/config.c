@@ -61,6 +61,7 @@ static const struct key keys[] = {
     I(refund_expiry_days,      "7",                        1, 3650),
     I(autocollect_interval,    "60",                       1, 86400),
     I(sandbox_step_ms,         "2000",                     1, 3600000),
+    S(sandbox_ca_file,         ""),
     S(webhook_secret,          ""),
     S(gocardless_credentials,  ""),
     S(stripe_credentials,      ""),

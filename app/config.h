@@ -40,6 +40,8 @@ struct config {
     int         refund_expiry_days;  /* a refund with no ACTIVE provider is cancelled */
     int         autocollect_interval;/* seconds between auto-collect runs */
     int         sandbox_step_ms;     /* the sandbox provider's timeline step */
+    const char *sandbox_ca_file;     /* CA of an https:// public_base_url for the sandbox's
+                                      * webhooks ("": the system CAs) */
     const char *webhook_secret;      /* master secret of the providers' webhook keys */
     const char *gocardless_credentials; /* file of GoCardless's credentials ("": sandbox) */
     const char *stripe_credentials;     /* file of Stripe's credentials ("": sandbox) */

@@ -100,7 +100,7 @@ configure_engine(void)
         .autocollect_every_ms = 1000L * cfg.autocollect_interval,
     };
     collector_configure(&cs);
-    provider_sandbox_configure(1, cfg.sandbox_step_ms);
+    provider_sandbox_configure(1, cfg.sandbox_step_ms, cfg.sandbox_ca_file);
     provider_set_public_base_url(cfg.public_base_url); /* where its webhooks go */
     webhooks_configure(cfg.webhook_secret);
 }

@@ -4,8 +4,12 @@
  * second request that the key exists. The handler's transaction then
  * marks the record done with the response, and commits both together: a
  * crash before the commit leaves only the claim, which a retry may take
- * over once its lease (LEASE_SECONDS, longer than any request may run)
- * has expired. 4xx outcomes are stored too (the same request gets the
+ * over once the claim's database connection is gone (its worker died, so
+ * the server rolled back whatever it had begun), or, where that cannot be
+ * seen (a Galera node, a claim from another connection that is still
+ * there), once its lease (LEASE_SECONDS, longer than any request may run)
+ * has expired. Completing or releasing a claim requires the connection
+ * that holds it, so a claim taken over is not completed twice. 4xx outcomes are stored too (the same request gets the
  * same answer); 5xx outcomes release the key so the client can retry.
  * The records' storage is db/idempotency.c.
  */
@@ -116,7 +120,7 @@ idem_before(struct req *r)
                          "this Idempotency-Key was used for a different request");
     if (rec.done)
         return replay(r, &rec);
-    if (rec.claim_age < LEASE_SECONDS)
+    if (rec.claim_age < LEASE_SECONDS && !rec.holder_gone)
         return req_fail(r, PAY_E_IDEM_IN_PROGRESS, "Idempotency-Key");
     /* An abandoned claim (its worker died): take it over atomically. */
     rc = idem_take_over(&r->db, sub, key, rec.claimed_at);

@@ -161,13 +161,13 @@ DB_MUST_CHECK enum db_rc provider_find(struct req *r, int64_t owner, const char 
 /* The sandbox keeps what a provider keeps (table sandbox_calls) through
  * the request's unit of work when on (the server and the collector);
  * off, it is stateless and every reference is at the end of its timeline
- * (unit tests). step_ms is the time between two steps of its timeline. */
-void provider_sandbox_configure(int use_db, long step_ms);
+ * (unit tests). step_ms is the time between two steps of its timeline;
+ * ca_file (NULL or "": the system CAs) verifies an https:// base URL. */
+void provider_sandbox_configure(int use_db, long step_ms, const char *ca_file);
 /* Sends the sandbox's due webhook events, signed with the provider's key,
  * to <public base URL>/webhooks/<provider id> (through nginx), outside any
  * transaction; a failed delivery is tried again later (reconciliation by
- * fetch covers a lost one). Returns how many were delivered. Only plain
- * http:// base URLs are delivered to. */
+ * fetch covers a lost one). Returns how many were delivered. */
 int provider_sandbox_deliver(struct req *r, int max);
 /* Limits delivery to events of these customers' attempts ("12,13"; NULL:
  * all), for `pay-api attempts run --customers` on a shared test stack. */

@@ -25,29 +25,28 @@
 #include "provider.h"
 
 #include <inttypes.h>
-#include <netdb.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "api.h"
 #include "handlers.h"
+#include "http.h"
 #include "log.h"
 #include "token.h"
 
 static const char *base_url = "http://127.0.0.1:8080";
 static int         use_db;
 static long        step_ms = 2000;
+static const char *ca_file;  /* for an https:// base_url; NULL: the system CAs */
 
 void
-provider_sandbox_configure(int db, long step)
+provider_sandbox_configure(int db, long step, const char *ca)
 {
     use_db = db;
     step_ms = step > 0 ? step : 1;
+    ca_file = ca != NULL && ca[0] != '\0' ? ca : NULL;
 }
 
 void
@@ -353,62 +352,19 @@ sandbox_refund_fetch(struct req *r, const char *reference, const struct provider
 
 /* ---- delivery of the outbox ------------------------------------------------ */
 
-/* POST over plain HTTP/1.0 to base_url (http://host[:port]); the status
- * code, or -1 when it could not be delivered. */
+/* POST of one signed event to base_url's webhook endpoint through the one
+ * HTTP client (app/http.c); the status code, or -1 when no answer came. */
 static int
-http_post(const char *url, const char *path, const char *sig, const char *body, size_t n)
+post_event(struct arena *a, const char *path, const char *sig, const char *body, size_t n)
 {
-    char host[256], port[16] = "80";
-    if (strncmp(url, "http://", 7) != 0)
-        return -1;
-    const char *h = url + 7, *colon = strchr(h, ':'), *slash = strchr(h, '/');
-    size_t      hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
-    if (hl == 0 || hl >= sizeof(host))
-        return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    if (colon) {
-        size_t pl = strspn(colon + 1, "0123456789");
-        if (pl == 0 || pl >= sizeof(port))
-            return -1;
-        memcpy(port, colon + 1, pl);
-        port[pl] = '\0';
-    }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, port, &hints, &ai) != 0 || ai == NULL)
-        return -1;
-    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    struct timeval tv = {3, 0};
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    }
-    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
-        return -1;
-    }
-    freeaddrinfo(ai);
-    char head[1024];
-    int  k = snprintf(head, sizeof(head),
-                      "POST %s HTTP/1.0\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nWebhook-Signature: %s\r\n"
-                      "User-Agent: pay-api-sandbox\r\n\r\n", path, host, port, n, sig);
-    int status = -1;
-    if (k > 0 && (size_t)k < sizeof(head) && write(fd, head, (size_t)k) == k &&
-        write(fd, body, n) == (ssize_t)n) {
-        char    line[64];
-        ssize_t got = read(fd, line, sizeof(line) - 1);
-        if (got > 12) {
-            line[got] = '\0';
-            if (strncmp(line, "HTTP/1.", 7) == 0)
-                status = atoi(line + 9);
-        }
-    }
-    close(fd);
-    return status;
+    const struct http_header h[] = {{"Content-Type", "application/json"},
+                                    {"Webhook-Signature", sig}};
+    struct http_call c = {
+        .method = "POST", .url = arena_printf(a, "%s%s", base_url, path),
+        .headers = h, .nheaders = sizeof(h) / sizeof(h[0]), .body = body, .body_len = n,
+        .ca_file = ca_file, .connect_timeout_ms = 3000, .timeout_ms = 5000,
+    };
+    return http_do(a, &c) == 0 ? (int)c.status : -1;
 }
 
 static const char *deliver_only; /* FIND_IN_SET list of customers, or NULL */
@@ -422,7 +378,7 @@ provider_sandbox_deliver_only(const char *customers)
 int
 provider_sandbox_deliver(struct req *r, int max)
 {
-    if (!use_db || strncmp(base_url, "http://", 7) != 0)
+    if (!use_db)
         return 0;
     struct db_uow *u = &r->db;
     struct out {
@@ -479,8 +435,8 @@ provider_sandbox_deliver(struct req *r, int max)
         const char *sig = arena_printf(r->arena, "t=%lld,v1=%s", t,
                                        token_hmac_sha256_hex(r->arena, key, strlen(key),
                                                              signed_part, strlen(signed_part)));
-        int status = http_post(base_url, arena_printf(r->arena, "/webhooks/%" PRId64,
-                                                      due[i].provider), sig, body, strlen(body));
+        int status = post_event(r->arena, arena_printf(r->arena, "/webhooks/%" PRId64,
+                                                       due[i].provider), sig, body, strlen(body));
         if (status >= 200 && status < 300) {
             sent++;
             continue;

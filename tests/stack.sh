@@ -348,6 +348,7 @@ TLS=0 TLS_PORT=
 stack_base_url_conf() {  # PORT
     if [ "$TLS" = 1 ]; then
         printf 'public_base_url = https://127.0.0.1:%s\n' "$TLS_PORT"
+        printf 'sandbox_ca_file = %s\n' "$DIR/tls/ca.pem"
     else
         printf 'public_base_url = http://127.0.0.1:%s\n' "$1"
         printf '# plain-HTTP development/test stack on loopback (no Secure cookie)\n'

@@ -653,7 +653,7 @@ test_engine(void)
         .backoff_max_ms = 400, .max_calls = 4, .refund_expiry_days = 7,
         .autocollect_every_ms = 60000};
     collector_configure(&cs);
-    provider_sandbox_configure(1, 30);
+    provider_sandbox_configure(1, 30, NULL);
     /* GO_CARDLESS provider 1 serves owner 1 (customers 90-99): ACTIVE. */
     sql_do("UPDATE payment_providers SET status = 'ACTIVE' WHERE id = 1");
     int64_t cid = 99;
@@ -845,7 +845,7 @@ test_engine_kill(void)
         .backoff_max_ms = 200, .max_calls = 50, .refund_expiry_days = 7,
         .autocollect_every_ms = 3600000};
     collector_configure(&cs);
-    provider_sandbox_configure(1, 40);
+    provider_sandbox_configure(1, 40, NULL);
     int64_t cid = 100, inv[N], id[N], amount[N];
     for (int i = 0; i < N; i++) {
         amount[i] = 2000 + i * 100 + (i % 5 == 0 ? 29 : i % 7 == 0 ? 55 : 0);

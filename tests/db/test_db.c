@@ -22,6 +22,7 @@
 
 #include "db.h"
 #include "db_load.h"
+#include "idempotency.h"
 #include "ledger.h"
 #include "test.h"
 
@@ -229,6 +230,65 @@ test_sticky_killed(struct arena *a)
     CHECK(other_i64(other, "SELECT balance FROM customers WHERE id = 4") ==
               other_i64(other, "SELECT SUM(amount) FROM ledger WHERE customer_id = 4"),
           "balance = sum of the ledger");
+    arena_reset(a);
+}
+
+/* ---- an idempotency claim whose connection died ------------------------- */
+
+static int64_t
+conn_id(struct db_uow *u)
+{
+    struct dbq *q = dbq_new(u, "SELECT CONNECTION_ID()");
+    return dbq_one(q) == DB_OK ? dbq_col_i64(q, 0) : -1;
+}
+
+static void
+test_claim_of_dead_connection(struct arena *a)
+{
+    struct db_uow      u;
+    struct idem_record rec;
+    const char        *sub = "dbtest", *key = "claim-of-dead-connection";
+
+    other_sql(other, "DELETE FROM idempotency_keys WHERE sub = 'dbtest'");
+    db_uow_init(&u, a);
+    int64_t holder = conn_id(&u);
+    CHECK(idem_claim(&u, sub, key, "h") == DB_OK, "claim");
+    /* The other session plays a second worker: the claim is in progress
+     * while its connection lives. */
+    CHECK(other_i64(other, "SELECT COUNT(*) FROM idempotency_keys WHERE sub = 'dbtest'"
+                           " AND state = 0") == 1, "the claim is committed");
+    CHECK(idem_lookup(&u, sub, key, &rec) == DB_OK && !rec.holder_gone,
+          "a live holder: in progress");
+
+    char kill[64];
+    snprintf(kill, sizeof(kill), "KILL CONNECTION %" PRId64, holder);
+    other_sql(other, kill);
+    for (int i = 0; i < 100 && sql_i64("SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                                       " WHERE ID = %" PRId64, holder) > 0; i++)
+        usleep(20 * 1000);
+    /* This unit finds its connection gone; the next one reconnects: a new
+     * connection, which does not hold the claim. */
+    CHECK(conn_id(&u) == -1, "the holder's connection is gone");
+    db_uow_reset(&u);
+    int64_t now = conn_id(&u);
+    CHECK(now > 0 && now != holder, "a new connection");
+    CHECK(idem_lookup(&u, sub, key, &rec) == DB_OK && rec.holder_gone && rec.claim_age < 60,
+          "the holder's connection is gone: abandoned at once, long before the lease");
+    CHECK(idem_store(&u, sub, key, 201, NULL, "{}", 2) == DB_CONFLICT,
+          "a connection that does not hold the claim cannot complete it");
+    CHECK(idem_release(&u, sub, key) == DB_OK &&
+              other_i64(other, "SELECT COUNT(*) FROM idempotency_keys WHERE sub = 'dbtest'") == 1,
+          "nor release it");
+    CHECK(idem_take_over(&u, sub, key, rec.claimed_at) == DB_OK, "taken over");
+    CHECK(idem_take_over(&u, sub, key, rec.claimed_at) == DB_CONFLICT,
+          "a second take-over of the same abandoned claim loses");
+    CHECK(idem_lookup(&u, sub, key, &rec) == DB_OK && !rec.holder_gone,
+          "held again by a live connection");
+    CHECK(idem_store(&u, sub, key, 201, NULL, "{}", 2) == DB_OK, "the new holder completes it");
+    CHECK(other_i64(other, "SELECT COUNT(*) FROM idempotency_keys WHERE sub = 'dbtest'"
+                           " AND state = 1 AND status = 201") == 1, "stored once");
+    db_uow_reset(&u);
+    other_sql(other, "DELETE FROM idempotency_keys WHERE sub = 'dbtest'");
     arena_reset(a);
 }
 
@@ -471,6 +531,7 @@ main(void)
     test_sticky_lock_wait(a);
     test_sticky_killed(a);
     test_abandoned_tx(a);
+    test_claim_of_dead_connection(a);
     test_no_shared_lock(a, child, go[1], done[0]);
     test_statement_cache(a);
     test_long_text(a);

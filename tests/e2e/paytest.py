@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import traceback
 import urllib.error
 import urllib.parse
@@ -259,11 +260,13 @@ class Suite:
             print("PAY_E2E_PARTS: running %s; left to the first pass: %s"
                   % (", ".join(t.__name__ for t in tests), ", ".join(left) or "nothing"))
         for t in tests:
+            t0 = time.monotonic()
             try:
                 t(self)
             except Exception:
                 self.failed += 1
                 print("FAIL: %s raised:" % t.__name__)
                 traceback.print_exc(file=sys.stdout)
+            print("part %s: %.1f s" % (t.__name__, time.monotonic() - t0))
         print("%d passed, %d failed" % (self.passed, self.failed))
         sys.exit(0 if self.failed == 0 and self.passed > 0 else 1)

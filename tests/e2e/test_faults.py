@@ -5,8 +5,9 @@
      Idempotency-Key; a request that fails with a connection error,
      502/503/504 or 409 IDEMPOTENCY_IN_PROGRESS is retried, the same bytes
      with the same key, until it gets a definitive answer (a claim whose
-     worker was killed is only taken over after its 60 s lease, so the
-     retries get up to 75 s after the last kill). The master refills the
+     worker was killed is taken over once MariaDB has dropped the worker's
+     connection; the retries get up to 75 s after the last kill, beyond
+     the 60 s lease that would apply otherwise). The master refills the
      pool, payapi_worker_restarts_total counts every kill, every operation
      that finally got a 2xx is in the ledger exactly once and every one
      that got a 4xx left nothing (each description carries a unique
@@ -533,7 +534,7 @@ def test_db_outage(t):
     stale = int(paytest.sql_one("SELECT COUNT(*) FROM idempotency_keys WHERE sub = 'e2e-faults'"
                                 " AND idem_key LIKE 'ft-%s-d-%%' AND state = 0" % RUN))
     print("db: %d keys answered 503 are still claimed (the release failed with MariaDB down):"
-          " a retry gets 409 IDEMPOTENCY_IN_PROGRESS until the 60 s lease ends" % stale)
+          " a retry takes such a claim over once its connection is gone" % stale)
     check_markers(t, ops, "db outage")
     fl.check_invariants(t, CUSTOMERS, TOK, "after the outage")
 
