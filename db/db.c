@@ -35,6 +35,7 @@ static int                conn_wsrep; /* conn is to a Galera node */
 static int                conn_sync;  /* the session's wsrep_sync_wait */
 static int                conn_ro;    /* tx_read_only=1, autocommit=0 (Galera) */
 static long long          tx_mark;    /* the open transaction's mark (Galera) */
+static int                conn_mark;  /* the session's pay_tx_mark exists */
 static int                beginning;  /* db_tx_begin runs: keep conn_ro */
 static struct db_settings cfg;
 static struct cached      cache[CACHE_SIZE];
@@ -58,7 +59,7 @@ drop_connection(void)
         mysql_close(conn);
     conn = NULL;
     conn_tx = 0;
-    conn_wsrep = conn_sync = conn_ro = 0;
+    conn_wsrep = conn_sync = conn_ro = conn_mark = 0;
 }
 
 static int
@@ -95,26 +96,13 @@ connect_now(void)
         conn = NULL;
         return -1;
     }
-    conn_wsrep = conn_sync = conn_ro = 0;
+    conn_wsrep = conn_sync = conn_ro = conn_mark = 0;
     if (mysql_query(conn, "SELECT @@GLOBAL.wsrep_on") == 0) {
         MYSQL_RES *res = mysql_store_result(conn);
         MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
         conn_wsrep = row != NULL && row[0] != NULL && strcmp(row[0], "1") == 0;
         if (res != NULL)
             mysql_free_result(res);
-    }
-    /* A Galera node: the session's transaction mark (see db_tx_begin), a
-     * temporary table (never replicated) whose one row each write
-     * transaction updates. */
-    if (conn_wsrep &&
-        (mysql_query(conn, "CREATE TEMPORARY TABLE pay_tx_mark (id TINYINT PRIMARY KEY,"
-                           " n BIGINT NOT NULL) ENGINE=InnoDB") != 0 ||
-         mysql_query(conn, "INSERT INTO pay_tx_mark VALUES (1, 0)") != 0)) {
-        log_error("db", "cannot create the transaction mark: %s", mysql_error(conn));
-        mysql_close(conn);
-        conn = NULL;
-        conn_wsrep = 0;
-        return -1;
     }
     return 0;
 }
@@ -698,8 +686,17 @@ db_tx_begin(struct db_uow *u)
     beginning = 1;
     if (unit_conn(u) == NULL)
         rc = u->failed;
-    else if (conn_wsrep && !conn_ro &&
-             (rc = db_exec_fixed(u, "SET SESSION tx_read_only=1, autocommit=0")) == DB_OK)
+    else if (conn_wsrep && !conn_mark) {
+        /* The session's mark: a temporary table (never replicated) whose
+         * one row each write transaction updates. */
+        if ((rc = db_exec_fixed(u, "CREATE TEMPORARY TABLE IF NOT EXISTS pay_tx_mark"
+                                   " (id TINYINT PRIMARY KEY, n BIGINT NOT NULL)"
+                                   " ENGINE=InnoDB")) == DB_OK &&
+            (rc = db_exec_fixed(u, "REPLACE INTO pay_tx_mark VALUES (1, 0)")) == DB_OK)
+            conn_mark = 1;
+    }
+    if (rc == DB_OK && conn_wsrep && !conn_ro &&
+        (rc = db_exec_fixed(u, "SET SESSION tx_read_only=1, autocommit=0")) == DB_OK)
         conn_ro = 1;
     if (rc == DB_OK)
         rc = db_exec_fixed(u, conn_wsrep ? "START TRANSACTION READ WRITE" : "START TRANSACTION");
