@@ -33,7 +33,9 @@ static MYSQL             *conn;
 static int                conn_tx;   /* a transaction is open on conn */
 static int                conn_wsrep; /* conn is to a Galera node */
 static int                conn_sync;  /* the session's wsrep_sync_wait */
-static int                conn_ro;    /* tx_read_only=1 (Galera) */
+static int                conn_ro;    /* tx_read_only=1, autocommit=0 (Galera) */
+static long long          tx_mark;    /* the open transaction's mark (Galera) */
+static int                conn_mark;  /* the session's pay_tx_mark exists */
 static int                beginning;  /* db_tx_begin runs: keep conn_ro */
 static struct db_settings cfg;
 static struct cached      cache[CACHE_SIZE];
@@ -57,7 +59,7 @@ drop_connection(void)
         mysql_close(conn);
     conn = NULL;
     conn_tx = 0;
-    conn_wsrep = conn_sync = conn_ro = 0;
+    conn_wsrep = conn_sync = conn_ro = conn_mark = 0;
 }
 
 static int
@@ -94,7 +96,7 @@ connect_now(void)
         conn = NULL;
         return -1;
     }
-    conn_wsrep = conn_sync = conn_ro = 0;
+    conn_wsrep = conn_sync = conn_ro = conn_mark = 0;
     if (mysql_query(conn, "SELECT @@GLOBAL.wsrep_on") == 0) {
         MYSQL_RES *res = mysql_store_result(conn);
         MYSQL_ROW  row = res ? mysql_fetch_row(res) : NULL;
@@ -257,9 +259,9 @@ rollback_now(struct db_uow *u)
 /* A statement of the unit's transaction ran outside it: on a Galera node
  * a transaction aborted by a replicated write-set (brute-force abort) is
  * reported to the text protocol's next statement as a deadlock, but a
- * prepared statement runs on, in autocommit. The session is read-only
- * outside explicit transactions there (db_tx_begin), so such a statement
- * could only read; the unit fails as after a deadlock. */
+ * prepared statement may run on after it (see db_tx_begin): the unit
+ * fails as after a deadlock, and whatever ran after the abort is rolled
+ * back. */
 static enum db_rc
 vanished(struct db_uow *u, const char *sql)
 {
@@ -303,7 +305,12 @@ unit_conn(struct db_uow *u)
     }
     if (conn_ro && !u->in_tx && !beginning) {
         int sticky;
-        enum db_rc rc = exec_on_conn("SET SESSION tx_read_only=0", &sticky);
+        enum db_rc rc = DB_OK;
+        /* autocommit=1 would commit a transaction still open. */
+        if (conn->server_status & SERVER_STATUS_IN_TRANS)
+            rc = exec_on_conn("ROLLBACK", &sticky);
+        if (rc == DB_OK)
+            rc = exec_on_conn("SET SESSION tx_read_only=0, autocommit=1", &sticky);
         if (rc != DB_OK) {
             u->failed = rc;
             return NULL;
@@ -659,11 +666,19 @@ dbq_done(struct dbq *q)
 
 /* ---- transactions -------------------------------------------------------- */
 
-/* On a Galera node the session is read-only while a transaction is open
- * (the transaction itself is READ WRITE): should the cluster abort the
- * transaction, a write the unit still sends cannot commit on its own in
- * autocommit (see vanished()); it fails with
- * ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, a DB_RETRY. */
+/* On a Galera node a transaction aborted by a replicated write-set (a
+ * brute-force abort) is reported to the next text-protocol statement as a
+ * deadlock, but a prepared statement sent after the abort may run on
+ * outside it. So a write transaction there runs in a session with
+ * autocommit=0 (such a statement opens a new transaction instead of
+ * committing on its own) and tx_read_only=1 (that new transaction cannot
+ * write; the explicit one is READ WRITE), and it first sets its own mark,
+ * a number no earlier transaction of the session wrote, in the session's
+ * temporary table. Before COMMIT a text-protocol statement reads the mark
+ * back: an aborted transaction's update is rolled back with it, so a
+ * different number (or the deadlock the read reports) means the work did
+ * not all run in this transaction: it is rolled back and run again, and
+ * nothing of it commits. */
 enum db_rc
 db_tx_begin(struct db_uow *u)
 {
@@ -671,8 +686,17 @@ db_tx_begin(struct db_uow *u)
     beginning = 1;
     if (unit_conn(u) == NULL)
         rc = u->failed;
-    else if (conn_wsrep && !conn_ro &&
-             (rc = db_exec_fixed(u, "SET SESSION tx_read_only=1")) == DB_OK)
+    else if (conn_wsrep && !conn_mark) {
+        /* The session's mark: a temporary table (never replicated) whose
+         * one row each write transaction updates. */
+        if ((rc = db_exec_fixed(u, "CREATE TEMPORARY TABLE IF NOT EXISTS pay_tx_mark"
+                                   " (id TINYINT PRIMARY KEY, n BIGINT NOT NULL)"
+                                   " ENGINE=InnoDB")) == DB_OK &&
+            (rc = db_exec_fixed(u, "REPLACE INTO pay_tx_mark VALUES (1, 0)")) == DB_OK)
+            conn_mark = 1;
+    }
+    if (rc == DB_OK && conn_wsrep && !conn_ro &&
+        (rc = db_exec_fixed(u, "SET SESSION tx_read_only=1, autocommit=0")) == DB_OK)
         conn_ro = 1;
     if (rc == DB_OK)
         rc = db_exec_fixed(u, conn_wsrep ? "START TRANSACTION READ WRITE" : "START TRANSACTION");
@@ -680,6 +704,34 @@ db_tx_begin(struct db_uow *u)
     if (rc != DB_OK)
         return rc;
     u->in_tx = conn_tx = 1;
+    if (conn_wsrep) {
+        char mark[64];
+        snprintf(mark, sizeof(mark), "UPDATE pay_tx_mark SET n = %lld", ++tx_mark);
+        if ((rc = db_exec_fixed(u, mark)) != DB_OK) {
+            rollback_now(u);
+            return rc;
+        }
+    }
+    return DB_OK;
+}
+
+/* The session's transaction mark as the open transaction sees it (text
+ * protocol); -1 when it cannot be read. */
+static enum db_rc
+read_mark(struct db_uow *u, long long *n)
+{
+    *n = -1;
+    if (unit_conn(u) == NULL)
+        return u->failed;
+    if (mysql_query(conn, "SELECT n FROM pay_tx_mark") != 0)
+        return unit_error(u, mysql_errno(conn), "transaction mark", mysql_error(conn));
+    MYSQL_RES *res = mysql_store_result(conn);
+    if (res == NULL)
+        return unit_error(u, mysql_errno(conn), "transaction mark", mysql_error(conn));
+    MYSQL_ROW row = mysql_fetch_row(res);
+    if (row != NULL && row[0] != NULL)
+        *n = strtoll(row[0], NULL, 10);
+    mysql_free_result(res);
     return DB_OK;
 }
 
@@ -693,14 +745,15 @@ db_tx_commit(struct db_uow *u)
     enum db_rc rc;
     if (conn_wsrep) {
         /* A transaction the cluster aborted may be reported to no statement
-         * (see vanished()), and a COMMIT then answers OK with nothing
-         * committed: make sure it is still open. */
-        if ((rc = db_exec_fixed(u, "SELECT 1")) != DB_OK) {
+         * (see db_tx_begin), and a COMMIT then commits whatever ran after
+         * the abort: make sure the work ran in this transaction. */
+        long long n;
+        if ((rc = read_mark(u, &n)) != DB_OK) {
             rollback_now(u);
             return rc;
         }
-        if (!(conn->server_status & SERVER_STATUS_IN_TRANS))
-            return vanished(u, "COMMIT");
+        if (n != tx_mark || !(conn->server_status & SERVER_STATUS_IN_TRANS))
+            return vanished(u, n != tx_mark ? "COMMIT (mark lost)" : "COMMIT");
     }
     rc = db_exec_fixed(u, "COMMIT");
     if (rc != DB_OK)

@@ -398,7 +398,10 @@ collector_pass(struct arena *ar, int batch)
     db_uow_reset(&u);
     if (rc != DB_OK) {
         arena_reset(ar);
-        return -1;
+        /* A conflict: another collector claimed some of them first (on a
+         * cluster, through another node: SKIP LOCKED sees only this node's
+         * locks, certification decides): nothing claimed this pass. */
+        return rc == DB_RETRY ? 0 : -1;
     }
     for (int i = 0; i < n; i++) {
         act(ar, ids[i]);

@@ -34,8 +34,8 @@ void collector_configure(const struct collector_settings *s);
 void collector_only_customers(const char *csv);
 
 /* One pass: claims up to `batch` due attempts and acts on each. Returns
- * how many it handled (0: nothing was due), or -1 when the database is
- * unavailable. Every allocation is in a (reset before returning). */
+ * how many it handled (0: nothing was due, or another collector's claim
+ * won), or -1 when the database is unavailable. Every allocation is in a (reset before returning). */
 int collector_pass(struct arena *a, int batch);
 
 /* The auto-collect run: a collection attempt for every autoCollect

@@ -459,7 +459,15 @@ pages_pay_post(struct req *r)
         a.reference = stripe_res.reference; /* the collector follows the Session */
     }
     struct attempt_outcome out;
-    if ((rc = attempt_advance(&r->db, &c, &a, "NEW", NULL, &out)) != DB_OK)
+    rc = attempt_advance(&r->db, &c, &a, "NEW", NULL, &out);
+    if (rc == DB_CONFLICT) {
+        /* The attempt's key is taken: another submission made it first (on
+         * a cluster, through another node after this one read the link's
+         * attempts): in progress, like a double click. */
+        db_tx_rollback(&r->db);
+        return redirect(r, arena_printf(r->arena, "/pay/%s", tok));
+    }
+    if (rc != DB_OK)
         return link_state_page(r, rc, &l);
     if (a.reference != NULL && stripe_url != NULL)
         return redirect(r, stripe_url);

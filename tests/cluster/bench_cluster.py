@@ -3,9 +3,12 @@ ctest; figures in tests/bench/RESULTS.md). Run inside the balancer's
 namespace against a cluster (PAY_STACK_ENV=<cluster>/env), or against the
 single-node stack of tests/stack.sh (PAY_STACK_ENV=<stack>/env):
 
-  writes: THREADS clients POST balance adjustments (one customer each) for
-          SECONDS through the balancer (on the cluster they land on the
-          writers' host): payments/s, median and p99 latency;
+  writes: THREADS clients POST balance adjustments (one customer each, or
+          BENCH_CUSTOMERS customers shared by all: contention) for SECONDS
+          through the balancer (on the cluster it spreads them over the
+          three hosts, unless started with PAY_CLUSTER_WRITERS=one), or with
+          WRITE_VIA=hosts each client straight to one host in turn:
+          payments/s, median and p99 latency;
   reads:  one client GETs a customer's balance through a second host (the
           stack's only one), idle and while 4 clients write: median and p99;
   stale:  on the cluster, a POST through h1 then at once a GET through h2,
@@ -25,7 +28,8 @@ TOK = token(owners="1,2,3")
 HOSTS = ENV.get("PAY_HOST_URLS", "").split() or [BASE, BASE]
 THREADS = int(os.environ.get("THREADS") or 8)
 SECONDS = float(os.environ.get("SECONDS_EACH") or 10)
-CUSTOMERS = list(range(63, 71))
+CUSTOMERS = list(range(63, 63 + int(os.environ.get("BENCH_CUSTOMERS") or 8)))
+WRITE_VIA = os.environ.get("WRITE_VIA") or "balancer"
 
 
 def pct(xs, p):
@@ -43,9 +47,10 @@ def writers(n, seconds, lat, stop=None):
     errs = []
 
     def one(k):
+        url = HOSTS[k % len(HOSTS)] if WRITE_VIA == "hosts" else BASE
         while (stop is None and time.time() < end) or (stop is not None and not stop[0]):
             a = time.perf_counter()
-            r = adjust(BASE, CUSTOMERS[k % len(CUSTOMERS)])
+            r = adjust(url, CUSTOMERS[k % len(CUSTOMERS)])
             lat.append((time.perf_counter() - a) * 1000)
             if r.status != 200:
                 errs.append(r.status)
@@ -62,8 +67,9 @@ def bench_writes():
     for t in ts:
         t.join()
     el = time.time() - t0
-    print("writes: %d clients, %.0f payments/s, median %.1f ms, p99 %.1f ms, %d non-200"
-          % (THREADS, len(lat) / el, pct(lat, 0.5), pct(lat, 0.99), len(errs)))
+    print("writes: %d clients on %d customers via %s, %.0f payments/s, median %.1f ms,"
+          " p99 %.1f ms, %d non-200" % (THREADS, len(CUSTOMERS), WRITE_VIA, len(lat) / el,
+                                        pct(lat, 0.5), pct(lat, 0.99), len(errs)))
 
 
 def bench_reads(load):

@@ -2,7 +2,7 @@
 runs through the balancer, its clients sending every request again with
 the same Idempotency-Key until it gets a definite answer:
 
-  kill -9 of the MariaDB node of the writers' host, then its restart from
+  kill -9 of the MariaDB node of host 1, then its restart from
   the recovered position (IST, no full state transfer);
   one host cut off the network (its link down): that host's node leaves the
   primary component, its app refuses writes (503) and fails /readyz, the
@@ -33,8 +33,8 @@ def ledger_rows(n, marker):
 
 
 def test_kill_db(s):
-    # Node 1 is the node of the writers' host (h1): its loss moves the
-    # balancer's writes to h2.
+    # Node 1's loss takes h1 out of the balancer: writes go on through h2
+    # and h3.
     proc = start_property(OPS, RETRY)
     PROCS.append(proc)
     wait_property_started(proc)
