@@ -315,6 +315,8 @@ cmd_attempts(int argc, char **argv)
         }
         time_t end = time(NULL) + (until > 0 ? until : 0);
         int    total = 0, n;
+        /* Pending mandates first: one that became ACTIVE is collected on. */
+        (void)collector_mandates(a, 64);
         (void)collector_autocollect(a);
         do {
             do {

@@ -239,6 +239,29 @@ older_than_days(struct db_uow *u, int64_t id, int days)
     return dbq_one(q) == DB_OK && dbq_col_i64(q, 0) != 0;
 }
 
+/* Mandate statuses the provider still changes by itself (before ACTIVE). */
+#define MANDATE_PENDING_SQL                                                          \
+    "('CREATED','CUSTOMER_APPROVAL_GRANTED','CUSTOMER_APPROVAL_SKIPPED',"          \
+    "'PENDING_SUBMISSION','SUBMITTED')"
+
+/* A collection on a mandate the provider has not made ACTIVE yet waits:
+ * why (for errorInfo), or NULL when it may be submitted (an active or
+ * ended mandate: the provider decides; a mandate not held here). */
+static const char *
+mandate_pending(struct db_uow *u, const struct attempt *a)
+{
+    if (a->mandate_reference == NULL)
+        return NULL;
+    struct dbq *q = dbq_new(u, "SELECT status FROM provider_mandates WHERE payment_method = ?"
+                               " AND mandate_reference = ? AND status IN " MANDATE_PENDING_SQL);
+    dbq_str(q, a->method);
+    dbq_str(q, a->mandate_reference);
+    if (dbq_one(q) != DB_OK)
+        return NULL;
+    return arena_printf(u->arena, "waiting for mandate %s to become ACTIVE (now %s)",
+                        a->mandate_reference, dbq_col_str(q, 0));
+}
+
 /* The status a permanent failure gives: refunds have no FAILED. */
 static const char *
 failed_status(const struct attempt *a)
@@ -298,6 +321,9 @@ act(struct arena *ar, int64_t id)
                                a.idem_key, provider, a.mandate_reference, NULL};
     if (a.kind == ATTEMPT_REFUND && needs_submission(&a))
         m.payment_reference = refundable_payment(&r.db, &a, provider);
+    const char *mandate_wait = NULL;
+    if (a.kind == ATTEMPT_COLLECTION && needs_submission(&a) && !a.cancel_requested)
+        mandate_wait = mandate_pending(&r.db, &a);
     struct provider_result res = {0};
     db_uow_reset(&r.db); /* nothing open while the provider is on the line */
 
@@ -306,6 +332,12 @@ act(struct arena *ar, int64_t id)
     struct timespec                t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int                            cancelling = a.cancel_requested && a.kind == ATTEMPT_COLLECTION;
+    if (mandate_wait != NULL) {
+        ans.next_ms = cs.reconcile_ms;
+        ans.error = mandate_wait;
+        (void)record(&r.db, id, &ans);
+        return;
+    }
     if (cancelling && a.reference != NULL)
         prc = pa->payment_cancel(&r, a.reference, &m, &res);
     else if (needs_submission(&a) && !cancelling)
@@ -358,6 +390,24 @@ act(struct arena *ar, int64_t id)
 
 /* ---- passes ------------------------------------------------------------------ */
 
+/* Ends a claim's transaction: committed (0), or rolled back with the
+ * arena reset: 1 after a conflict (another collector claimed some of the
+ * rows first; on a cluster through another node, as SKIP LOCKED sees only
+ * this node's locks and certification decides: nothing claimed this
+ * pass), -1 after an error. */
+static int
+claim_end(struct db_uow *u, struct arena *ar, enum db_rc rc)
+{
+    if (rc == DB_OK)
+        rc = db_tx_commit(u);
+    db_uow_reset(u);
+    if (rc != DB_OK) {
+        arena_reset(ar);
+        return rc == DB_RETRY ? 1 : -1;
+    }
+    return 0;
+}
+
 int
 collector_pass(struct arena *ar, int batch)
 {
@@ -393,21 +443,147 @@ collector_pass(struct arena *ar, int batch)
         dbq_i64(l, ids[i]);
         rc = dbq_exec(l);
     }
-    if (rc == DB_OK)
-        rc = db_tx_commit(&u);
-    db_uow_reset(&u);
-    if (rc != DB_OK) {
-        arena_reset(ar);
-        /* A conflict: another collector claimed some of them first (on a
-         * cluster, through another node: SKIP LOCKED sees only this node's
-         * locks, certification decides): nothing claimed this pass. */
-        return rc == DB_RETRY ? 0 : -1;
-    }
+    int end = claim_end(&u, ar, rc);
+    if (end != 0)
+        return end > 0 ? 0 : -1;
     for (int i = 0; i < n; i++) {
         act(ar, ids[i]);
         arena_reset(ar);
     }
     return n;
+}
+
+/* ---- mandates pending at the provider ----------------------------------------- */
+
+/* The wait before the next fetch of a mandate still pending after `checks`
+ * fetches: the reconcile interval, doubling up to an hour (a Direct Debit
+ * mandate takes days; the webhook normally comes first). */
+static long
+mandate_delay(int checks)
+{
+    long d = cs.reconcile_ms > 0 ? cs.reconcile_ms : 1000;
+    for (int i = 0; i < checks && d < 3600000L; i++)
+        d *= 2;
+    return d > 3600000L ? 3600000L : d;
+}
+
+static enum db_rc
+mandate_record(struct db_uow *u, int64_t provider, const char *method, const char *ref,
+               const char *status, long next_ms)
+{
+    enum db_rc rc;
+    int        moved = 0;
+    if ((rc = db_tx_begin(u)) != DB_OK)
+        return rc;
+    if (status != NULL) {
+        rc = mandate_status_forward(u, provider, ref, status, &moved);
+        if (rc != DB_OK)
+            return rc;
+        if (moved)
+            log_info("collector", "mandate %s: %s by fetch", ref, status);
+    }
+    struct dbq *q = dbq_new(u, "UPDATE provider_mandates SET checks = checks + 1,"
+                               " next_check_at = IF(status IN " MANDATE_PENDING_SQL " AND ? >= 0,"
+                               " UTC_TIMESTAMP(6) + INTERVAL ? * 1000 MICROSECOND, NULL)"
+                               " WHERE payment_method = ? AND mandate_reference = ?");
+    dbq_i64(q, next_ms);
+    dbq_i64(q, next_ms);
+    dbq_str(q, method);
+    dbq_str(q, ref);
+    if ((rc = dbq_exec(q)) != DB_OK)
+        return rc;
+    return db_tx_commit(u);
+}
+
+int
+collector_mandates(struct arena *ar, int batch)
+{
+    struct db_uow u;
+    db_uow_init(&u, ar);
+    if (batch > 64)
+        batch = 64;
+    struct {
+        const char *method, *ref;
+        int64_t     provider;
+        int         pending, checks;
+    } m[64];
+    int        n = 0;
+    struct dbq *q = NULL;
+    enum db_rc rc = db_tx_begin(&u);
+    if (rc == DB_OK) {
+        q = dbq_new(&u,
+            "SELECT pm.payment_method, pm.mandate_reference, pm.provider_id,"
+            " pm.status IN " MANDATE_PENDING_SQL ", pm.checks FROM provider_mandates pm"
+            " WHERE pm.next_check_at <= UTC_TIMESTAMP(6) AND (? IS NULL OR EXISTS (SELECT 1"
+            " FROM site_payment_mandates sm JOIN sites s ON s.id = sm.site_id"
+            " WHERE sm.mandate_reference = pm.mandate_reference"
+            " AND FIND_IN_SET(s.customer_id, ?)))"
+            " ORDER BY pm.next_check_at LIMIT ? FOR UPDATE SKIP LOCKED");
+        dbq_str(q, only_customers);
+        dbq_str(q, only_customers);
+        dbq_i64(q, batch);
+        rc = dbq_exec(q);
+    }
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK) {
+        if (n >= batch)
+            continue;
+        m[n].method = arena_strdup(ar, dbq_col_str(q, 0));
+        m[n].ref = arena_strdup(ar, dbq_col_str(q, 1));
+        m[n].provider = dbq_col_i64(q, 2);
+        m[n].pending = dbq_col_i64(q, 3) != 0;
+        m[n].checks = (int)dbq_col_i64(q, 4);
+        n++;
+    }
+    if (rc == DB_NOT_FOUND)
+        rc = DB_OK;
+    /* Claimed: the lease, or no more fetches for a mandate already final. */
+    for (int i = 0; rc == DB_OK && i < n; i++) {
+        struct dbq *l = dbq_new(&u, "UPDATE provider_mandates SET next_check_at = IF(?,"
+                                    " UTC_TIMESTAMP(6) + INTERVAL ? * 1000 MICROSECOND, NULL)"
+                                    " WHERE payment_method = ? AND mandate_reference = ?");
+        dbq_i64(l, m[i].pending);
+        dbq_i64(l, cs.lease_ms);
+        dbq_str(l, m[i].method);
+        dbq_str(l, m[i].ref);
+        rc = dbq_exec(l);
+    }
+    int end = claim_end(&u, ar, rc);
+    if (end != 0)
+        return end > 0 ? 0 : -1;
+    int fetched = 0;
+    for (int i = 0; i < n; i++) {
+        if (!m[i].pending)
+            continue;
+        struct req             r;
+        struct provider_result res = {0};
+        req_init(&r, ar);
+        db_uow_init(&r.db, ar);
+        /* Outside any transaction: the provider is on the line. */
+        int prc = provider_adapter(m[i].method)->mandate_fetch(&r, m[i].ref, &res);
+        db_uow_reset(&r.db);
+        fetched++;
+        long next = mandate_delay(m[i].checks + 1);
+        if (prc == PROVIDER_REFUSED) {
+            log_warn("collector", "mandate %s: the provider refuses to show it (%s): no more"
+                     " fetches", m[i].ref, res.error ? res.error : "refused");
+            next = -1;
+        } else if (prc != 0) {
+            log_warn("collector", "mandate %s: fetch failed (%s): asked again later", m[i].ref,
+                     res.error ? res.error : "provider unavailable");
+        }
+        for (int tries = 0; tries < 5; tries++) {
+            rc = mandate_record(&r.db, m[i].provider, m[i].method, m[i].ref,
+                                prc == 0 ? res.status : NULL, next);
+            db_uow_reset(&r.db);
+            if (rc != DB_RETRY)
+                break;
+        }
+        if (rc != DB_OK)
+            log_warn("collector", "mandate %s: the fetch could not be recorded; asked again"
+                     " when the lease ends", m[i].ref);
+    }
+    arena_reset(ar);
+    return fetched;
 }
 
 /* Auto-collect (COLLECTION.md §3): each autoCollect invoice due today or
@@ -506,13 +682,14 @@ collector_run(volatile sig_atomic_t *stop)
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     log_info("collector", "started (poll %ld ms, lease %ld ms)", cs.poll_ms, cs.lease_ms);
     while (!*stop) {
+        int n = collector_mandates(ar, 16);
         if (now_ms() >= next_auto) {
             int made = collector_autocollect(ar);
             if (made > 0)
                 log_info("collector", "auto-collect: %d attempts", made);
             next_auto = now_ms() + cs.autocollect_every_ms;
         }
-        int n = collector_pass(ar, 16);
+        n = (n > 0 ? n : 0) + collector_pass(ar, 16);
         struct req r;
         req_init(&r, ar);
         db_uow_init(&r.db, ar);

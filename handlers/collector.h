@@ -38,6 +38,14 @@ void collector_only_customers(const char *csv);
  * won), or -1 when the database is unavailable. Every allocation is in a (reset before returning). */
 int collector_pass(struct arena *a, int batch);
 
+/* Mandates pending at their provider (CREATED … SUBMITTED) whose fetch is
+ * due: claimed like attempts (SKIP LOCKED, a lease), fetched outside any
+ * transaction (mandate_fetch), their status moved forward, the next fetch
+ * scheduled with a growing interval until the mandate is final (ACTIVE,
+ * FAILED, CANCELLED, EXPIRED, INACTIVE). A lost mandate webhook so never
+ * leaves one pending. Returns how many it fetched, -1 on a database error. */
+int collector_mandates(struct arena *a, int batch);
+
 /* The auto-collect run: a collection attempt for every autoCollect
  * invoice due today or before, with something outstanding, a site with an
  * active mandate and no open attempt. Returns how many it created, -1 on

@@ -84,6 +84,17 @@ struct webhook_event {
     const char *status;      /* ThirdPartyPaymentStatus / RefundStatus / MandateStatus */
 };
 
+/* A mandate's status as its provider reports it (a webhook event or a
+ * fetch), in the caller's transaction: it moves forward only (a late or
+ * repeated report never takes a cancelled mandate back to ACTIVE;
+ * REINSTATED is the one way back), *moved says whether it did; reaching a
+ * final status (ACTIVE and after) ends the engine's fetches of it.
+ * DB_NOT_FOUND when the reference is no mandate of this provider
+ * (webhooks.c). */
+DB_MUST_CHECK enum db_rc mandate_status_forward(struct db_uow *u, int64_t provider_id,
+                                                const char *reference, const char *status,
+                                                int *moved);
+
 struct provider_adapter {
     const char *name;
     const char *(*mandate_flow_start)(struct req *r, const char *flow_token);

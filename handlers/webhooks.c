@@ -158,28 +158,39 @@ mandate_rank(const char *status)
     return -1;
 }
 
-static enum db_rc
-mandate_event(struct db_uow *u, int64_t provider_id, const struct webhook_event *ev,
-              int *moved)
+enum db_rc
+mandate_status_forward(struct db_uow *u, int64_t provider_id, const char *reference,
+                       const char *status, int *moved)
 {
     struct dbq *q = dbq_new(u, "SELECT payment_method, status FROM provider_mandates"
                                " WHERE provider_id = ? AND mandate_reference = ? FOR UPDATE");
     dbq_i64(q, provider_id);
-    dbq_str(q, ev->reference);
+    dbq_str(q, reference);
     enum db_rc rc = dbq_one(q);
+    *moved = 0;
     if (rc != DB_OK)
         return rc;
     const char *method = arena_strdup(u->arena, dbq_col_str(q, 0));
-    int         now = mandate_rank(dbq_col_str(q, 1)), want = mandate_rank(ev->status);
+    int         now = mandate_rank(dbq_col_str(q, 1)), want = mandate_rank(status);
     *moved = want > now;
     if (!*moved)
         return DB_OK;
-    q = dbq_new(u, "UPDATE provider_mandates SET status = ? WHERE payment_method = ?"
-                   " AND mandate_reference = ?");
-    dbq_str(q, ev->status);
+    /* A final status needs no more fetches (collector.c); a pending one
+     * keeps the fetch already scheduled. */
+    q = dbq_new(u, "UPDATE provider_mandates SET status = ?, next_check_at = IF(? >= 5, NULL,"
+                   " next_check_at) WHERE payment_method = ? AND mandate_reference = ?");
+    dbq_str(q, status);
+    dbq_i64(q, want);
     dbq_str(q, method);
-    dbq_str(q, ev->reference);
+    dbq_str(q, reference);
     return dbq_exec(q);
+}
+
+static enum db_rc
+mandate_event(struct db_uow *u, int64_t provider_id, const struct webhook_event *ev,
+              int *moved)
+{
+    return mandate_status_forward(u, provider_id, ev->reference, ev->status, moved);
 }
 
 /* One event in its own transaction. *outcome gets what happened. */

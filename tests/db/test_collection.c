@@ -758,6 +758,70 @@ test_engine(void)
     check_invariants("engine", 99, 99);
 }
 
+/* ---- a mandate still pending at the provider --------------------------------- */
+
+/* Customer 88 (owner 1), a GO_CARDLESS site whose mandate the provider
+ * holds as SUBMITTED: its due autoCollect invoice gets no attempt, and a
+ * collection made on the mandate anyway (a reprocess) is not submitted but
+ * waits; the engine's mandate fetch (the sandbox answers ACTIVE) makes it
+ * ACTIVE and ends its fetches; then the waiting collection is submitted
+ * and collected, and a mandate already final is not fetched. */
+static void
+test_mandate_pending(void)
+{
+    int64_t cid = 88;
+    char    buf[48];
+    sql_do("INSERT INTO sites (id, customer_id, site_name, start_date, payment_method) VALUES"
+           " (78801, 88, 'DBC pending mandate', '2025-01-01', 'GO_CARDLESS')");
+    sql_do("INSERT INTO provider_mandates (payment_method, mandate_reference, contract_owner_id,"
+           " provider_id, status, account_holder_name, sort_code, account_number_last4) VALUES"
+           " ('GO_CARDLESS', 'MD-DBC-PENDING', 1, 1, 'SUBMITTED', 'A Payer', '123456', '5678'),"
+           " ('GO_CARDLESS', 'MD-DBC-DONE', 1, 1, 'CANCELLED', 'A Payer', '123456', '5678')");
+    sql_do("INSERT INTO site_payment_mandates (site_id, provider_id, return_url, flow_token,"
+           " flow_expires_at, flow_completed_at, mandate_reference) VALUES (78801, 1,"
+           " 'https://shop.example/', REPEAT('c', 43), UTC_TIMESTAMP(), UTC_TIMESTAMP(),"
+           " 'MD-DBC-DONE'), (78801, 1, 'https://shop.example/', REPEAT('b', 43),"
+           " UTC_TIMESTAMP(), UTC_TIMESTAMP(), 'MD-DBC-PENDING')");
+    int64_t inv = add_invoice(cid, 1, 4200, "2025-06-01"),
+            inv2 = add_invoice(cid, 1, 1800, "2025-06-01");
+    char sql[256];
+    snprintf(sql, sizeof(sql), "UPDATE invoices SET site_id = 78801, auto_collect = 1,"
+             " due_date = UTC_DATE() WHERE kind = 1 AND id IN (%" PRId64 ", %" PRId64 ")",
+             inv, inv2);
+    sql_do(sql);
+    collector_only_customers("88");
+    CHECK(collector_autocollect(A) == 0, "pending mandate: no auto-collection");
+
+    /* A collection on the pending mandate (as a reprocess makes it). */
+    int64_t id = due_attempt(cid, inv, 4200);
+    sql_do("UPDATE attempts SET mandate_reference = 'MD-DBC-PENDING' WHERE customer_id = 88");
+    CHECK(collector_pass(A, 16) == 1, "the engine takes the collection");
+    CHECK(sandbox_calls(id) == 0 && sql_i64("SELECT provider_reference IS NULL AND error_info"
+          " LIKE 'waiting for mandate MD-DBC-PENDING to become ACTIVE%%' AND next_action_at"
+          " IS NOT NULL FROM attempts WHERE id = %" PRId64, id) == 1,
+          "pending mandate: not submitted, waiting (%s)", status_of(id, buf));
+
+    CHECK(collector_mandates(A, 64) == 1, "the engine fetches the pending mandate (only it)");
+    CHECK(sql_i64("SELECT status = 'ACTIVE' AND next_check_at IS NULL AND checks = 1 FROM"
+                  " provider_mandates WHERE mandate_reference = 'MD-DBC-PENDING'") == 1,
+          "the fetch made the mandate ACTIVE and ended its fetches");
+    CHECK(sql_i64("SELECT next_check_at IS NULL AND checks = 0 FROM provider_mandates"
+                  " WHERE mandate_reference = 'MD-DBC-DONE'") == 1,
+          "a cancelled mandate is not fetched");
+    CHECK(collector_mandates(A, 64) == 0, "nothing left to fetch");
+
+    sql_do("UPDATE attempts SET next_action_at = UTC_TIMESTAMP(6) WHERE customer_id = 88");
+    engine_until_idle(20000);
+    CHECK(strcmp(status_of(id, buf), "PAID_OUT") == 0 && sandbox_calls(id) >= 1 &&
+          paid_of(1, inv) == 4200, "once ACTIVE, the collection is submitted and paid (%s)",
+          buf);
+    CHECK(collector_autocollect(A) == 1, "ACTIVE mandate: the other due invoice is collected");
+    engine_until_idle(20000);
+    CHECK(paid_of(1, inv2) == 1800, "the auto-collection paid it");
+    collector_only_customers(NULL);
+    check_invariants("pending mandate", 88, 88);
+}
+
 /* ---- auto-collect on the due date ---------------------------------------- */
 
 /* Customer 89 (owner 1) with a GO_CARDLESS site and an ACTIVE mandate:
@@ -930,6 +994,7 @@ main(void)
     test_property_concurrent();
     test_engine();
     test_autocollect();
+    test_mandate_pending();
     test_engine_kill();
 
     arena_destroy(A);

@@ -19,7 +19,8 @@
 // simulate (a scenario action on a resource, like GoCardless's sandbox
 // scenario simulators), fault (for the next N matching calls), resend
 // (deliver stored events again, in any order),
-// hold (keep events back, then release them), state (resources, creates per
+// hold (keep events back, then release them), drop (lose the held events
+// about one resource), state (resources, creates per
 // key, deliveries, requests). Faults: 500, 429 (Retry-After and RateLimit-*),
 // hang (no answer), close (connection closed before acting), lost (the create
 // is made, then the connection closed before the answer).
@@ -370,6 +371,16 @@ async function hosted(req, res, url) {
   return res.end();
 }
 
+// drop: the held events about one resource are never delivered (a webhook
+// lost for good: GoCardless gave up retrying); answers their ids.
+function dropHeld(id) {
+  const dropped = [];
+  for (let i = outbox.length - 1; i >= 0; i -= 1) {
+    if (Object.values(outbox[i].links).includes(id)) dropped.unshift(outbox.splice(i, 1)[0].id);
+  }
+  return dropped;
+}
+
 async function control(req, res, p) {
   const body = req.method === 'POST' ? JSON.parse((await readBody(req)) || '{}') : {};
   if (p === '/_double/config') {
@@ -392,6 +403,7 @@ async function control(req, res, p) {
       count: body.count ?? 1, retryAfter: body.retry_after ?? 1, seconds: body.seconds ?? 30 });
     return send(res, 200, { ok: true });
   }
+  if (p === '/_double/drop') return send(res, 200, { ok: true, dropped: dropHeld(body.id) });
   if (p === '/_double/resend') {
     const evs = (body.events || []).map((id) => store.events.get(id)).filter(Boolean);
     const status = await deliver(evs);

@@ -12,6 +12,8 @@ Customers (fixture.json, one auto-collect invoice each):
        a hang past the timeout, a closed connection; then duplicate and
        out-of-order webhooks: one payment at the provider, money counted once
   105  the payer leaves the hosted page: exitURL, no mandate
+  106  the mandate's webhooks lost: its due invoice waits while the mandate is
+       pending; the engine fetches the mandate, finds it ACTIVE, collects
 """
 import hashlib
 import hmac
@@ -324,6 +326,45 @@ def test_webhook_attacks(s):
     s.check(r.status == 200 and r.json.get("received") == 0, "a payout event: skipped", r.json)
 
 
+def mandate_fetches(ref):
+    return sum(1 for q in ctl("state")["requests"]
+               if q["method"] == "GET" and q["path"] == "/mandates/" + ref)
+
+
+def test_mandate_by_fetch(s):
+    ref = setup_mandate(s, 106)
+    if not s.check(ref and ref.startswith("MD"), "customer 106: a GoCardless mandate", ref):
+        return
+    run_engine([106], until_idle=0)
+    s.check(mandate_fetches(ref) >= 1, "the engine fetched the pending mandate")
+    s.eq(mandate_status(ref), "PENDING_SUBMISSION", "still pending at GoCardless: pending here")
+    s.eq(attempt(106), None, "a due invoice on a pending mandate: no collection")
+
+    # The bank activates it; both webhooks are lost for good.
+    ctl("hold", {"on": True})
+    for action in ("submitted", "active"):
+        ctl("simulate", {"resource": "mandates", "id": ref, "action": action})
+    dropped = ctl("drop", {"id": ref}).get("dropped", [])
+    ctl("hold", {"on": False})
+    s.check(len(dropped) >= 2, "the double lost the mandate's submitted and active events",
+            dropped)
+    s.eq(mandate_status(ref), "PENDING_SUBMISSION", "no webhook came")
+
+    def fetched_and_collected():
+        run_engine([106], until_idle=0)
+        a = attempt(106)
+        return mandate_status(ref) == "ACTIVE" and a is not None and a[2].startswith("PM") and a
+    a = wait_for(fetched_and_collected, "mandate ACTIVE by fetch, then collected", s)
+    if not a:
+        return
+    pm = ctl("state")["payments"].get(a[2])
+    s.check(pm and pm["links"]["mandate"] == ref and pm["amount"] == 6100,
+            "61.00 collected on the mandate", pm)
+    n = mandate_fetches(ref)
+    run_engine([106], until_idle=0)
+    s.eq(mandate_fetches(ref), n, "an ACTIVE mandate is fetched no more")
+
+
 def test_exit(s):
     ref = setup_mandate(s, 105, leave=True)
     s.check(ref in (None, "NULL"), "leaving the hosted page records no mandate", ref)
@@ -344,4 +385,5 @@ def test_credentials_stay_secret(s):
 
 
 Suite().run([test_collect_and_refund, test_failure, test_chargeback, test_faults,
-             test_webhook_attacks, test_exit, test_credentials_stay_secret])
+             test_mandate_by_fetch, test_webhook_attacks, test_exit,
+             test_credentials_stay_secret])
