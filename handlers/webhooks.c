@@ -273,6 +273,20 @@ apply_event(struct req *r, int64_t provider_id, const struct webhook_event *ev,
     return db_tx_commit(u);
 }
 
+enum db_rc
+webhooks_apply(struct req *r, int64_t provider_id, const struct webhook_event *ev,
+               const char **outcome)
+{
+    enum db_rc rc;
+    for (int tries = 0;; tries++) {
+        rc = apply_event(r, provider_id, ev, outcome);
+        if (rc == DB_OK || !db_uow_retry(&r->db) || tries > 3)
+            break;
+    }
+    db_uow_reset(&r->db);
+    return rc;
+}
+
 int
 webhooks_receive(struct req *r)
 {
@@ -309,12 +323,7 @@ webhooks_receive(struct req *r)
     int64_t applied = 0, duplicates = 0, unknown = 0;
     for (size_t i = 0; i < nev; i++) {
         const char *outcome = NULL;
-        for (int tries = 0;; tries++) {
-            rc = apply_event(r, provider_id, &ev[i], &outcome);
-            if (rc == DB_OK || !db_uow_retry(&r->db) || tries > 3)
-                break;
-        }
-        db_uow_reset(&r->db);
+        rc = webhooks_apply(r, provider_id, &ev[i], &outcome);
         if (rc != DB_OK)
             return db_fail(r, rc); /* the provider sends it again */
         if (strcmp(outcome, "DUPLICATE") == 0) {
