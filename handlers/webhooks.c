@@ -318,6 +318,8 @@ webhooks_receive(struct req *r)
                            : sandbox_webhook_parse(r, &ev, &nev, &why);
     if (st == 403)
         return rejected(r, why ? why : "the signature does not match");
+    if (st == 503)
+        return db_fail(r, DB_ERROR); /* not stored: the provider sends it again */
     if (st != 0)
         return req_failf(r, PAY_E_INVALID_FIELD, "events", "%s", why ? why : "malformed events");
     int64_t applied = 0, duplicates = 0, unknown = 0;
