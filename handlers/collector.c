@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "provider.h"
+#include "provider_stripe.h"
 #include "router.h"
 
 static struct collector_settings cs = {
@@ -694,6 +695,10 @@ collector_run(volatile sig_atomic_t *stop)
         req_init(&r, ar);
         db_uow_init(&r.db, ar);
         n += provider_sandbox_deliver(&r, 32); /* the sandbox's webhooks */
+        arena_reset(ar);
+        req_init(&r, ar);
+        db_uow_init(&r.db, ar);
+        n += provider_stripe_payouts(&r, cs.lease_ms) > 0; /* Stripe's paid payouts */
         arena_reset(ar);
         if (n > 0)
             continue;

@@ -57,6 +57,14 @@ int webhooks_receive(struct req *r);
  * empty: webhooks are refused), and the key a provider signs with. */
 void webhooks_configure(const char *secret);
 const char *webhooks_provider_key(struct arena *a, int64_t provider_id);
+/* One event of a provider in our vocabulary, applied as a webhook's is (in
+ * its own transaction, stored by (provider, event id): a repeat changes
+ * nothing; retried on a deadlock). *outcome: APPLIED, IGNORED, DUPLICATE,
+ * UNKNOWN_REFERENCE or CONFLICT. For events a provider reports only through
+ * a later fetch (Stripe's payouts). */
+struct webhook_event;
+enum db_rc webhooks_apply(struct req *r, int64_t provider_id, const struct webhook_event *ev,
+                          const char **outcome);
 
 /* THE route table and its length. */
 extern const struct route routes_table[];

@@ -116,7 +116,9 @@ struct provider_adapter {
      * signature over the raw body r->body in constant time, before parsing
      * it, then maps the provider's events to ours (*ev, *n in r->arena).
      * Returns 0; 403 when forged or stale; 400 when authentic but
-     * malformed; *why says why. NULL: the sandbox's own scheme. */
+     * malformed; 503 when what it stores could not be stored (answered
+     * as a database failure, so the provider sends it again); *why says
+     * why. NULL: the sandbox's own scheme. */
     int (*webhook_parse)(struct req *r, struct webhook_event **ev, size_t *n,
                          const char **why);
 };

@@ -12,7 +12,10 @@
  *   refunds         POST /v1/refunds against the PaymentIntent that paid;
  *   cancel          expire the Session / cancel the PaymentIntent;
  *   webhooks        Stripe-Signature over the raw body, events mapped to
- *                   our statuses (stripe_wire.c); disputes are chargebacks.
+ *                   our statuses (stripe_wire.c); disputes are chargebacks;
+ *   payouts         payout.paid stored (stripe_payouts), its charges listed
+ *                   by the collector (balance transactions of the payout)
+ *                   and their attempts moved to PAID_OUT.
  * Every create carries the attempt's idempotency key as Idempotency-Key, so
  * a repeated call (a retry, a collector killed between call and record)
  * gets Stripe's stored first answer instead of a second charge. Nothing
@@ -23,11 +26,13 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "api.h"
+#include "handlers.h"
 #include "html.h"
 #include "http.h"
 #include "json.h"
@@ -582,6 +587,194 @@ checkout_of(struct req *r, const char *pi)
     return str_of(data->items[0], "id");
 }
 
+/* ---- payouts ---------------------------------------------------------------------------- */
+
+/* A payout event, in the webhook: stored by one statement, nothing fetched
+ * (the collector lists the payout's charges later). payout.paid makes a due
+ * row (a repeat changes nothing); payout.failed / payout.canceled make it
+ * FAILED unless its charges were already paid out, so nothing is ever paid
+ * out from a payout that did not reach the bank. Other payout.* events (and
+ * manual payouts, whose charges Stripe does not list) are acknowledged. */
+static int
+payout_event(struct req *r, const char *type, const struct json_value *po, const char **why)
+{
+    const char *id = str_of(po, "id");
+    if (!id_ok(id) || strncmp(id, "po_", 3) != 0) {
+        *why = "a payout event without a payout id";
+        return 400;
+    }
+    int paid = strcmp(type, "payout.paid") == 0;
+    int failed = strcmp(type, "payout.failed") == 0 || strcmp(type, "payout.canceled") == 0;
+    const struct json_value *automatic = json_get(po, "automatic");
+    if (!paid && !failed)
+        return 0;
+    if (paid && (automatic == NULL || automatic->type != JSON_BOOL || !automatic->boolean)) {
+        log_info("stripe", "payout %s is a manual payout: its charges are not listed", id);
+        return 0;
+    }
+    const char *p = req_param(r, 0);
+    struct dbq *q = dbq_new(&r->db, paid
+        ? "INSERT INTO stripe_payouts (provider_id, payout_id, status, next_action_at)"
+          " VALUES (?, ?, 'PAID', UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE payout_id = payout_id"
+        : "INSERT INTO stripe_payouts (provider_id, payout_id, status) VALUES (?, ?, 'FAILED')"
+          " ON DUPLICATE KEY UPDATE next_action_at = NULL, status = IF(status = 'DONE', 'DONE', 'FAILED')");
+    dbq_i64(q, p ? strtoll(p, NULL, 10) : 0);
+    dbq_str(q, id);
+    enum db_rc rc = dbq_exec(q);
+    db_uow_reset(&r->db);
+    if (rc != DB_OK) {
+        *why = "the payout could not be stored";
+        return 503;
+    }
+    log_info("stripe", "payout %s: %s", id, paid ? "paid, its charges are listed next" : type);
+    return 0;
+}
+
+/* Sets the payout row's fields after a step (single statements). */
+static void
+payout_done(struct req *r, int64_t row, const char *status, const char *error, long next_ms)
+{
+    struct dbq *q = dbq_new(&r->db,
+        "UPDATE stripe_payouts SET status = ?, error_info = ?, calls = calls + (? > 0),"
+        " next_action_at = IF(? < 0, NULL, UTC_TIMESTAMP(6) + INTERVAL ? * 1000 MICROSECOND)"
+        " WHERE id = ?");
+    dbq_str(q, status);
+    if (error)
+        dbq_str(q, arena_printf(r->arena, "%.250s", error));
+    else
+        dbq_null(q);
+    dbq_i64(q, error != NULL && next_ms >= 0);
+    dbq_i64(q, next_ms);
+    dbq_i64(q, next_ms < 0 ? 0 : next_ms);
+    dbq_i64(q, row);
+    if (dbq_exec(q) != DB_OK)
+        log_warn("stripe", "payout row %" PRId64 ": not updated; tried again after the lease",
+                 row);
+    db_uow_reset(&r->db);
+}
+
+/* The charges of one page of the payout, each charge's attempt moved to
+ * PAID_OUT by a stored event "<payout>/<balance transaction>". Returns 0,
+ * or -1 (a database error: the page is done again later). */
+static int
+payout_page(struct req *r, int64_t provider, const char *payout, const struct json_value *data,
+            const char **last)
+{
+    for (size_t i = 0; i < data->n; i++) {
+        const struct json_value *bt = data->items[i];
+        const char              *txn = str_of(bt, "id");
+        const struct json_value *ch = json_get(bt, "source");
+        const char              *pi = str_of(ch, "payment_intent");
+        if (!id_ok(txn))
+            continue;
+        *last = txn;
+        if (!id_ok(pi) || strcmp(str_of(bt, "type") ? str_of(bt, "type") : "", "charge") != 0)
+            continue; /* not a charge of a PaymentIntent: nothing of ours */
+        struct webhook_event ev = {arena_printf(r->arena, "%s/%s", payout, txn),
+                                   checkout_of(r, pi), "PAID_OUT"};
+        const char *outcome = NULL;
+        if (strlen(ev.id) > 128 || strlen(ev.reference) > 128)
+            continue;
+        if (webhooks_apply(r, provider, &ev, &outcome) != DB_OK)
+            return -1;
+    }
+    return 0;
+}
+
+int
+provider_stripe_payouts(struct req *r, long lease_ms)
+{
+    if (creds() == NULL)
+        return 0;
+    struct db_uow *u = &r->db;
+    enum db_rc     rc = db_tx_begin(u);
+    struct dbq    *q = NULL;
+    if (rc == DB_OK) {
+        q = dbq_new(u, "SELECT id, provider_id, payout_id, starting_after, calls FROM stripe_payouts"
+                       " WHERE status = 'PAID' AND next_action_at <= UTC_TIMESTAMP(6)"
+                       " ORDER BY next_action_at LIMIT 1 FOR UPDATE SKIP LOCKED");
+        rc = dbq_one(q);
+    }
+    if (rc != DB_OK) {
+        db_uow_reset(u);
+        return rc == DB_NOT_FOUND ? 0 : -1;
+    }
+    int64_t     row = dbq_col_i64(q, 0), provider = dbq_col_i64(q, 1);
+    const char *payout = arena_strdup(r->arena, dbq_col_str(q, 2));
+    const char *after = dbq_col_str(q, 3) ? arena_strdup(r->arena, dbq_col_str(q, 3)) : NULL;
+    int         calls = (int)dbq_col_i64(q, 4);
+    q = dbq_new(u, "UPDATE stripe_payouts SET next_action_at = UTC_TIMESTAMP(6)"
+                   " + INTERVAL ? * 1000 MICROSECOND WHERE id = ?");
+    dbq_i64(q, lease_ms);
+    dbq_i64(q, row);
+    if ((rc = dbq_exec(q)) != DB_OK || (rc = db_tx_commit(u)) != DB_OK) {
+        db_uow_reset(u);
+        return -1;
+    }
+    db_uow_reset(u); /* nothing open while Stripe is on the line */
+
+    long                   retry = calls >= 16 ? 3600000L : 1000L << (calls < 12 ? calls : 12);
+    struct provider_result res = {0};
+    struct json_value     *po, *list;
+    int prc = id_ok(payout) ? stripe_call(r, "GET", arena_printf(r->arena, "/v1/payouts/%s",
+                                                                 payout), NULL, NULL, &po, &res)
+                            : PROVIDER_REFUSED;
+    const char *st = prc == 0 ? str_of(po, "status") : NULL;
+    if (prc != 0 || st == NULL || strcmp(st, "paid") != 0) {
+        /* A payout that failed after all (or was cancelled) pays nothing out. */
+        int gone = prc == PROVIDER_REFUSED || (st && (strcmp(st, "failed") == 0 ||
+                                                      strcmp(st, "canceled") == 0));
+        payout_done(r, row, gone ? "FAILED" : "PAID",
+                    res.error ? res.error : arena_printf(r->arena, "the payout is %s",
+                                                         st ? st : "unknown"),
+                    gone ? -1 : retry);
+        return 1;
+    }
+    for (;;) {
+        struct abuf path;
+        abuf_init(&path, r->arena);
+        abuf_printf(&path, "/v1/balance_transactions?payout=%s&type=charge&limit=100"
+                           "&expand%%5B%%5D=data.source", payout);
+        if (after != NULL && id_ok(after))
+            abuf_printf(&path, "&starting_after=%s", after);
+        if ((prc = stripe_call(r, "GET", abuf_str(&path), NULL, NULL, &list, &res)) != 0) {
+            payout_done(r, row, prc == PROVIDER_REFUSED ? "FAILED" : "PAID", res.error,
+                        prc == PROVIDER_REFUSED ? -1 : retry);
+            return 1;
+        }
+        const struct json_value *data = json_get(list, "data"), *more = json_get(list, "has_more");
+        const char              *last = after;
+        if (data == NULL || data->type != JSON_ARRAY) {
+            payout_done(r, row, "PAID", "stripe: the balance transactions are no list", retry);
+            return 1;
+        }
+        if (payout_page(r, provider, payout, data, &last) != 0)
+            return -1; /* the lease ends; the page is done again (events are stored once) */
+        int go_on = more != NULL && more->type == JSON_BOOL && more->boolean && data->n > 0 &&
+                    last != after;
+        q = dbq_new(u, "UPDATE stripe_payouts SET starting_after = ?, calls = 0,"
+                       " error_info = NULL, status = ?, next_action_at = IF(? , UTC_TIMESTAMP(6)"
+                       " + INTERVAL ? * 1000 MICROSECOND, NULL) WHERE id = ?");
+        if (last)
+            dbq_str(q, last);
+        else
+            dbq_null(q);
+        dbq_str(q, go_on ? "PAID" : "DONE");
+        dbq_i64(q, go_on);
+        dbq_i64(q, lease_ms);
+        dbq_i64(q, row);
+        rc = dbq_exec(q);
+        db_uow_reset(u);
+        if (rc != DB_OK)
+            return -1;
+        if (!go_on)
+            break;
+        after = last;
+    }
+    log_info("stripe", "payout %s: its charges are PAID_OUT", payout);
+    return 1;
+}
+
 static int
 stripe_webhook_parse(struct req *r, struct webhook_event **ev, size_t *n, const char **why)
 {
@@ -609,7 +802,9 @@ stripe_webhook_parse(struct req *r, struct webhook_event **ev, size_t *n, const 
         *why = "not a Stripe event (id, type, data.object)";
         return 400;
     }
-    if (m.kind == 0)
+    const char *type = str_of(doc, "type");
+    int         payout = strncmp(type, "payout.", 7) == 0;
+    if (m.kind == 0 && !payout)
         return 0; /* informational: acknowledged, nothing to move */
     const struct json_value *live = json_get(doc, "livemode");
     int want_live = c->environment != NULL && strcmp(c->environment, "live") == 0;
@@ -619,6 +814,8 @@ stripe_webhook_parse(struct req *r, struct webhook_event **ev, size_t *n, const 
                  c->environment ? c->environment : "-");
         return 0;
     }
+    if (payout)
+        return payout_event(r, type, json_get(json_get(doc, "data"), "object"), why);
     if (strlen(m.reference) > 128) {
         *why = "the event's object id is too long";
         return 400;

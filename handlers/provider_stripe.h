@@ -33,4 +33,12 @@ const char *provider_stripe_checkout_origin(struct req *r);
  * else NULL (completed, expired, or Stripe unreachable). */
 const char *provider_stripe_checkout_url(struct req *r, const char *reference);
 
+/* Payouts (README "Stripe"): the collector's part, outside any transaction.
+ * Claims one due payout a payout.paid webhook stored (lease_ms), checks at
+ * Stripe that it is still paid, lists its charges page by page and moves
+ * each charge's collection attempt to PAID_OUT. Returns 1 when it handled
+ * one, 0 when none was due (or no Stripe credentials), -1 on a database
+ * error. Everything is allocated in r->arena. */
+int provider_stripe_payouts(struct req *r, long lease_ms);
+
 #endif

@@ -284,6 +284,20 @@ apply_event(struct req *r, int64_t provider_id, const struct webhook_event *ev,
     return db_tx_commit(u);
 }
 
+enum db_rc
+webhooks_apply(struct req *r, int64_t provider_id, const struct webhook_event *ev,
+               const char **outcome)
+{
+    enum db_rc rc;
+    for (int tries = 0;; tries++) {
+        rc = apply_event(r, provider_id, ev, outcome);
+        if (rc == DB_OK || !db_uow_retry(&r->db) || tries > 3)
+            break;
+    }
+    db_uow_reset(&r->db);
+    return rc;
+}
+
 int
 webhooks_receive(struct req *r)
 {
@@ -315,17 +329,14 @@ webhooks_receive(struct req *r)
                            : sandbox_webhook_parse(r, &ev, &nev, &why);
     if (st == 403)
         return rejected(r, why ? why : "the signature does not match");
+    if (st == 503)
+        return db_fail(r, DB_ERROR); /* not stored: the provider sends it again */
     if (st != 0)
         return req_failf(r, PAY_E_INVALID_FIELD, "events", "%s", why ? why : "malformed events");
     int64_t applied = 0, duplicates = 0, unknown = 0;
     for (size_t i = 0; i < nev; i++) {
         const char *outcome = NULL;
-        for (int tries = 0;; tries++) {
-            rc = apply_event(r, provider_id, &ev[i], &outcome);
-            if (rc == DB_OK || !db_uow_retry(&r->db) || tries > 3)
-                break;
-        }
-        db_uow_reset(&r->db);
+        rc = webhooks_apply(r, provider_id, &ev[i], &outcome);
         if (rc != DB_OK)
             return db_fail(r, rc); /* the provider sends it again */
         if (strcmp(outcome, "DUPLICATE") == 0) {

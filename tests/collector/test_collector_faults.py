@@ -156,23 +156,7 @@ class Load:
 
 
 def collectors():
-    master = fl.master_pid()
-    if master is None:
-        return []
-    out = []
-    try:
-        with open("/proc/%d/task/%d/children" % (master, master)) as f:
-            kids = [int(x) for x in f.read().split()]
-    except OSError:
-        kids = fl.children(master)
-    for pid in kids:
-        try:
-            with open("/proc/%d/comm" % pid) as f:
-                if f.read().strip() == "pay-collector":
-                    out.append(pid)
-        except OSError:
-            pass
-    return out
+    return fl.collectors()
 
 
 def unsettled(invoices):

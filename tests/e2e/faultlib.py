@@ -202,6 +202,27 @@ def master_pid():
     return recorded_pid("pay-api")
 
 
+def collectors():
+    """The live children of the master named pay-collector."""
+    master = master_pid()
+    if master is None:
+        return []
+    out = []
+    try:
+        with open("/proc/%d/task/%d/children" % (master, master)) as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        kids = children(master)
+    for pid in kids:
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "pay-collector":
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
 _started = []   # Popen objects of daemons started here (kept referenced)
 
 

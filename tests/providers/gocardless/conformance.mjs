@@ -144,6 +144,18 @@ async function main() {
   const e429 = await rejects(gc.payments.create({ amount: 1, currency: 'GBP', links: { mandate: md } }),
     errors.RateLimitError, '429');
   check(e429 && e429.response.headers['ratelimit-remaining'] === '0', '429: RateLimit headers');
+  // hold: the payment is made, its answer waits (a client killed meanwhile);
+  // the same key again while it waits names the payment already made.
+  await ctl('fault', { method: 'POST', prefix: '/payments', kind: 'hold', seconds: 1 });
+  const holdKey = `hold-${Date.now()}`;
+  const t0 = Date.now();
+  const waiting = gc.payments.create({ amount: 300, currency: 'GBP', links: { mandate: md } }, holdKey);
+  const again = await gc.payments.create({ amount: 300, currency: 'GBP', links: { mandate: md } }, holdKey);
+  const heldPm = await waiting;
+  check(heldPm.id === again.id && Date.now() - t0 >= 900, 'a held answer comes late; the key names its payment',
+    [heldPm.id, again.id]);
+  check(Object.values((await ctl('state')).payments).filter((x) => x.amount === 300).length === 1,
+    'one payment made for the held key');
   await ctl('simulate', { resource: 'mandates', id: md, action: 'cancelled' });
   const inactive = await rejects(gc.payments.create({ amount: 1, currency: 'GBP', links: { mandate: md } }),
     errors.InvalidStateError, 'payment on a cancelled mandate');

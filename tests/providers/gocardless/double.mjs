@@ -23,7 +23,9 @@
 // about one resource), state (resources, creates per
 // key, deliveries, requests). Faults: 500, 429 (Retry-After and RateLimit-*),
 // hang (no answer), close (connection closed before acting), lost (the create
-// is made, then the connection closed before the answer).
+// is made, then the connection closed before the answer), hold (the create is
+// made, its answer held for `seconds` or until POST /_double/release: a client
+// killed while it waits).
 //
 //   node double.mjs DIR      writes DIR/port when listening
 import crypto from 'node:crypto';
@@ -381,8 +383,27 @@ function dropHeld(id) {
   return dropped;
 }
 
+// Answers held by a 'hold' fault (the work is done): sent after the fault's
+// seconds or on release, if the client is still there.
+const heldAnswers = [];
+function holdAnswer(res, seconds, status, body, headers) {
+  const h = { send: () => { if (!res.destroyed && !res.socket?.destroyed) send(res, status, body, headers); } };
+  h.timer = setTimeout(() => {
+    const i = heldAnswers.indexOf(h);
+    if (i >= 0) heldAnswers.splice(i, 1);
+    h.send();
+  }, seconds * 1000);
+  heldAnswers.push(h);
+}
+function releaseAnswers() {
+  const n = heldAnswers.length;
+  for (const h of heldAnswers.splice(0)) { clearTimeout(h.timer); h.send(); }
+  return n;
+}
+
 async function control(req, res, p) {
   const body = req.method === 'POST' ? JSON.parse((await readBody(req)) || '{}') : {};
+  if (p === '/_double/release') return send(res, 200, { released: releaseAnswers() });
   if (p === '/_double/config') {
     webhookUrl = body.webhook_url ?? webhookUrl;
     webhookSecret = body.webhook_secret ?? webhookSecret;
@@ -412,7 +433,8 @@ async function control(req, res, p) {
   if (p === '/_double/state') {
     const dump = {};
     for (const [k, m] of Object.entries(store)) dump[k] = Object.fromEntries(m);
-    return send(res, 200, { ...dump, creates, deliveries, requests, outbox: outbox.length });
+    return send(res, 200, { ...dump, creates, deliveries, requests, outbox: outbox.length,
+      held: heldAnswers.length });
   }
   return send(res, 404, { error: 'no such control' });
 }
@@ -431,7 +453,7 @@ async function api(req, res, url) {
   const isCreate = req.method === 'POST' && parts.length === 1 && CREATES[resource];
   if (isCreate && key) creates[slot] = (creates[slot] || 0) + 1;
   const fault = takeFault(req.method, p);
-  if (fault && fault.kind !== 'lost') {
+  if (fault && fault.kind !== 'lost' && fault.kind !== 'hold') {
     if (fault.kind === 'close') return req.socket.destroy();
     if (fault.kind === 'hang') return setTimeout(() => req.socket.destroy(), fault.seconds * 1000);
     if (fault.kind === 429) {
@@ -470,6 +492,9 @@ async function api(req, res, url) {
     if (err) return err;
     if (key) keys.set(slot, made.id);
     if (fault && fault.kind === 'lost') return req.socket.destroy(); // made, answer lost
+    if (fault && fault.kind === 'hold') {
+      return holdAnswer(res, fault.seconds, 201, { [resource]: made }, { Location: `/${resource}/${made.id}` });
+    }
     return send(res, 201, { [resource]: made }, { Location: `/${resource}/${made.id}` });
   }
   if (req.method === 'POST' && parts.length === 4 && parts[2] === 'actions') {

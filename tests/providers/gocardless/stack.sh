@@ -7,7 +7,8 @@
 #                         pay-api's gocardless_credentials (DIR/gocardless.credentials,
 #                         0600: base_url and ca_file pointing at the double),
 #                         then tests/stack.sh start DIR/stack with fixture.json
-#                         (customers 101-105, provider 1 GO_CARDLESS), and the
+#                         (customers 101-105 and 109, provider 1 GO_CARDLESS; a 2 s
+#                         collector lease), and the
 #                         double told where provider 1's webhooks go.
 #   stack.sh stop DIR     stops both (by their recorded pids); never fails.
 # Needs tests/providers/gocardless/node_modules (npm ci there).
@@ -74,6 +75,7 @@ CRED
 umask 022
 
 PAY_STACK_CONF_EXTRA="gocardless_credentials = $DIR/gocardless.credentials" PAY_DATA=$HERE/fixture.json PAY_WORKERS=2 \
+    PAY_COLLECTOR_LEASE_MS=2000 \
     bash "$REPO/tests/stack.sh" start "$DIR/stack"
 # shellcheck disable=SC1091
 . "$DIR/stack/env"

@@ -14,12 +14,18 @@ Customers (fixture.json, one auto-collect invoice each):
   105  the payer leaves the hosted page: exitURL, no mandate
   106  the mandate's webhooks lost: its due invoice waits while the mandate is
        pending; the engine fetches the mandate, finds it ACTIVE, collects
+       it once
+  109  the engine killed (SIGKILL) while GoCardless holds the answer of its
+       create: run again, the conflict names the payment made; one payment
+       at the provider, paid once
 """
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import signal
+import subprocess
 import ssl
 import sys
 import time
@@ -284,6 +290,48 @@ def test_faults(s):
     s.eq(invoice_paid(104), 2500, "nothing moved")
 
 
+def test_engine_killed_while_create_in_flight(s):
+    """The engine process is killed between GoCardless's create and the
+    recording of its answer (the double made the payment and holds the
+    answer); the next run, once the lease ends, creates with the same key:
+    the 409 idempotent_creation_conflict names the payment already made."""
+    ref = setup_mandate(s, 109)
+    if not ref:
+        return
+    activate(s, ref)
+    ctl("fault", {"method": "POST", "prefix": "/payments", "kind": "hold", "count": 1, "seconds": 120})
+    p = subprocess.Popen([ENV["PAY_BIN"], "--config", ENV["PAY_CONFIG"], "attempts", "run",
+                          "--until-idle", "60", "--customers", "109"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        held = wait_for(lambda: ctl("state")["held"] == 1, "the create held at GoCardless", s, 60)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+    ctl("release", {})
+    if not held:
+        return
+    a = attempt(109)
+    s.eq(a[2], "", "killed before its answer was recorded")
+    mine = [x for x in ctl("state")["payments"].values() if x["links"]["mandate"] == ref]
+    s.eq(len(mine), 1, "GoCardless made the payment before the kill")
+    run_engine([109], until_idle=5)
+    a = attempt(109)
+    st = ctl("state")
+    mine = [x for x in st["payments"].values() if x["links"]["mandate"] == ref]
+    s.eq(len(mine), 1, "one payment at GoCardless for the key")
+    s.eq(st["creates"].get("payments %s" % a[3]), 2, "two creates with the attempt's one key")
+    s.eq((a[1], a[2]), ("PENDING_SUBMISSION", mine[0]["id"] if mine else None),
+         "the attempt records the payment made before the kill")
+    s.eq(sql_one("SELECT COUNT(*) FROM attempts WHERE customer_id = 109 AND kind = 1"), "1",
+         "one attempt")
+    for action in ("submitted", "confirmed"):
+        ctl("simulate", {"resource": "payments", "id": a[2], "action": action})
+    wait_for(lambda: invoice_paid(109) == 3100, "invoice 1090 paid on confirmed", s)
+    s.eq(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = 109 AND txn_type = 'PAYMENT'"), "1",
+         "paid once")
+
+
 def gc_sign(body, secret=None):
     return hmac.new((secret or ENV["GC_WEBHOOK_SECRET"]).encode(), body, hashlib.sha256).hexdigest()
 
@@ -385,5 +433,5 @@ def test_credentials_stay_secret(s):
 
 
 Suite().run([test_collect_and_refund, test_failure, test_chargeback, test_faults,
-             test_mandate_by_fetch, test_webhook_attacks, test_exit,
-             test_credentials_stay_secret])
+             test_mandate_by_fetch, test_engine_killed_while_create_in_flight,
+             test_webhook_attacks, test_exit, test_credentials_stay_secret])

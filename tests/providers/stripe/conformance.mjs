@@ -290,6 +290,48 @@ try {
     await rejects(stripe.checkout.sessions.expire(toExpire.id), Stripe.errors.StripeInvalidRequestError,
         'expire twice');
 
+    // -- Payouts: an automatic payout, its charges listed page by page ------------------------
+    for (const x of [pi4, pi5])
+        await until(`${x.id} succeeded`, async () => (await stripe.paymentIntents.retrieve(x.id)).status === 'succeeded');
+    const po = await ctl('payout', { payment_intents: [pi.id, pi4.id, pi5.id] });
+    check(po.status === 'pending' && po.automatic === true && po.amount === 4500, 'payout pending, automatic');
+    const poPaid = await until('payout paid', async () => {
+        const x = await stripe.payouts.retrieve(po.id);
+        return x.status === 'paid' ? x : null;
+    });
+    check(poPaid && poPaid.object === 'payout' && poPaid.failure_code === null, 'payout paid');
+    const paidEv = await until('payout.paid event', () => eventsOf(po.id, 'payout.paid')[0]);
+    check(paidEv && paidEv.data.object.amount === 4500, 'signed payout.paid verified by constructEvent');
+    const page1 = await stripe.balanceTransactions.list({ payout: po.id, type: 'charge', limit: 2,
+                                                           expand: ['data.source'] });
+    check(page1.data.length === 2 && page1.has_more === true, 'a first page of two, has_more');
+    const txns = await stripe.balanceTransactions.list({ payout: po.id, type: 'charge', limit: 2,
+                                                          expand: ['data.source'] }).autoPagingToArray({ limit: 10 });
+    check(txns.length === 3 && new Set(txns.map((t) => t.id)).size === 3, 'auto-pagination: the three charges once');
+    check(txns.every((t) => t.type === 'charge' && t.source.object === 'charge') &&
+          new Set(txns.map((t) => t.source.payment_intent)).size === 3 &&
+          txns.every((t) => [pi.id, pi4.id, pi5.id].includes(t.source.payment_intent)),
+          'expanded sources name the PaymentIntents');
+    const plain = await stripe.balanceTransactions.retrieve(txns[0].id);
+    check(typeof plain.source === 'string' && plain.source.startsWith('ch_'), 'unexpanded source: the charge id');
+    await rejects(stripe.balanceTransactions.list({ payout: 'po_nonexistent' }), Stripe.errors.StripeInvalidRequestError,
+        'unknown payout', (e) => e.statusCode === 404 && e.code === 'resource_missing');
+    const poF = await ctl('payout', { payment_intents: [pi3.id], outcome: 'failed' });
+    const failedEv = await until('payout.failed event', () => eventsOf(poF.id, 'payout.failed')[0]);
+    check(failedEv && failedEv.data.object.failure_code === 'account_closed' &&
+          (await stripe.payouts.retrieve(poF.id)).status === 'failed', 'a failed payout');
+
+    // -- A held answer: the work is done, the answer waits (a client killed meanwhile) --------
+    await ctl('faults', { path: '^/v1/payment_intents$', kind: 'hold', count: 1, seconds: 30 });
+    await rejects(stripe.paymentIntents.create({ ...piParams }, { idempotencyKey: 'a6-charge' }),
+        Stripe.errors.StripeConnectionError, 'a held answer times out');
+    st = await ctl('state');
+    check(st.held === 1 && st.creates['a6-charge'] === 1, 'held: the PaymentIntent was created');
+    const pi6 = await stripe.paymentIntents.create({ ...piParams }, { idempotencyKey: 'a6-charge' });
+    check(pi6.lastResponse.headers['idempotent-replayed'] === 'true' && (await ctl('state')).creates['a6-charge'] === 1,
+          'the same key again: the stored answer, no second create');
+    check((await ctl('release', {})).released === 1, 'release the held answer');
+
     // -- Webhook signatures -------------------------------------------------------------------
     await until('all delivered', async () => (await ctl('state')).outbox === 0);
     check(verifyErrors.length === 0, `every delivery verified (${verifyErrors.join('; ')})`);

@@ -1,6 +1,7 @@
 // A Stripe test double: the parts of Stripe's v1 API that pay-api uses
 // (Checkout Sessions in payment and setup mode with a minimal hosted page,
-// PaymentIntents, SetupIntents, Mandates, Refunds, Disputes, Events), over
+// PaymentIntents, SetupIntents, Mandates, Refunds, Disputes, Payouts and
+// their balance transactions, Events), over
 // HTTPS on loopback, with Stripe's request format (form-encoded, nested
 // keys in brackets), its error bodies, its Idempotency-Key semantics
 // (stored answer replayed with Idempotent-Replayed, other parameters ->
@@ -13,11 +14,13 @@
 // 4242424242424242 (succeeds), 4000000000000002 (declined).
 //
 // Test control (not Stripe's API) under /_double/: GET state (counts of
-// creates per idempotency key, requests, events), POST faults (500, 429,
-// hang, close, or lost: run the request and drop its answer, for the next N
-// requests of a path), POST config (webhook
+// creates per idempotency key, requests, events, held answers), POST faults
+// (500, 429, hang, close, lost: run the request and drop its answer, or
+// hold: run the request and hold its answer for `seconds` or until POST
+// release, for the next N requests of a path), POST config (webhook
 // URL, timeline step, webhook hold/duplicate/reverse), POST dispute/close,
-// POST advance (run the timeline now).
+// POST payout (an automatic payout of the available charges, then paid,
+// failed or canceled), POST advance (run the timeline now).
 //
 //   node double.mjs --cert C --key K [--port P] [--api-key sk_test_x]
 //                   [--webhook-secret whsec_x] [--webhook-url URL] [--step-ms N]
@@ -49,7 +52,9 @@ const db = {
     customers: new Map(), checkout_sessions: new Map(), payment_intents: new Map(),
     setup_intents: new Map(), payment_methods: new Map(), mandates: new Map(),
     charges: new Map(), refunds: new Map(), disputes: new Map(), events: new Map(),
+    balance_transactions: new Map(), payouts: new Map(),
 };
+const held = [];                 // answers held by a 'hold' fault: {send, timer}
 const idem = new Map();          // "POST path key" -> {params, status, body, done}
 const creates = {};              // idempotency key -> creates actually executed
 const requests = [];             // {method, path, key, version, status}
@@ -158,6 +163,7 @@ function confirm(pi, pm, request) {
         pi.status = 'succeeded';
         pi.amount_received = pi.amount;
         ch.status = 'succeeded';
+        balanceTransaction(ch);
         emit('charge.succeeded', ch, request);
         emit('payment_intent.succeeded', pi, request);
     };
@@ -182,6 +188,53 @@ function confirm(pi, pm, request) {
             if (account === '55555559') later(cfg.stepMs, () => dispute(ch, 'debit_not_authorized'));
         }
     });
+}
+
+// The balance transaction of a succeeded charge (no fees in test mode here):
+// available at once, paid out by the next payout that takes it (_payout).
+function balanceTransaction(ch) {
+    const bt = { id: newId('txn'), object: 'balance_transaction', amount: ch.amount,
+                 available_on: now(), balance_type: 'payments', created: now(), currency: ch.currency, description: null,
+                 exchange_rate: null, fee: 0, fee_details: [], net: ch.amount,
+                 reporting_category: 'charge', source: ch.id, status: 'available', type: 'charge',
+                 _payout: null };
+    db.balance_transactions.set(bt.id, bt);
+    ch.balance_transaction = bt.id;
+    return bt;
+}
+
+// An automatic payout of the available charges (those of the given
+// PaymentIntents, or all): pending at once (payout.created), then after one
+// timeline step paid (payout.paid), failed (payout.failed, the bank account
+// closed) or canceled (payout.canceled), as Stripe reports them.
+function payout(outcome = 'paid', pis = null) {
+    const txns = [...db.balance_transactions.values()].filter((bt) => bt.type === 'charge' && !bt._payout
+        && (!pis || pis.includes(db.charges.get(bt.source).payment_intent)));
+    const po = { id: newId('po'), object: 'payout', amount: txns.reduce((a, bt) => a + bt.net, 0),
+                 application_fee: null, application_fee_amount: null, original_payout: null,
+                 payout_method: null, reversed_by: null, trace_id: null, arrival_date: now() + 86400, automatic: true, balance_transaction: newId('txn'),
+                 created: now(), currency: txns.length ? txns[0].currency : 'gbp', description: 'STRIPE PAYOUT',
+                 destination: 'ba_test_double', failure_balance_transaction: null, failure_code: null,
+                 failure_message: null, livemode: false, metadata: {}, method: 'standard',
+                 reconciliation_status: 'not_applicable', source_type: 'card', statement_descriptor: null,
+                 status: 'pending', type: 'bank_account' };
+    for (const bt of txns) bt._payout = po.id;
+    db.payouts.set(po.id, po);
+    emit('payout.created', po);
+    later(cfg.stepMs, () => {
+        if (outcome === 'paid') {
+            po.status = 'paid';
+            po.reconciliation_status = 'completed';
+        } else if (outcome === 'failed') {
+            po.status = 'failed';
+            po.failure_code = 'account_closed';
+            po.failure_message = 'The bank account has been closed.';
+        } else {
+            po.status = 'canceled';
+        }
+        emit(`payout.${po.status}`, po);
+    });
+    return po;
 }
 
 function dispute(ch, reason = 'fraudulent') {
@@ -292,6 +345,31 @@ route('POST', '/v1/checkout/sessions/([^/]+)/expire', (p, m) => {
     cs.url = null;
     emit('checkout.session.expired', cs);
     return cs;
+});
+
+route('GET', '/v1/payouts/([^/]+)', (p, m) => get(db.payouts, 'payout', m[1]));
+route('GET', '/v1/balance_transactions/([^/]+)', (p, m) =>
+    get(db.balance_transactions, 'balance_transaction', m[1]));
+// Stripe's list: newest first, limit 1..100 (default 10), starting_after a
+// cursor, has_more; payout= only for automatic payouts; expand[]=data.source.
+route('GET', '/v1/balance_transactions', (p) => {
+    const limit = p.limit == null ? 10 : int(p.limit, 'limit');
+    if (limit < 1 || limit > 100) throw invalid('limit', 'This value must be greater than or equal to 1 and less than or equal to 100.', 'parameter_invalid_integer');
+    if (p.payout) {
+        const po = get(db.payouts, 'payout', p.payout);
+        if (!po.automatic) throw invalid('payout', 'Balance transaction history can only be filtered on automatic transfers, not manual.', 'parameter_invalid');
+    }
+    let all = [...db.balance_transactions.values()].filter((bt) =>
+        (!p.payout || bt._payout === p.payout) && (!p.type || bt.type === p.type)).reverse();
+    if (p.starting_after) {
+        const i = all.findIndex((bt) => bt.id === p.starting_after);
+        if (i < 0) throw noSuch('balance_transaction', p.starting_after, 'starting_after');
+        all = all.slice(i + 1);
+    }
+    const expand = listOf(p.expand).includes('data.source');
+    const data = all.slice(0, limit).map((bt) => (expand
+        ? { ...bt, source: structuredClone(db.charges.get(bt.source)) } : bt));
+    return { object: 'list', url: '/v1/balance_transactions', has_more: all.length > limit, data };
 });
 
 route('POST', '/v1/payment_intents', (p, m, req) => {
@@ -576,7 +654,7 @@ function control(req, res, url, body) {
     if (req.method === 'GET' && url.pathname === '/_double/state') {
         return send(res, 200, { creates, requests, events: [...db.events.values()].map((e) =>
             ({ id: e.id, type: e.type, object: e.data.object.id, deliveries: e._deliveries || 0, last_status: e._last_status })),
-            outbox: outbox.length, payment_intents: [...db.payment_intents.values()],
+            outbox: outbox.length, held: held.length, payment_intents: [...db.payment_intents.values()],
             refunds: [...db.refunds.values()], checkout_sessions: [...db.checkout_sessions.values()] });
     }
     if (url.pathname === '/_double/config') {
@@ -585,7 +663,8 @@ function control(req, res, url, body) {
         return send(res, 200, { ok: true });
     }
     if (url.pathname === '/_double/faults') {
-        faults.push({ path: new RegExp(p.path), kind: p.kind, left: p.count || 1, method: p.method || null });
+        faults.push({ path: new RegExp(p.path), kind: p.kind, left: p.count || 1, method: p.method || null,
+                      seconds: p.seconds || null });
         return send(res, 200, { ok: true });
     }
     if (url.pathname === '/_double/dispute') {
@@ -594,12 +673,20 @@ function control(req, res, url, body) {
         if (!ch) return send(res, 404, { error: 'no such charge' });
         return send(res, 200, dispute(ch, p.reason));
     }
+    if (url.pathname === '/_double/payout')
+        return send(res, 200, stripPrivate(payout(p.outcome || 'paid', p.payment_intents || null)));
+    if (url.pathname === '/_double/release') {
+        const n = held.length;
+        for (const h of held.splice(0)) { clearTimeout(h.timer); h.send(); }
+        return send(res, 200, { released: n });
+    }
     if (url.pathname === '/_double/advance') {
         for (const t of timers.splice(0)) t.fn();
         return send(res, 200, { ok: true });
     }
     if (url.pathname === '/_double/reset') {
         faults = [];
+        for (const h of held.splice(0)) { clearTimeout(h.timer); h.send(); }
         Object.assign(cfg, { hold: false, duplicate: false, reverse: false });
         return send(res, 200, { ok: true });
     }
@@ -628,15 +715,26 @@ async function handle(req, res, body) {
     requests.push(rec);
     const headers = { 'Request-Id': rid, 'Stripe-Version': rec.version || '2026-07-29.dahlia' };
     let lose = false; // 'lost': the request runs, its answer never arrives
+    let hold = null;  // 'hold': the request runs, its answer waits (seconds, or a release)
     const reply = (status, obj, extra = {}) => {
         rec.status = status;
         if (lose) { rec.lost = true; return req.socket.destroy(); }
+        if (hold != null) {
+            rec.held = true;
+            const h = { send: () => { if (!res.destroyed && !req.socket.destroyed) send(res, status, obj, { ...headers, ...extra }); } };
+            h.timer = setTimeout(() => { const i = held.indexOf(h); if (i >= 0) held.splice(i, 1); h.send(); }, hold * 1000);
+            held.push(h);
+            return;
+        }
         send(res, status, obj, { ...headers, ...extra });
     };
     const fault = faults.find((f) => f.left > 0 && f.path.test(url.pathname) && (!f.method || f.method === req.method));
     if (fault && fault.kind === 'lost') {
         fault.left--;
         lose = true;
+    } else if (fault && fault.kind === 'hold') {
+        fault.left--;
+        hold = fault.seconds || 60;
     } else if (fault) {
         fault.left--;
         if (fault.kind === 'hang') return; // never answers; the client times out

@@ -56,7 +56,9 @@ base_url = https://127.0.0.1:$port
 ca_file = $DIR/certs/ca.pem
 CRED
     umask 022
-    PAY_COLLECTORS=1 PAY_STACK_CONF_EXTRA="stripe_credentials = $DIR/stripe.credentials
+    # A 3 s lease: a collector killed mid-call is replaced, and its attempt
+    # claimed again, within the e2e test's patience.
+    PAY_COLLECTORS=1 PAY_COLLECTOR_LEASE_MS=3000 PAY_STACK_CONF_EXTRA="stripe_credentials = $DIR/stripe.credentials
 autocollect_interval = 1" bash "$REPO/tests/stack.sh" start "$DIR/stack"
     { cat "$DIR/stack/env"
       echo "STRIPE_DOUBLE_URL='https://127.0.0.1:$port'"

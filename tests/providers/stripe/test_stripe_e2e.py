@@ -5,8 +5,10 @@ refund, a dispute -> chargeback, a Bacs mandate set up through the API's
 mandate flow (Checkout in setup mode, back to the flow's page: SUBMITTED,
 then ACTIVE from mandate.updated) and the invoice auto-collected
 off-session with it (and a failing one), faults (500 and 429 from Stripe, webhooks delivered twice and
-in reverse order): the right statuses, ledger rows and invoices, and never
-more than one create per idempotency key at Stripe.
+in reverse order, the collector killed while Stripe holds the answer of its
+create), payouts (paid: the charges' attempts PAID_OUT; failed: nothing):
+the right statuses, ledger rows and invoices, and never more than one create
+per idempotency key at Stripe.
 
     PAY_STACK_ENV=DIR/env python3 tests/providers/stripe/test_stripe_e2e.py
 """
@@ -25,6 +27,7 @@ import http.cookiejar
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "e2e"))
 from paytest import *  # noqa: E402,F401,F403
+import faultlib as fl  # noqa: E402
 
 DOUBLE = ENV["STRIPE_DOUBLE_URL"]
 CTX = ssl.create_default_context(cafile=ENV["STRIPE_DOUBLE_CA"])
@@ -376,9 +379,79 @@ def test_invoice_auto_collected_with_faults(s):
     s.check(all(r["version"] == "2026-07-29.dahlia" for r in tries), "Stripe-Version pinned")
     s.eq(invoice_paid(1, iid), amount, "the invoice is paid once")
     s.eq(payments_of(aid), 1, "one payment event despite duplicate webhooks")
+    STATE["collected"] = (aid, iid, amount, a["reference"])
     wait("events of the debit delivered twice",
          lambda: sum(1 for e in control("state")["events"] if e["object"] == a["reference"]
                      and e["deliveries"] >= 2) >= 2, 30)
+
+
+def test_collector_killed_while_create_in_flight(s):
+    # Stripe creates the PaymentIntent and holds its answer; the collector is
+    # killed (SIGKILL) while it waits; the master starts a new one, which
+    # claims the attempt when the lease ends and asks again with the same key.
+    before = len(control("state")["requests"])
+    control("faults", {"path": "^/v1/payment_intents$", "kind": "hold", "count": 1, "seconds": 120})
+    try:
+        aid, iid, amount, mandate = auto_collect(s, 7, "00012345", "killed collector")
+        wait("the create held at Stripe", lambda: control("state")["held"] == 1, 60)
+        key = attempt(aid)["key"]
+        s.eq(creates(key), 1, "Stripe made the PaymentIntent before the kill")
+        old = fl.collectors()
+        s.eq(len(old), 1, "one collector process")
+        s.check(fl.kill_child(old[0], fl.master_pid()), "the collector killed (SIGKILL) mid-call")
+        new = wait("the collector respawned", lambda: [p for p in fl.collectors() if p not in old], 30)
+        s.check(len(new) == 1, "the master started a new collector", new)
+        s.check(attempt(aid)["reference"] in (None, "NULL"),
+                "the answer was never recorded by the killed collector", attempt(aid))
+        a = wait("CONFIRMED", lambda: (lambda x: x if x["status"] == "CONFIRMED" else None)(attempt(aid)), 90)
+    finally:
+        control("reset", {})
+        control("config", {"webhookUrl": "%s/webhooks/%d" % (BASE, PROVIDER)})
+    tries = [r for r in control("state")["requests"][before:] if r["method"] == "POST"
+             and r["path"] == "/v1/payment_intents" and r["key"] == key]
+    s.check(len(tries) >= 2 and tries[0].get("held") and tries[-1]["status"] == 200,
+            "asked again with the same key after the kill", [(r["status"], r.get("held")) for r in tries])
+    s.eq(creates(key), 1, "one PaymentIntent created for the key")
+    s.eq(sql_one("SELECT COUNT(*) FROM attempts WHERE provider_reference = '%s'" % a["reference"]), "1",
+         "the provider's payment recorded once")
+    s.eq(sql_one("SELECT COUNT(*) FROM attempts WHERE kind = 1 AND invoice_kind = 1 AND invoice_id = %d"
+                 % iid), "1", "one attempt for the invoice")
+    s.eq(invoice_paid(1, iid), amount, "the invoice is paid once")
+    s.eq(payments_of(aid), 1, "one payment (ledger row) for the attempt")
+    STATE["killed"] = (aid, iid, amount, a["reference"])
+
+
+def ledger_payments(cid):
+    return int(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = %d AND txn_type LIKE 'PAYMENT%%'"
+                       % cid))
+
+
+def test_payouts(s):
+    if "collected" not in STATE or "killed" not in STATE or "paid" not in STATE:
+        return s.check(False, "no collected payments to pay out")
+    aid, iid, amount, pi = STATE["collected"]
+    kaid, kiid, kamount, kpi = STATE["killed"]
+    link_aid = STATE["paid"][1]
+    link_pi = stripe("GET", "/v1/checkout/sessions/" + STATE["paid"][2]["id"])["payment_intent"]
+    ledger_before = (ledger_payments(3), ledger_payments(7), ledger_payments(1))
+    # A payout that fails at the bank: nothing is paid out.
+    failed = control("payout", {"payment_intents": [kpi], "outcome": "failed"})
+    wait("the failed payout stored", lambda: sql_one(
+        "SELECT status FROM stripe_payouts WHERE payout_id = '%s'" % failed["id"]) == "FAILED", 30)
+    # A paid automatic payout of the auto-collected debit and the Checkout payment.
+    paid = control("payout", {"payment_intents": [pi, link_pi]})
+    s.eq(paid["amount"], amount + int(STATE["paid"][2]["amount_total"]), "the payout's amount")
+    wait("PAID_OUT", lambda: attempt(aid)["status"] == "PAID_OUT" and attempt(link_aid)["status"] == "PAID_OUT", 60)
+    s.eq(sql_one("SELECT status FROM stripe_payouts WHERE payout_id = '%s'" % paid["id"]), "DONE",
+         "the payout's charges are done")
+    s.eq(attempt(kaid)["status"], "CONFIRMED", "the failed payout paid nothing out")
+    s.eq((invoice_paid(1, iid), invoice_paid(1, kiid)), (amount, kamount), "invoices unchanged")
+    s.eq(sql_one("SELECT COUNT(*) FROM invoice_payments WHERE attempt_id = %s AND third_party_status ="
+                 " 'PAID_OUT' AND ledger_id IS NULL" % aid), "1", "one PAID_OUT event, no money moved")
+    s.eq(payments_of(aid), 1, "still one payment for the attempt")
+    s.eq((ledger_payments(3), ledger_payments(7), ledger_payments(1)), ledger_before, "no ledger row from payouts")
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_events WHERE provider_id = %d AND event_id LIKE '%s/%%'"
+                 " AND outcome = 'APPLIED'" % (PROVIDER, paid["id"])), "2", "one stored event per charge")
 
 
 def test_failing_debit(s):
@@ -454,5 +527,6 @@ def test_forged_webhooks(s):
 
 
 Suite().run([setup, test_link_paid_through_checkout, test_refund, test_expired_session_then_try_again,
-             test_dispute_is_a_chargeback, test_invoice_auto_collected_with_faults, test_failing_debit,
+             test_dispute_is_a_chargeback, test_invoice_auto_collected_with_faults,
+             test_collector_killed_while_create_in_flight, test_payouts, test_failing_debit,
              test_mandate_flow_opens_checkout_setup, test_forged_webhooks])
