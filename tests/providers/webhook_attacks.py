@@ -493,17 +493,20 @@ def test_log_injection(s, sc):
     evil = "EVinj%s\r\n2026-01-01T00:00:00.000Z info pay-api[1] forged: \x1b[31mred\x07" % RUN
     refs = ["PMinj%s\r\nX-Injected: 1\x1b[2J" % RUN, "PMinj%s\u2028\u0085\x7f" % RUN]
     body = sc.payment_body(evil + "\x00", refs[0])
-    one(s, sc, "NUL in an event id", lambda: deliver(sc, body, sc.sign(body)), {200, 400})
-    for i, ref in enumerate(refs):
+    one(s, sc, "NUL in an event id", lambda: deliver(sc, body, sc.sign(body)), 400, stored=0)
+    # ASCII control characters: acknowledged (an unknown reference), the id
+    # logged escaped. Non-ASCII (U+2028, U+0085): refused, nothing stored.
+    for i, (ref, want) in enumerate([(refs[0], 200), (refs[1], 400)]):
         body = sc.payment_body(evil + str(i), ref)
         off = log_size()
         r = one(s, sc, "control characters in ids (%d)" % i, lambda: deliver(sc, body, sc.sign(body)),
-                {200, 400})
+                want, stored=None if want == 200 else 0)
         s.check(all(k.lower() != "x-injected" for k in r.headers.keys()),
                 "control characters in ids (%d): no injected response header" % i)
         if r.status == 200:
             chunk = log_since(off)
-            s.check(b"EVinj" + RUN.encode() in chunk and b"\\x0d\\x0a" in chunk,
+            s.check(b"EVinj" + RUN.encode() in chunk and b"\\x0d\\x0a" in chunk
+                    and b"\\x1b[31m" in chunk,
                     "control characters in ids (%d): the id logged, escaped" % i, chunk[-300:])
     if sc.name == "stripe":
         body = sc.mandate_body(evil + "L", "mandate_x", live=True)
