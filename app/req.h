@@ -25,6 +25,11 @@ enum pay_method {
 
 #define REQ_MAX_PARAMS 4
 #define REQ_BODY_MAX   (64 * 1024)
+/* Providers' webhooks (R_BIG_BODY): a GoCardless batch of events or a
+ * Stripe event with its full objects can exceed 64 KiB. The same 1 MiB is
+ * client_max_body_size of nginx's /webhooks/ location and LimitRequestBody
+ * of Apache's. */
+#define REQ_BIG_BODY_MAX (1024 * 1024)
 
 /* Where response bytes go (FastCGI stream, or a buffer in tests). */
 struct sink {

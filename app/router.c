@@ -266,6 +266,15 @@ check_auth(struct req *r)
     return 0;
 }
 
+/* 413 naming the route's limit (the catalogue's message is the 64 KiB one). */
+static int
+too_large(struct req *r, size_t max)
+{
+    if (max == REQ_BODY_MAX)
+        return req_fail(r, PAY_E_TOO_LARGE, NULL);
+    return req_failf(r, PAY_E_TOO_LARGE, NULL, "Request body exceeds %zu MiB", max >> 20);
+}
+
 /* Content-Type and length checks happen before a byte is read. */
 static int
 read_body(struct req *r)
@@ -282,8 +291,9 @@ read_body(struct req *r)
             return req_failf(r, PAY_E_BAD_REQUEST, NULL, "bad Content-Length");
         len = strtoul(cl, NULL, 10);
     }
-    if (len > REQ_BODY_MAX)
-        return req_fail(r, PAY_E_TOO_LARGE, NULL);
+    size_t max = (f & R_BIG_BODY) ? REQ_BIG_BODY_MAX : REQ_BODY_MAX;
+    if (len > max)
+        return too_large(r, max);
     if (!content_type_is(r->content_type, want))
         return req_failf(r, PAY_E_MEDIA_TYPE, NULL, "Content-Type must be %s",
                          want);
@@ -293,10 +303,10 @@ read_body(struct req *r)
         /* No CONTENT_LENGTH: Apache's mod_proxy_fcgi passes a chunked body
          * that way. FastCGI ends the stdin stream explicitly, so read to its
          * end, one byte past the limit to tell a body that is too large. */
-        buf = arena_alloc(r->arena, REQ_BODY_MAX + 2);
-        got = r->src.read(r->src.ctx, buf, REQ_BODY_MAX + 1);
-        if (got > (long)REQ_BODY_MAX)
-            return req_fail(r, PAY_E_TOO_LARGE, NULL);
+        buf = arena_alloc(r->arena, max + 2);
+        got = r->src.read(r->src.ctx, buf, max + 1);
+        if (got > (long)max)
+            return too_large(r, max);
         if (got < 0)
             return req_failf(r, PAY_E_BAD_REQUEST, NULL, "request body truncated");
         len = (size_t)got;

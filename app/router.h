@@ -18,6 +18,9 @@ typedef int (*handler_fn)(struct req *r);
 #define R_FORM       0x10u /* application/x-www-form-urlencoded body (pages) */
 #define R_RAW_JSON   0x20u /* application/json body read but not parsed: the
                               handler checks a signature over the raw bytes first */
+#define R_BIG_BODY   0x40u /* body up to REQ_BIG_BODY_MAX instead of REQ_BODY_MAX
+                              (providers' webhooks; the fronts allow as much
+                              on that location only) */
 
 struct route {
     int         method;   /* one PAY_M_* */

@@ -46,7 +46,7 @@ const struct route routes_table[] = {
   { PAY_M_POST,  "/pay/:token",                                     pages_pay_post,                      R_FORM, 0                },
   { PAY_M_GET,   "/mandate/:token",                                 pages_mandate_get,                   0,      0                },
   { PAY_M_POST,  "/mandate/:token",                                 pages_mandate_post,                  R_FORM, 0                },
-  { PAY_M_POST,  "/webhooks/:paymentProviderId",                     webhooks_receive,                    R_RAW_JSON, 0            },
+  { PAY_M_POST,  "/webhooks/:paymentProviderId",                     webhooks_receive,                    R_RAW_JSON | R_BIG_BODY, 0            },
   { PAY_M_GET,   "/v1/refunds/:refund_id",                          refunds_get,                         R_AUTH, PAY_SCOPE_READ   },
   { PAY_M_GET,   "/v1/site-payment-mandates/:site_payment_mandate_id", site_payment_mandates_get,    R_AUTH, PAY_SCOPE_READ   },
 };

@@ -298,6 +298,15 @@ webhooks_apply(struct req *r, int64_t provider_id, const struct webhook_event *e
     return rc;
 }
 
+static int
+ascii_only(const char *s)
+{
+    for (; s != NULL && *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 0;
+    return 1;
+}
+
 int
 webhooks_receive(struct req *r)
 {
@@ -333,6 +342,14 @@ webhooks_receive(struct req *r)
         return db_fail(r, DB_ERROR); /* not stored: the provider sends it again */
     if (st != 0)
         return req_failf(r, PAY_E_INVALID_FIELD, "events", "%s", why ? why : "malformed events");
+    /* Provider event ids, references and statuses are ASCII (their columns
+     * are): an event with anything else can name nothing here. Refused as a
+     * whole before any event is stored, rather than failing in the database
+     * (a 503 the provider would retry for ever). */
+    for (size_t i = 0; i < nev; i++)
+        if (!ascii_only(ev[i].id) || !ascii_only(ev[i].reference) || !ascii_only(ev[i].status))
+            return req_failf(r, PAY_E_INVALID_FIELD, "events",
+                             "event %zu: id, reference and status must be ASCII", i);
     int64_t applied = 0, duplicates = 0, unknown = 0;
     for (size_t i = 0; i < nev; i++) {
         const char *outcome = NULL;

@@ -177,6 +177,7 @@ static const struct route table[] = {
     {PAY_M_GET,    "/v1/q",                h_query,    0,                0},
     {PAY_M_GET,    "/v1/secure",           h_secure,   R_AUTH,           SCOPE_READ},
     {PAY_M_POST,   "/v1/secure",           h_secure_w, R_AUTH | R_JSON,  SCOPE_WRITE},
+    {PAY_M_POST,   "/v1/big",              h_create,   R_RAW_JSON | R_BIG_BODY, 0},
 };
 #define NTABLE (sizeof(table) / sizeof(table[0]))
 
@@ -706,6 +707,41 @@ test_body(void)
         CHECK(res.status == 201 && seen.body_len == BIG,
               "a 65536-byte JSON body is accepted (got %d, %zu)", res.status,
               seen.body_len);
+        free(big);
+    }
+
+    /* A route with R_BIG_BODY (providers' webhooks): up to 1 MiB, with or
+     * without CONTENT_LENGTH; over it a 413 naming that limit. */
+    {
+        enum { MIB = 1024 * 1024 };
+        char *big = malloc(MIB + 1);
+        memset(big, ' ', MIB + 1);
+        big[0] = '{';
+        big[MIB - 1] = '}';
+        res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/big",
+                           "CONTENT_TYPE", "application/json", "CONTENT_LENGTH", "1048576"),
+                       big, MIB);
+        CHECK(res.status == 201 && seen.body_len == MIB,
+              "R_BIG_BODY: a 1 MiB body is accepted (got %d, %zu)", res.status, seen.body_len);
+        res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/big",
+                           "CONTENT_TYPE", "application/json"), big, MIB);
+        CHECK(res.status == 201 && seen.body_len == MIB,
+              "R_BIG_BODY: 1 MiB without CONTENT_LENGTH is accepted (got %d, %zu)", res.status,
+              seen.body_len);
+        res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/big",
+                           "CONTENT_TYPE", "application/json", "CONTENT_LENGTH", "1048577"),
+                       big, MIB + 1);
+        check_error(&res, 413, "Payload Too Large", "BODY_TOO_LARGE", NULL,
+                    "R_BIG_BODY: CONTENT_LENGTH 1048577");
+        CHECK(res.reads == 0, "R_BIG_BODY: 413 before the body is read (%d reads)", res.reads);
+        const struct json_value *m = json_get(res.json, "message");
+        CHECK(m != NULL && m->type == JSON_STRING &&
+                  strcmp(m->str, "Request body exceeds 1 MiB") == 0,
+              "R_BIG_BODY: the 413 names the 1 MiB limit");
+        res = run_body(ENV("REQUEST_METHOD", "POST", "DOCUMENT_URI", "/v1/big",
+                           "CONTENT_TYPE", "application/json"), big, MIB + 1);
+        check_error(&res, 413, "Payload Too Large", "BODY_TOO_LARGE", NULL,
+                    "R_BIG_BODY: 1 MiB + 1 byte without CONTENT_LENGTH");
         free(big);
     }
 
