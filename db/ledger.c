@@ -9,29 +9,34 @@
 enum db_rc
 customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
 {
-    /* Locking reads lock every row they read: the customer row alone is
-     * locked, the currency (reference data) is read in its own statement. */
+    /* A locking read locks the customer row alone: the currency
+     * (reference data) is read by subqueries, which under READ COMMITTED
+     * read without locks, so one statement loads both. */
     struct dbq *q = dbq_new(u, lock
-        ? "SELECT contract_owner_id, currency_id, balance, total_payments,"
-          " payments_since_invoice FROM customers WHERE id = ? FOR UPDATE"
-        : "SELECT contract_owner_id, currency_id, balance, total_payments,"
-          " payments_since_invoice FROM customers WHERE id = ?");
+        ? "SELECT c.contract_owner_id, c.currency_id, c.balance, c.total_payments,"
+          " c.payments_since_invoice,"
+          " (SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id),"
+          " (SELECT cur.code FROM currencies cur WHERE cur.id = c.currency_id)"
+          " FROM customers c WHERE c.id = ? FOR UPDATE"
+        : "SELECT c.contract_owner_id, c.currency_id, c.balance, c.total_payments,"
+          " c.payments_since_invoice,"
+          " (SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id),"
+          " (SELECT cur.code FROM currencies cur WHERE cur.id = c.currency_id)"
+          " FROM customers c WHERE c.id = ?");
     dbq_i64(q, id);
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
         return rc;
+    if (dbq_is_null(q, 5) || dbq_is_null(q, 6))
+        return DB_ERROR;
     c->id = id;
     c->owner = dbq_col_i64(q, 0);
     c->currency_id = dbq_col_i64(q, 1);
     c->balance = dbq_col_i64(q, 2);
     c->total_payments = dbq_col_i64(q, 3);
     c->payments_since_invoice = dbq_col_i64(q, 4);
-    q = dbq_new(u, "SELECT minor_digits, code FROM currencies WHERE id = ?");
-    dbq_i64(q, c->currency_id);
-    if ((rc = dbq_one(q)) != DB_OK)
-        return rc == DB_NOT_FOUND ? DB_ERROR : rc;
-    c->digits = (int)dbq_col_i64(q, 0);
-    c->currency_code = dbq_col_str(q, 1);
+    c->digits = (int)dbq_col_i64(q, 5);
+    c->currency_code = dbq_col_str(q, 6);
     return DB_OK;
 }
 
