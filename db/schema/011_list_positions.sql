@@ -26,3 +26,19 @@ INSERT INTO owner_counts (contract_owner_id, block, shard, refund_count)
   SELECT contract_owner_id, id >> 15, customer_id % 64, COUNT(*)
     FROM refunds GROUP BY contract_owner_id, id >> 15, customer_id % 64
   ON DUPLICATE KEY UPDATE refund_count = VALUES(refund_count);
+
+-- Site payment mandates carry their customer's contract owner (a site never
+-- changes customer, a customer never changes owner), so a tenant's mandates
+-- are one range of mandate_owner in id order: no join through sites and
+-- customers to find the tenant, and the count is read from that index alone.
+ALTER TABLE site_payment_mandates
+  ADD COLUMN IF NOT EXISTS contract_owner_id BIGINT NOT NULL DEFAULT 0,
+  ADD KEY IF NOT EXISTS mandate_owner (contract_owner_id, id);
+
+UPDATE site_payment_mandates m
+   SET m.contract_owner_id = (SELECT c.contract_owner_id FROM sites s
+                                JOIN customers c ON c.id = s.customer_id
+                               WHERE s.id = m.site_id);
+
+-- From now on every writer names the owner (an insert without it fails).
+ALTER TABLE site_payment_mandates ALTER COLUMN contract_owner_id DROP DEFAULT;

@@ -380,6 +380,16 @@ test_tenant_lists(void)
              " f.contract_owner_id IN (%" PRId64 ") ORDER BY f.id LIMIT 100", base + 1);
     explain(plan, sizeof(plan), sql);
     CHECK(!strstr(plan, "filesort"), "one tenant's refunds: no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT m.id FROM site_payment_mandates m WHERE 1=1 AND"
+             " m.contract_owner_id IN (%" PRId64 ") ORDER BY m.id LIMIT 100", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "mandate_owner") && !strstr(plan, "filesort"),
+          "one tenant's mandates: the owner index in id order, no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM site_payment_mandates m WHERE 1=1 AND"
+             " m.contract_owner_id IN (%" PRId64 ")", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "mandate_owner") && strstr(plan, "Using index"),
+          "one tenant's mandates counted from the owner index alone (%s)", plan);
     snprintf(sql, sizeof(sql), "SELECT c.id, c.credit_threshold, c.balance FROM customers c WHERE 1=1 AND"
              " c.contract_owner_id IN (%" PRId64 ") AND c.credit_threshold IS NOT NULL"
              " ORDER BY c.id LIMIT 100", base + 1);
@@ -413,6 +423,10 @@ test_tenant_lists(void)
           sql_i64("SELECT COUNT(*) FROM refunds f JOIN customers c ON c.id = f.customer_id"
                   " WHERE f.contract_owner_id <> c.contract_owner_id") == 0,
           "events and refunds carry their customer's owner");
+    CHECK(sql_i64("SELECT COUNT(*) FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
+                  " JOIN customers c ON c.id = s.customer_id"
+                  " WHERE m.contract_owner_id <> c.contract_owner_id") == 0,
+          "mandates carry their site's customer's owner");
 }
 
 /* ---- the money-moving operations ------------------------------------------ */
