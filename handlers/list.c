@@ -459,21 +459,30 @@ list_blocks(struct list *l, int64_t *total)
     return rc == DB_NOT_FOUND ? DB_OK : rc;
 }
 
-/* X-Total-Count: from the owners' counters when the resource has them
- * and no filter narrows the list, else COUNT(*) over the matching rows. */
+/* X-Total-Count: from the owners' counters (or the resource's count
+ * statement) when the resource has them and no filter narrows the list,
+ * else COUNT(*) over the matching rows. */
 static enum db_rc
 list_total(struct list *l, int64_t *total)
 {
     struct req            *r = l->r;
     const struct resource *res = l->res;
     struct abuf            sql;
+    struct dbq            *q;
     if (res->counter != NULL && !l->filtered)
         return list_blocks(l, total);
     abuf_init(&sql, r->arena);
-    abuf_printf(&sql, "SELECT COUNT(*) %s WHERE 1=1%s", res->from,
-                l->where.len ? abuf_str(&l->where) : "");
-    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
-    bind_all(q, l->binds);
+    if (res->count_sql != NULL && !l->filtered) {
+        abuf_adds(&sql, res->count_sql);
+        owner_cond(&sql, &r->principal);
+        q = dbq_new(&r->db, abuf_str(&sql));
+        owner_bind(q, &r->principal);
+    } else {
+        abuf_printf(&sql, "SELECT COUNT(*) %s WHERE 1=1%s", res->from,
+                    l->where.len ? abuf_str(&l->where) : "");
+        q = dbq_new(&r->db, abuf_str(&sql));
+        bind_all(q, l->binds);
+    }
     enum db_rc rc = dbq_one(q);
     if (rc == DB_OK)
         *total = dbq_col_i64(q, 0);

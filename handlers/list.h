@@ -37,6 +37,11 @@ struct resource {
     const char       *id_sql;     /* unique id: final sort key, get-by-id */
     const struct col *cols;
     size_t            ncols;
+    const char       *count_sql;  /* optional: "SELECT <exact total> FROM
+                                     ... WHERE ..." over a table with a
+                                     contract_owner_id column, for the
+                                     unfiltered list; tenancy is added on
+                                     that column */
     const char       *counter;    /* optional: the money core's
                                      owner_counts column counting the
                                      rows (by owner and block of ids), for
