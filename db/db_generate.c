@@ -828,30 +828,50 @@ figures(struct gen *g)
     return 0;
 }
 
-/* The owners' event counters (owner_counts, see ledger.h): the owners are
+/* One block's counter rows (owner_counts, see ledger.h): the owners are
  * new, so their rows are too. */
 static int
-write_owner_counts(struct gen *g)
+flush_owner_block(struct gen *g, int64_t block, int64_t n[GEN_OWNERS][OWNER_COUNT_SHARDS])
 {
-    int64_t n[GEN_OWNERS][OWNER_COUNT_SHARDS] = {{0}};
-    for (uint32_t c = 0; c < g->ncust; c++)
-        n[g->owner[c]][(g->base.customer + c + 1) % OWNER_COUNT_SHARDS] += g->nevents[c];
     for (int o = 0; o < GEN_OWNERS; o++)
         for (int k = 0; k < OWNER_COUNT_SHARDS; k++) {
             if (n[o][k] == 0)
                 continue;
             struct dbq *q = dbq_new(&g->u, "INSERT INTO owner_counts (contract_owner_id,"
-                                           " shard, normal_events) VALUES (?,?,?)");
+                                           " block, shard, normal_events) VALUES (?,?,?,?)");
             dbq_i64(q, g->base.owner + 1 + o);
+            dbq_i64(q, block);
             dbq_i64(q, k);
             dbq_i64(q, n[o][k]);
             if (dbq_exec(q) != DB_OK) {
                 fprintf(stderr, "generate: inserting owner_counts failed\n");
                 return -1;
             }
+            n[o][k] = 0;
         }
     arena_reset(g->a);
     return 0;
+}
+
+/* The owners' event counters: the payment events get their ids in the
+ * order of the walk (write_history), so the blocks come in order. */
+static int
+write_owner_counts(struct gen *g)
+{
+    static int64_t n[GEN_OWNERS][OWNER_COUNT_SHARDS];
+    int64_t        id = g->base.payment, block = -1;
+    memset(n, 0, sizeof(n));
+    for (size_t i = 0; i < g->nev; i++) {
+        const struct gen_event *e = &g->ev[i];
+        if (e->kind == 0)
+            continue;
+        int64_t b = ++id >> OWNER_COUNT_BLOCK_SHIFT;
+        if (b != block && block >= 0 && flush_owner_block(g, block, n) != 0)
+            return -1;
+        block = b;
+        n[g->owner[e->cust]][(g->base.customer + e->cust + 1) % OWNER_COUNT_SHARDS]++;
+    }
+    return block >= 0 ? flush_owner_block(g, block, n) : 0;
 }
 
 /* ---- entry point --------------------------------------------------------- */

@@ -9,65 +9,74 @@
 enum db_rc
 customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
 {
-    /* Locking reads lock every row they read: the customer row alone is
-     * locked, the currency (reference data) is read in its own statement. */
+    /* A locking read locks the customer row alone: the currency
+     * (reference data) is read by subqueries, which under READ COMMITTED
+     * read without locks, so one statement loads both. */
     struct dbq *q = dbq_new(u, lock
-        ? "SELECT contract_owner_id, currency_id, balance, total_payments,"
-          " payments_since_invoice FROM customers WHERE id = ? FOR UPDATE"
-        : "SELECT contract_owner_id, currency_id, balance, total_payments,"
-          " payments_since_invoice FROM customers WHERE id = ?");
+        ? "SELECT c.contract_owner_id, c.currency_id, c.balance, c.total_payments,"
+          " c.payments_since_invoice,"
+          " (SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id),"
+          " (SELECT cur.code FROM currencies cur WHERE cur.id = c.currency_id)"
+          " FROM customers c WHERE c.id = ? FOR UPDATE"
+        : "SELECT c.contract_owner_id, c.currency_id, c.balance, c.total_payments,"
+          " c.payments_since_invoice,"
+          " (SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id),"
+          " (SELECT cur.code FROM currencies cur WHERE cur.id = c.currency_id)"
+          " FROM customers c WHERE c.id = ?");
     dbq_i64(q, id);
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
         return rc;
+    if (dbq_is_null(q, 5) || dbq_is_null(q, 6))
+        return DB_ERROR;
     c->id = id;
     c->owner = dbq_col_i64(q, 0);
     c->currency_id = dbq_col_i64(q, 1);
     c->balance = dbq_col_i64(q, 2);
     c->total_payments = dbq_col_i64(q, 3);
     c->payments_since_invoice = dbq_col_i64(q, 4);
-    q = dbq_new(u, "SELECT minor_digits, code FROM currencies WHERE id = ?");
-    dbq_i64(q, c->currency_id);
-    if ((rc = dbq_one(q)) != DB_OK)
-        return rc == DB_NOT_FOUND ? DB_ERROR : rc;
-    c->digits = (int)dbq_col_i64(q, 0);
-    c->currency_code = dbq_col_str(q, 1);
+    c->digits = (int)dbq_col_i64(q, 5);
+    c->currency_code = dbq_col_str(q, 6);
     return DB_OK;
 }
 
-/* One more row in the owner's counter `column` (schema 008), in the
- * customer's shard. The shard's row usually exists: a plain UPDATE locks
- * just it; the first row of a shard is inserted. */
+/* One more row in the owner's counter `column` (schemas 008, 011), in the
+ * customer's shard of the block of the counted row's id. The shard's row
+ * usually exists: a plain UPDATE locks just it; the first row of a shard
+ * in a block is inserted. */
 static enum db_rc
-owner_count(struct db_uow *u, const struct customer *c, enum owner_count which)
+owner_count(struct db_uow *u, const struct customer *c, enum owner_count which,
+            int64_t row_id)
 {
     static const char *const update[] = {
         [COUNT_NORMAL_EVENTS] = "UPDATE owner_counts SET normal_events = normal_events + 1"
-                                " WHERE contract_owner_id = ? AND shard = ?",
+                                " WHERE contract_owner_id = ? AND block = ? AND shard = ?",
         [COUNT_ADHOC_EVENTS]  = "UPDATE owner_counts SET adhoc_events = adhoc_events + 1"
-                                " WHERE contract_owner_id = ? AND shard = ?",
+                                " WHERE contract_owner_id = ? AND block = ? AND shard = ?",
         [COUNT_REFUNDS]       = "UPDATE owner_counts SET refund_count = refund_count + 1"
-                                " WHERE contract_owner_id = ? AND shard = ?",
+                                " WHERE contract_owner_id = ? AND block = ? AND shard = ?",
     };
     static const char *const insert[] = {
-        [COUNT_NORMAL_EVENTS] = "INSERT INTO owner_counts (contract_owner_id, shard,"
-                                " normal_events) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE"
+        [COUNT_NORMAL_EVENTS] = "INSERT INTO owner_counts (contract_owner_id, block,"
+                                " shard, normal_events) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE"
                                 " normal_events = normal_events + 1",
-        [COUNT_ADHOC_EVENTS]  = "INSERT INTO owner_counts (contract_owner_id, shard,"
-                                " adhoc_events) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE"
+        [COUNT_ADHOC_EVENTS]  = "INSERT INTO owner_counts (contract_owner_id, block,"
+                                " shard, adhoc_events) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE"
                                 " adhoc_events = adhoc_events + 1",
-        [COUNT_REFUNDS]       = "INSERT INTO owner_counts (contract_owner_id, shard,"
-                                " refund_count) VALUES (?, ?, 1) ON DUPLICATE KEY UPDATE"
+        [COUNT_REFUNDS]       = "INSERT INTO owner_counts (contract_owner_id, block,"
+                                " shard, refund_count) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE"
                                 " refund_count = refund_count + 1",
     };
     struct dbq *q = dbq_new(u, update[which]);
     dbq_i64(q, c->owner);
+    dbq_i64(q, row_id >> OWNER_COUNT_BLOCK_SHIFT);
     dbq_i64(q, c->id % OWNER_COUNT_SHARDS);
     enum db_rc rc = dbq_exec(q);
     if (rc != DB_OK || dbq_affected(q) > 0)
         return rc;
     q = dbq_new(u, insert[which]);
     dbq_i64(q, c->owner);
+    dbq_i64(q, row_id >> OWNER_COUNT_BLOCK_SHIFT);
     dbq_i64(q, c->id % OWNER_COUNT_SHARDS);
     return dbq_exec(q);
 }
@@ -251,10 +260,11 @@ invoice_event_insert(struct db_uow *u, const struct invoice *inv,
     enum db_rc rc = dbq_exec(q);
     if (rc != DB_OK)
         return rc;
+    int64_t row_id = dbq_insert_id(q);
     if (id != NULL)
-        *id = dbq_insert_id(q);
+        *id = row_id;
     return owner_count(u, c, inv->kind == INVOICE_ADHOC ? COUNT_ADHOC_EVENTS
-                                                         : COUNT_NORMAL_EVENTS);
+                                                         : COUNT_NORMAL_EVENTS, row_id);
 }
 
 enum db_rc
@@ -282,7 +292,7 @@ refund_insert(struct db_uow *u, const struct customer *c, const struct refund_ro
     if (rc != DB_OK)
         return rc;
     *id = dbq_insert_id(q);
-    return owner_count(u, c, COUNT_REFUNDS);
+    return owner_count(u, c, COUNT_REFUNDS, *id);
 }
 
 struct open_invoice {

@@ -92,9 +92,12 @@ DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct inv
                                               const struct customer *c,
                                               const struct invoice_event *e, int64_t *id);
 /* Each contract owner's events and refunds are counted in owner_counts
- * (schema 008), one row per shard = customer_id % OWNER_COUNT_SHARDS;
- * invoice_event_insert and refund_insert count their row. */
+ * (schemas 008, 011), one row per block of ids = row id >>
+ * OWNER_COUNT_BLOCK_SHIFT and shard = customer_id % OWNER_COUNT_SHARDS;
+ * invoice_event_insert and refund_insert count their row. A list finds
+ * the row at a position by summing the blocks (handlers/list.c). */
 #define OWNER_COUNT_SHARDS 64
+#define OWNER_COUNT_BLOCK_SHIFT 15
 enum owner_count { COUNT_NORMAL_EVENTS, COUNT_ADHOC_EVENTS, COUNT_REFUNDS };
 
 /* A refund row on an invoice of a locked customer (the caller moves the

@@ -43,12 +43,12 @@ static const struct col adhoc_cols[] = {EVENT_COLS("generatedAdhocInvoiceId")};
 static const struct resource normal_events = {
     EVENT_FROM, "p.contract_owner_id", EVENT_DIGITS, "p.id",
     normal_cols, sizeof(normal_cols) / sizeof(normal_cols[0]),
-    "SELECT COALESCE(SUM(normal_events), 0) FROM owner_counts WHERE 1=1",
+    NULL, "normal_events",
 };
 static const struct resource adhoc_events = {
     EVENT_FROM, "p.contract_owner_id", EVENT_DIGITS, "p.id",
     adhoc_cols, sizeof(adhoc_cols) / sizeof(adhoc_cols[0]),
-    "SELECT COALESCE(SUM(adhoc_events), 0) FROM owner_counts WHERE 1=1",
+    NULL, "adhoc_events",
 };
 
 struct kind {

@@ -12,7 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ledger.h"
 #include "router.h"
+
+struct id_block {
+    int64_t block; /* ids from block << OWNER_COUNT_BLOCK_SHIFT */
+    int64_t n;     /* the list's rows among them */
+};
 
 struct bind {
     struct bind *next;
@@ -419,8 +425,43 @@ owner_bind(struct dbq *q, const struct principal *p)
             dbq_i64(q, p->owners[i]);
 }
 
-/* X-Total-Count: from the owners' counters when the resource has them
- * and no filter narrows the list, else COUNT(*) over the matching rows. */
+/* The unfiltered list's rows by block of ids, in id order, from the
+ * owners' counters; *total their sum. */
+static enum db_rc
+list_blocks(struct list *l, int64_t *total)
+{
+    struct req *r = l->r;
+    struct abuf sql;
+    abuf_init(&sql, r->arena);
+    abuf_printf(&sql, "SELECT block, SUM(%s) FROM owner_counts WHERE 1=1", l->res->counter);
+    owner_cond(&sql, &r->principal);
+    abuf_adds(&sql, " GROUP BY block ORDER BY block");
+    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
+    owner_bind(q, &r->principal);
+    enum db_rc rc = dbq_exec(q);
+    size_t     cap = 0;
+    *total = 0;
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK) {
+        int64_t n = dbq_col_i64(q, 1);
+        if (n <= 0)
+            continue;
+        if (l->nblocks == cap) {
+            struct id_block *b = ARENA_NEW(r->arena, struct id_block, cap ? 2 * cap : 64);
+            if (l->nblocks)
+                memcpy(b, l->blocks, l->nblocks * sizeof(*b));
+            l->blocks = b;
+            cap = cap ? 2 * cap : 64;
+        }
+        l->blocks[l->nblocks].block = dbq_col_i64(q, 0);
+        l->blocks[l->nblocks++].n = n;
+        *total += n;
+    }
+    return rc == DB_NOT_FOUND ? DB_OK : rc;
+}
+
+/* X-Total-Count: from the owners' counters (or the resource's count
+ * statement) when the resource has them and no filter narrows the list,
+ * else COUNT(*) over the matching rows. */
 static enum db_rc
 list_total(struct list *l, int64_t *total)
 {
@@ -428,6 +469,8 @@ list_total(struct list *l, int64_t *total)
     const struct resource *res = l->res;
     struct abuf            sql;
     struct dbq            *q;
+    if (res->counter != NULL && !l->filtered)
+        return list_blocks(l, total);
     abuf_init(&sql, r->arena);
     if (res->count_sql != NULL && !l->filtered) {
         abuf_adds(&sql, res->count_sql);
@@ -483,9 +526,42 @@ nth_id(struct list *l, int from_end, int64_t skip, int64_t *id)
     return rc;
 }
 
+/* The id at position pos (from 0) of the list in ascending id order, from
+ * the blocks' counts: the block that holds it is found by adding up the
+ * counts, then at most half a block's ids are skipped, from the block's
+ * nearer end. DB_NOT_FOUND when the counts do not reach pos. */
+static enum db_rc
+block_nth_id(struct list *l, int64_t pos, int64_t *id)
+{
+    size_t i = 0;
+    while (i < l->nblocks && pos >= l->blocks[i].n)
+        pos -= l->blocks[i++].n;
+    if (i == l->nblocks)
+        return DB_NOT_FOUND;
+    int64_t     n = l->blocks[i].n, lo = l->blocks[i].block << OWNER_COUNT_BLOCK_SHIFT;
+    int         back = pos >= n / 2;
+    struct req *r = l->r;
+    struct abuf sql;
+    abuf_init(&sql, r->arena);
+    abuf_printf(&sql, "SELECT %s %s WHERE 1=1%s AND %s >= ? AND %s < ? ORDER BY %s%s"
+                " LIMIT 1 OFFSET ?", l->res->id_sql, l->res->from,
+                l->where.len ? abuf_str(&l->where) : "", l->res->id_sql, l->res->id_sql,
+                l->res->id_sql, back ? " DESC" : "");
+    struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
+    bind_all(q, l->binds);
+    dbq_i64(q, lo);
+    dbq_i64(q, lo + ((int64_t)1 << OWNER_COUNT_BLOCK_SHIFT));
+    dbq_i64(q, back ? n - 1 - pos : pos);
+    enum db_rc rc = dbq_one(q);
+    if (rc == DB_OK)
+        *id = dbq_col_i64(q, 0);
+    return rc;
+}
+
 /* An id-ordered list is read by position, never by OFFSET over the rows:
  * the page starts after the keyset continuation's id, or at the id found
- * by skipping ids from the nearer end of the list (the exact total says
+ * from the owners' counters by block (an unfiltered list), or else by
+ * skipping ids from the nearer end of the list (the exact total says
  * which end). *next_after: the page's last id when a next page follows.
  * *empty: the page is past the end. */
 static enum db_rc
@@ -499,7 +575,8 @@ position(struct list *l, int64_t total, int64_t *next_after, int *empty)
         l->from = l->after;
         l->from_incl = 0;
     } else if (skip > 0) {
-        rc = skip >= total      ? DB_NOT_FOUND
+        rc = skip >= total ? DB_NOT_FOUND
+             : l->nblocks  ? block_nth_id(l, l->by_id > 0 ? skip : total - skip - 1, &l->from)
              : skip <= total / 2 ? nth_id(l, 0, skip, &l->from)
                                  : nth_id(l, 1, total - skip - 1, &l->from);
         l->from_incl = 1;

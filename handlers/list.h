@@ -39,13 +39,19 @@ struct resource {
     size_t            ncols;
     const char       *count_sql;  /* optional: "SELECT <exact total> FROM
                                      ... WHERE ..." over a table with a
-                                     contract_owner_id column (the money
-                                     core's owner_counts), for the
+                                     contract_owner_id column, for the
                                      unfiltered list; tenancy is added on
                                      that column */
+    const char       *counter;    /* optional: the money core's
+                                     owner_counts column counting the
+                                     rows (by owner and block of ids), for
+                                     the unfiltered list's exact total and
+                                     to find a page's first row without
+                                     reading the rows before it */
 };
 
 struct bind;
+struct id_block;
 
 struct list {
     struct req            *r;
@@ -58,6 +64,8 @@ struct list {
     unsigned char         *selected;  /* NULL: every field */
     int                    filtered;  /* a filter parameter was given */
     int                    by_id;     /* ordered by id alone: 1 asc, -1 desc */
+    struct id_block       *blocks;    /* the unfiltered list's rows by block */
+    size_t                 nblocks;
     int64_t                after;     /* keyset: rows after this id (0: none) */
     int64_t                from;      /* the page's first id (from_incl) or the
                                          id before it; 0: from the start */

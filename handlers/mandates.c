@@ -30,12 +30,13 @@ static const struct col mandate_cols[] = {
     {"thirdPartyCustomerReference",  "m.third_party_customer_reference",   COL_STR},
 };
 
+/* The tenant on the row (schema 011): a tenant's mandates are one range of
+ * mandate_owner in id order, counted from that index alone. */
 static const struct resource mandates = {
-    "FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
-    " JOIN customers c ON c.id = s.customer_id",
-    "c.contract_owner_id", NULL, "m.id",
+    "FROM site_payment_mandates m",
+    "m.contract_owner_id", NULL, "m.id",
     mandate_cols, sizeof(mandate_cols) / sizeof(mandate_cols[0]),
-    NULL,
+    NULL, NULL,
 };
 
 int
@@ -244,11 +245,13 @@ site_payment_mandates_create(struct req *r)
             return db_fail(r, rc);
     }
     q = dbq_new(&r->db,
-        "INSERT INTO site_payment_mandates (site_id, provider_id, return_url,"
-        " redirect_url, exit_url, flow_token, flow_expires_at, flow_completed_at,"
-        " mandate_reference, third_party_customer_reference)"
-        " VALUES (?,?,?,?,?,?, UTC_TIMESTAMP() + INTERVAL 1 HOUR,"
-        " IF(? IS NULL, NULL, UTC_TIMESTAMP()), ?, ?)");
+        "INSERT INTO site_payment_mandates (site_id, contract_owner_id, provider_id,"
+        " return_url, redirect_url, exit_url, flow_token, flow_expires_at,"
+        " flow_completed_at, mandate_reference, third_party_customer_reference)"
+        " VALUES (?, (SELECT c.contract_owner_id FROM sites s JOIN customers c"
+        " ON c.id = s.customer_id WHERE s.id = ?), ?,?,?,?,?,"
+        " UTC_TIMESTAMP() + INTERVAL 1 HOUR, IF(? IS NULL, NULL, UTC_TIMESTAMP()), ?, ?)");
+    dbq_i64(q, site_id);
     dbq_i64(q, site_id);
     dbq_i64(q, provider_id);
     dbq_str(q, return_url);

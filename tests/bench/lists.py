@@ -56,7 +56,9 @@ def main():
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     env = env_of(stackdir)
     owners = ",".join(r[0] for r in sql(env, "SELECT id FROM contract_owners ORDER BY id"))
-    one = owners.split(",")[0]
+    # The single owner: the one with the most invoice payment events.
+    one = sql(env, "SELECT contract_owner_id FROM owner_counts GROUP BY contract_owner_id"
+                   " ORDER BY SUM(normal_events) DESC LIMIT 1")[0][0]
     token = subprocess.run([env["PAY_BIN"], "--config", env["PAY_CONFIG"], "token", "--sub",
                             "lists", "--scope", "payments:read", "--contract-owners", owners,
                             "--ttl", "3600"], capture_output=True, text=True,
@@ -87,9 +89,11 @@ def main():
         ("invoice-payments, every owner, middle page (Link next)", mid_next, token),
         ("invoice-payments, every owner, last page", ip + str(last), token),
         ("invoice-payments, one owner, page 1", ip + "1", token1),
-        ("invoice-payments, one owner, middle page (page=N)", ip + str(last1 // 2), token1),
+        ("invoice-payments, one owner, middle page (page=N)", ip + str(max(1, last1 // 2)), token1),
         ("invoice-payments, one owner, last page", ip + str(last1), token1),
         ("invoice-payments, every owner, id:desc page 1", ip + "1&sort=id:desc", token),
+        ("invoice-payments, every owner, id:desc middle page (page=N)",
+         ip + str(last // 3) + "&sort=id:desc", token),
         ("adhoc-invoice-payments, every owner, page 1",
          "/v1/adhoc-invoice-payments?pageSize=100&page=1", token),
         ("refunds, every owner, page 1", "/v1/refunds?pageSize=100&page=1", token),
@@ -99,6 +103,8 @@ def main():
          "/v1/customer-credit-status?pageSize=100&page=%d" % max(1, -(-int(sql(
              env, "SELECT COUNT(*) FROM customers WHERE credit_threshold IS NOT NULL")[0][0])
              // 100)), token),
+        ("site-payment-mandates, every owner, page 1",
+         "/v1/site-payment-mandates?pageSize=100&page=1", token),
         ("payment-providers, every owner, page 1",
          "/v1/payment-providers?pageSize=100&page=1", token),
         ("customer-balances, one customer",
@@ -124,12 +130,16 @@ def main():
          " AND p.invoice_kind = 1 ORDER BY p.id LIMIT 100" % ol),
         ("page 1, one owner", "SELECT p.id, p.amount FROM invoice_payments p WHERE 1=1 AND"
          " p.contract_owner_id IN (%s) AND p.invoice_kind = 1 ORDER BY p.id LIMIT 100" % one),
-        ("a page's first id (page=N, skipping ids)", "SELECT p.id FROM invoice_payments p WHERE"
-         " 1=1 AND %s AND p.invoice_kind = 1 ORDER BY p.id LIMIT 1 OFFSET 100000" % ol),
+        ("a page's first id (page=N): its block's rows", "SELECT block, SUM(normal_events)"
+         " FROM owner_counts WHERE 1=1 AND contract_owner_id IN (%s) GROUP BY block"
+         " ORDER BY block" % owners),
+        ("a page's first id (page=N): within its block", "SELECT p.id FROM invoice_payments p"
+         " WHERE 1=1 AND %s AND p.invoice_kind = 1 AND p.id >= 327680 AND p.id < 360448"
+         " ORDER BY p.id LIMIT 1 OFFSET 10000" % ol),
         ("keyset page", "SELECT p.id, p.amount FROM invoice_payments p WHERE 1=1 AND %s AND"
          " p.invoice_kind = 1 AND p.id > 1000000 ORDER BY p.id LIMIT 100" % ol),
-        ("X-Total-Count", "SELECT COALESCE(SUM(normal_events), 0) FROM customers WHERE 1=1"
-         " AND contract_owner_id IN (%s)" % owners),
+        ("site payment mandates page", "SELECT m.id FROM site_payment_mandates m WHERE 1=1"
+         " AND m.contract_owner_id IN (%s) ORDER BY m.id LIMIT 100" % owners),
         ("credit status page", "SELECT c.id FROM customers c WHERE 1=1 AND c.contract_owner_id"
          " IN (%s) AND c.credit_threshold IS NOT NULL ORDER BY c.id LIMIT 100" % owners),
     ]:

@@ -839,8 +839,9 @@ test_autocollect(void)
     sql_do("INSERT INTO provider_mandates (payment_method, mandate_reference, contract_owner_id,"
            " provider_id, status, account_holder_name, sort_code, account_number_last4) VALUES"
            " ('GO_CARDLESS', 'MD-DBC-AUTO', 1, 1, 'ACTIVE', 'A Payer', '123456', '5678')");
-    sql_do("INSERT INTO site_payment_mandates (site_id, provider_id, return_url, flow_token,"
-           " flow_expires_at, flow_completed_at, mandate_reference) VALUES (79001, 1,"
+    sql_do("INSERT INTO site_payment_mandates (site_id, contract_owner_id, provider_id,"
+           " return_url, flow_token, flow_expires_at, flow_completed_at, mandate_reference)"
+           " VALUES (79001, (SELECT contract_owner_id FROM customers WHERE id = 89), 1,"
            " 'https://shop.example/', REPEAT('a', 43), UTC_TIMESTAMP(), UTC_TIMESTAMP(),"
            " 'MD-DBC-AUTO')");
     struct {

@@ -324,6 +324,16 @@ test_no_shared_lock(struct arena *a, pid_t child, int go_fd, int done_fd)
     db_uow_init(&u, a);
     CHECK(db_tx_begin(&u) == DB_OK && customer_load(&u, 6, 1, &c) == DB_OK,
           "customer 6 locked (GBP, owner 1)");
+    /* The customer's statement reads its currency too, without locking it. */
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT id FROM currencies WHERE id = %" PRId64 " FOR UPDATE",
+             c.currency_id);
+    other_sql(other, "SET SESSION innodb_lock_wait_timeout = 1");
+    CHECK(c.digits == 2 && strcmp(c.currency_code, "GBP") == 0 &&
+              mysql_query(other, sql) == 0,
+          "the currency (%s) is loaded and not locked: %s", c.currency_code, mysql_error(other));
+    mysql_free_result(mysql_store_result(other));
+    other_sql(other, "SET SESSION innodb_lock_wait_timeout = DEFAULT");
     if (write(go_fd, "g", 1) != 1)
         die("pipe");
     ssize_t n = read(done_fd, res, sizeof(res) - 1);

@@ -219,15 +219,36 @@ explain(char *buf, size_t size, const char *sql)
 /* Generated data (tens of thousands of events over ten new contract
  * owners): every page the API gives, by page number and by following Link
  * next, is the rows an independent query gives; X-Total-Count is the
- * count; and the statements start from the index in the list's order. */
+ * count; and the statements start from the index in the list's order.
+ * The generated events straddle a block of the owners' counters (schema
+ * 011), so a page number is found by adding up more than one block. */
 static void
 test_tenant_lists(void)
 {
     int64_t base = sql_i64("SELECT MAX(id) FROM contract_owners");
-    if (db_generate(1200, 12000, 7) != 0) {
+    /* The generator numbers its events after the highest id: a copy of the
+     * newest event placed 4000 ids before a block boundary, removed again
+     * after the generation, puts the boundary among the generated events. */
+    int64_t top = sql_i64("SELECT MAX(id) FROM invoice_payments");
+    int64_t bump = (((top >> 15) + 2) << 15) - 4000;
+    char    stmt[512];
+    sql_do("CREATE TEMPORARY TABLE bump AS SELECT * FROM invoice_payments"
+           " WHERE id = (SELECT MAX(id) FROM invoice_payments)");
+    snprintf(stmt, sizeof(stmt), "UPDATE bump SET id = %" PRId64 ", ledger_id = NULL,"
+             " customer_payment_id = NULL, attempt_id = NULL", bump);
+    sql_do(stmt);
+    sql_do("INSERT INTO invoice_payments SELECT * FROM bump");
+    sql_do("DROP TEMPORARY TABLE bump");
+    int gen = db_generate(1200, 12000, 7);
+    snprintf(stmt, sizeof(stmt), "DELETE FROM invoice_payments WHERE id = %" PRId64, bump);
+    sql_do(stmt);
+    if (gen != 0) {
         CHECK(0, "generate the data");
         return;
     }
+    CHECK(sql_i64("SELECT COUNT(DISTINCT block) FROM owner_counts WHERE contract_owner_id = %"
+                  PRId64 " AND normal_events > 0", base + 1) >= 2,
+          "the generated owner's events span more than one block of ids");
     mysql_query(other, "ANALYZE TABLE invoice_payments, customers, refunds");
     mysql_free_result(mysql_store_result(other));
     char *saved = token, err[256], want[16384], got[16384], hdr[1024], owners[64];
@@ -243,7 +264,7 @@ test_tenant_lists(void)
         CHECK(total > 1000, "owners %s: generated events to page through (%" PRId64 ")",
               owners, total);
         int64_t size = 100, last = (total + size - 1) / size;
-        int64_t pages[] = {1, 2, last / 2, last - 1, last};
+        int64_t pages[] = {1, 2, last / 3, last / 2, 2 * last / 3, last - 1, last};
         for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
             char path[256];
             snprintf(path, sizeof(path), "/v1/invoice-payments?page=%" PRId64
@@ -300,6 +321,17 @@ test_tenant_lists(void)
                 " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND c.contract_owner_id"
                 " IN (%s) ORDER BY p.id DESC LIMIT 100 OFFSET 200", owners);
         CHECK_STR(got, want, "owners %s: page 3 by id:desc", owners);
+        for (int64_t pg = last / 3; pg <= last - 1; pg += last / 3) {
+            char path[256];
+            snprintf(path, sizeof(path), "/v1/invoice-payments?page=%" PRId64
+                     "&pageSize=70&sort=id:desc", pg);
+            r = call("GET", path, NULL, NULL);
+            ids_of(&r, got, sizeof(got));
+            ids_sql(want, sizeof(want), "SELECT p.id FROM invoice_payments p JOIN customers c"
+                    " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND c.contract_owner_id"
+                    " IN (%s) ORDER BY p.id DESC LIMIT 70 OFFSET %" PRId64, owners, (pg - 1) * 70);
+            CHECK_STR(got, want, "owners %s: %s", owners, path);
+        }
         r = call("GET", "/v1/invoice-payments?page=1&pageSize=10&customerPaymentType=CUSTOMER",
                  NULL, NULL);
         CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) ==
@@ -330,15 +362,34 @@ test_tenant_lists(void)
     explain(plan, sizeof(plan), "SELECT p.id, p.amount FROM invoice_payments p WHERE 1=1"
             " AND p.invoice_kind = 1 ORDER BY p.id LIMIT 100");
     CHECK(!strstr(plan, "filesort"), "every tenant's events: id order, no sort (%s)", plan);
-    snprintf(sql, sizeof(sql), "SELECT COALESCE(SUM(normal_events), 0) FROM owner_counts"
-             " WHERE 1=1 AND contract_owner_id IN (%" PRId64 ",%" PRId64 ")", base + 1, base + 2);
+    snprintf(sql, sizeof(sql), "SELECT block, SUM(normal_events) FROM owner_counts"
+             " WHERE 1=1 AND contract_owner_id IN (%" PRId64 ",%" PRId64 ")"
+             " GROUP BY block ORDER BY block", base + 1, base + 2);
     explain(plan, sizeof(plan), sql);
     CHECK(strncmp(plan, "PRIMARY |", 9) == 0,
-          "X-Total-Count: the owners' counter rows by primary key (%s)", plan);
+          "X-Total-Count and the blocks: the owners' counter rows by primary key (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT p.id FROM invoice_payments p WHERE 1=1"
+             " AND p.contract_owner_id IN (%" PRId64 ") AND p.invoice_kind = 1"
+             " AND p.id >= 32768 AND p.id < 65536 ORDER BY p.id DESC LIMIT 1 OFFSET 500",
+             base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "invoice_payment_owner") && strstr(plan, "Using index") &&
+              !strstr(plan, "filesort"),
+          "a page's first row: one block of the owner index (%s)", plan);
     snprintf(sql, sizeof(sql), "SELECT f.id FROM refunds f WHERE 1=1 AND"
              " f.contract_owner_id IN (%" PRId64 ") ORDER BY f.id LIMIT 100", base + 1);
     explain(plan, sizeof(plan), sql);
     CHECK(!strstr(plan, "filesort"), "one tenant's refunds: no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT m.id FROM site_payment_mandates m WHERE 1=1 AND"
+             " m.contract_owner_id IN (%" PRId64 ") ORDER BY m.id LIMIT 100", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "mandate_owner") && !strstr(plan, "filesort"),
+          "one tenant's mandates: the owner index in id order, no sort (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM site_payment_mandates m WHERE 1=1 AND"
+             " m.contract_owner_id IN (%" PRId64 ")", base + 1);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "mandate_owner") && strstr(plan, "Using index"),
+          "one tenant's mandates counted from the owner index alone (%s)", plan);
     snprintf(sql, sizeof(sql), "SELECT c.id, c.credit_threshold, c.balance FROM customers c WHERE 1=1 AND"
              " c.contract_owner_id IN (%" PRId64 ") AND c.credit_threshold IS NOT NULL"
              " ORDER BY c.id LIMIT 100", base + 1);
@@ -372,6 +423,10 @@ test_tenant_lists(void)
           sql_i64("SELECT COUNT(*) FROM refunds f JOIN customers c ON c.id = f.customer_id"
                   " WHERE f.contract_owner_id <> c.contract_owner_id") == 0,
           "events and refunds carry their customer's owner");
+    CHECK(sql_i64("SELECT COUNT(*) FROM site_payment_mandates m JOIN sites s ON s.id = m.site_id"
+                  " JOIN customers c ON c.id = s.customer_id"
+                  " WHERE m.contract_owner_id <> c.contract_owner_id") == 0,
+          "mandates carry their site's customer's owner");
 }
 
 /* ---- the money-moving operations ------------------------------------------ */
