@@ -777,11 +777,11 @@ test_mandate_pending(void)
            " provider_id, status, account_holder_name, sort_code, account_number_last4) VALUES"
            " ('GO_CARDLESS', 'MD-DBC-PENDING', 1, 1, 'SUBMITTED', 'A Payer', '123456', '5678'),"
            " ('GO_CARDLESS', 'MD-DBC-DONE', 1, 1, 'CANCELLED', 'A Payer', '123456', '5678')");
-    sql_do("INSERT INTO site_payment_mandates (site_id, provider_id, return_url, flow_token,"
-           " flow_expires_at, flow_completed_at, mandate_reference) VALUES (78801, 1,"
-           " 'https://shop.example/', REPEAT('c', 43), UTC_TIMESTAMP(), UTC_TIMESTAMP(),"
-           " 'MD-DBC-DONE'), (78801, 1, 'https://shop.example/', REPEAT('b', 43),"
-           " UTC_TIMESTAMP(), UTC_TIMESTAMP(), 'MD-DBC-PENDING')");
+    sql_do("INSERT INTO site_payment_mandates (site_id, contract_owner_id, provider_id,"
+           " return_url, flow_token, flow_expires_at, flow_completed_at, mandate_reference)"
+           " VALUES (78801, 1, 1, 'https://shop.example/', REPEAT('c', 43), UTC_TIMESTAMP(),"
+           " UTC_TIMESTAMP(), 'MD-DBC-DONE'), (78801, 1, 1, 'https://shop.example/',"
+           " REPEAT('b', 43), UTC_TIMESTAMP(), UTC_TIMESTAMP(), 'MD-DBC-PENDING')");
     int64_t inv = add_invoice(cid, 1, 4200, "2025-06-01"),
             inv2 = add_invoice(cid, 1, 1800, "2025-06-01");
     char sql[256];
