@@ -16,7 +16,9 @@
 set -euo pipefail
 
 die() { echo "data.sh: $*" >&2; exit 1; }
-[ $# -ge 3 ] && [ "$2" = "--rows" ] || die "usage: $0 STACKDIR --rows 1M|10M|N [--seed S]"
+if [ $# -lt 3 ] || [ "$2" != "--rows" ]; then
+    die "usage: $0 STACKDIR --rows 1M|10M|N [--seed S]"
+fi
 STACK=$1
 case $3 in
     *M) TARGET=$(( ${3%M} * 1000000 )) ;;
@@ -49,7 +51,7 @@ while rows=$(sql "SELECT COUNT(*) FROM ledger") && [ "$rows" -lt "$TARGET" ]; do
     if [ "$missing" -ge 920000 ]; then
         gen 20000 200000 $(( SEED + n ))
     else  # 4.6 ledger rows per invoice, 10 invoices per customer, + 2 %
-        inv=$(( missing * 102 / 100 * 10 / 46 + 1 ))
+        inv=$(( missing * 1020 / 4600 + 1 ))
         gen $(( inv / 10 + 1 )) "$inv" $(( SEED + n ))
     fi
     n=$(( n + 1 ))
