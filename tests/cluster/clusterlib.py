@@ -79,10 +79,22 @@ def wait_for(what, cond, seconds=60, every=0.2):
         time.sleep(every)
 
 
-def start_property(ops, retry_seconds=0, threads=12):
+def start_property(ops, retry_seconds=0, threads=12, sql_node=1):
     """Starts the e2e money property test as a child process against the
-    balancer; returns the Popen (its output is collected)."""
+    balancer; returns the Popen (its output is collected). Its own SQL
+    checks read node sql_node (one the fault leaves up), with causal reads:
+    every write the cluster committed is applied there first."""
     env = dict(os.environ, PAY_OPS=str(ops), PAY_THREADS=str(threads))
+    if sql_node != 1:
+        path = os.path.join(DIR, "env.node%d" % sql_node)
+        with open(os.environ["PAY_STACK_ENV"]) as f, open(path, "w") as out:
+            for line in f:
+                if line.startswith("MYSQL_CMD="):
+                    line = ("MYSQL_CMD='mariadb --no-defaults --socket=%s -uroot"
+                            " --init-command=\"SET SESSION wsrep_sync_wait=1\" pay'\n"
+                            % SOCKETS[sql_node - 1])
+                out.write(line)
+        env["PAY_STACK_ENV"] = path
     if retry_seconds:
         env["PAY_RETRY_SECONDS"] = str(retry_seconds)
     return subprocess.Popen([sys.executable, PROPERTY], env=env, stdout=subprocess.PIPE,
