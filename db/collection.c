@@ -149,15 +149,6 @@ attempt_one(struct dbq *q, struct attempt *a)
     return rc;
 }
 
-static void
-bind_opt_i64(struct dbq *q, int64_t v)
-{
-    if (v != 0)
-        dbq_i64(q, v);
-    else
-        dbq_null(q);
-}
-
 enum db_rc
 attempt_insert(struct db_uow *u, struct attempt *a)
 {
@@ -171,10 +162,10 @@ attempt_insert(struct db_uow *u, struct attempt *a)
         " IF(? = 1, UTC_TIMESTAMP(6), NULL))");
     dbq_i64(q, a->kind);
     dbq_i64(q, a->customer_id);
-    bind_opt_i64(q, a->invoice_kind);
-    bind_opt_i64(q, a->invoice_id);
-    bind_opt_i64(q, a->refund_id);
-    bind_opt_i64(q, a->provider_id);
+    dbq_id(q, a->invoice_kind);
+    dbq_id(q, a->invoice_id);
+    dbq_id(q, a->refund_id);
+    dbq_id(q, a->provider_id);
     dbq_str(q, a->method);
     dbq_str(q, a->mandate_reference);
     dbq_i64(q, a->amount);
@@ -184,7 +175,7 @@ attempt_insert(struct db_uow *u, struct attempt *a)
     dbq_str(q, a->reference);
     dbq_str(q, a->status);
     dbq_str(q, a->error_info);
-    bind_opt_i64(q, a->payment_link_id);
+    dbq_id(q, a->payment_link_id);
     dbq_i64(q, a->due ? 1 : 0);
     enum db_rc rc = dbq_exec(q);
     if (rc == DB_OK)
@@ -466,7 +457,7 @@ refund_money(struct db_uow *u, struct customer *c, struct attempt *a,
         " ledger_id = COALESCE(?, ledger_id), error_info = COALESCE(?, error_info)"
         " WHERE id = ?");
     dbq_str(q, a->status);
-    bind_opt_i64(q, to == AG_SETTLED ? lid : 0);
+    dbq_id(q, to == AG_SETTLED ? lid : 0);
     dbq_str(q, a->error_info);
     dbq_i64(q, a->refund_id);
     return dbq_exec(q);
@@ -559,7 +550,7 @@ attempt_advance(struct db_uow *u, struct customer *c, struct attempt *a,
             " next_action_at = IF(?, next_action_at, NULL),"
             " updated_at = UTC_TIMESTAMP(6) WHERE id = ?");
         dbq_str(q, status);
-        bind_opt_i64(q, a->applied_ledger_id);
+        dbq_id(q, a->applied_ledger_id);
         dbq_str(q, a->reference);
         dbq_str(q, rep->error_info);
         /* Only a final status ends the reconciliation: after CONFIRMED the

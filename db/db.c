@@ -474,6 +474,15 @@ dbq_null(struct dbq *q)
     dbq_strn(q, NULL, 0);
 }
 
+void
+dbq_id(struct dbq *q, int64_t id)
+{
+    if (id != 0)
+        dbq_i64(q, id);
+    else
+        dbq_null(q);
+}
+
 static void
 release(void *arg)
 {

@@ -87,6 +87,7 @@ void dbq_i64(struct dbq *q, int64_t v);
 void dbq_str(struct dbq *q, const char *s);      /* NULL binds NULL */
 void dbq_strn(struct dbq *q, const char *s, size_t n);
 void dbq_null(struct dbq *q);
+void dbq_id(struct dbq *q, int64_t id);           /* an optional id: 0 binds NULL */
 /* Executes. DB_RETRY (deadlock, lock wait timeout; on Galera also the
  * certification failure of a write-set, at any statement or at COMMIT),
  * a lost connection and a node outside the primary component (DB_ERROR)

@@ -245,18 +245,9 @@ invoice_event_insert(struct db_uow *u, const struct invoice *inv,
     dbq_str(q, e->description);
     dbq_str(q, e->payment_method);
     dbq_str(q, e->customer_payment_type);
-    if (e->customer_payment_id)
-        dbq_i64(q, e->customer_payment_id);
-    else
-        dbq_null(q);
-    if (e->ledger_id)
-        dbq_i64(q, e->ledger_id);
-    else
-        dbq_null(q);
-    if (e->attempt_id)
-        dbq_i64(q, e->attempt_id);
-    else
-        dbq_null(q);
+    dbq_id(q, e->customer_payment_id);
+    dbq_id(q, e->ledger_id);
+    dbq_id(q, e->attempt_id);
     enum db_rc rc = dbq_exec(q);
     if (rc != DB_OK)
         return rc;
@@ -284,10 +275,7 @@ refund_insert(struct db_uow *u, const struct customer *c, const struct refund_ro
     dbq_i64(q, c->currency_id);
     dbq_str(q, f->description);
     dbq_str(q, f->payment_method);
-    if (f->ledger_id)
-        dbq_i64(q, f->ledger_id);
-    else
-        dbq_null(q);
+    dbq_id(q, f->ledger_id);
     enum db_rc rc = dbq_exec(q);
     if (rc != DB_OK)
         return rc;

@@ -755,10 +755,7 @@ provider_stripe_payouts(struct req *r, long lease_ms)
         q = dbq_new(u, "UPDATE stripe_payouts SET starting_after = ?, calls = 0,"
                        " error_info = NULL, status = ?, next_action_at = IF(? , UTC_TIMESTAMP(6)"
                        " + INTERVAL ? * 1000 MICROSECOND, NULL) WHERE id = ?");
-        if (last)
-            dbq_str(q, last);
-        else
-            dbq_null(q);
+        dbq_str(q, last);
         dbq_str(q, go_on ? "PAID" : "DONE");
         dbq_i64(q, go_on);
         dbq_i64(q, lease_ms);

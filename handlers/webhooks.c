@@ -274,10 +274,7 @@ apply_event(struct req *r, int64_t provider_id, const struct webhook_event *ev,
     }
     q = dbq_new(u, "UPDATE provider_events SET outcome = ?, attempt_id = ? WHERE id = ?");
     dbq_str(q, *outcome);
-    if (attempt_id)
-        dbq_i64(q, attempt_id);
-    else
-        dbq_null(q);
+    dbq_id(q, attempt_id);
     dbq_i64(q, event_row);
     if ((rc = dbq_exec(q)) != DB_OK)
         return rc;
