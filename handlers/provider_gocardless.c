@@ -475,10 +475,23 @@ gc_refund_submit(struct req *r, const struct provider_money *m, struct provider_
         out->error = "gocardless: no collected GoCardless payment of this customer to refund";
         return PROVIDER_REFUSED;
     }
-    /* The payment as it is now: what was refunded of it already. */
+    /* An instant bank payment's attempt holds its billing request: the
+     * payment is the one the request made. */
+    const char      *pm = m->payment_reference;
     struct gc_answer ans;
-    int              rc = fetch(r, "payments", m->payment_reference, &ans, out), ok = 1;
-    if (rc != 0)
+    int              rc, ok = 1;
+    if (is_billing_request(pm)) {
+        if ((rc = fetch(r, "billing_requests", pm, &ans, out)) != 0)
+            return rc;
+        const struct json_value *links = json_get(ans.body, "links");
+        pm = links ? str_of(links, "payment_request_payment") : NULL;
+        if (pm == NULL) {
+            out->error = "gocardless: the billing request made no payment to refund";
+            return PROVIDER_REFUSED;
+        }
+    }
+    /* The payment as it is now: what was refunded of it already. */
+    if ((rc = fetch(r, "payments", pm, &ans, out)) != 0)
         return rc;
     int64_t amount = int_of(ans.body, "amount", &ok),
             refunded = json_get(ans.body, "amount_refunded") ? int_of(ans.body,
@@ -498,12 +511,12 @@ gc_refund_submit(struct req *r, const struct provider_money *m, struct provider_
     json_key(g, "links");
     json_map_open(g);
     json_key(g, "payment");
-    json_str(g, m->payment_reference);
+    json_str(g, pm);
     json_map_close(g);
     const char *body = body_end(&b);
     if (refunded + m->amount > amount)
         log_info("gocardless", "refund of %s over what is left of it: the provider decides"
-                 " (a repeated call answers the refund its key made)", m->payment_reference);
+                 " (a repeated call answers the refund its key made)", pm);
     rc = create(r, "refunds", body, m->idempotency_key, &ans, out);
     return rc != 0 ? rc : refund_result(r, ans.body, out);
 }

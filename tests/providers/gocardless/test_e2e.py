@@ -21,7 +21,8 @@ Customers (fixture.json, one auto-collect invoice each):
   111  (provider 2, GC_INSTANT_BANK_PAYMENTS) a payment link paid on the
        hosted page by bank transfer: the payer leaves it first (the billing
        request cancelled, the link payable again), then a new attempt with a
-       new key is paid: CONFIRMED, PAID_OUT, one ledger row
+       new key is paid: CONFIRMED, PAID_OUT, one ledger row; a refund
+       of it from the payment the request made
   112  (provider 2) the payer's bank declines: the attempt FAILED, nothing paid
   (110 is paid in Chromium by browser.mjs)
 """
@@ -545,6 +546,16 @@ def test_ibp_exit_then_paid(s):
     creates = ctl("state")["creates"]
     s.eq([creates.get("billing_requests %s" % a[3]) for a in both], [1, 1],
          "one create per key")
+    # A refund is paid back from the payment the billing request made.
+    r = post("/v1/refunds", {"invoiceId": 1110, "billRunType": "NORMAL",
+                             "amountInMajorCurrency": 2.0, "description": "ibp refund",
+                             "paymentMethod": "GC_INSTANT_BANK_PAYMENTS"}, TOK)
+    if s.status(r, 201, "a refund of 2.00 accepted"):
+        run_engine([111], until_idle=0)
+        rf = attempt(111, 2)
+        grf = ctl("state")["refunds"].get(rf[2] if rf else "") or {}
+        s.eq((grf.get("amount"), (grf.get("links") or {}).get("payment")), (200, pm),
+             "refunded from the payment the billing request made")
 
 
 def test_ibp_declined(s):
