@@ -34,7 +34,8 @@
  *                       the billing request (BRQ…): payment_fetch reads it
  *                       and, once fulfilled, its payment
  *                       (links.payment_request_payment); payment_cancel
- *                       cancels it; the payment's events are mapped to it.
+ *                       cancels it; the payment's events are mapped to it
+ *                       by the key in their resource_metadata.
  *   webhook_parse       Webhook-Signature: hex HMAC-SHA256(webhook_secret,
  *                       raw body), compared in constant time before parsing;
  *                       {"events":[…]} mapped by resource_type and action
@@ -767,32 +768,19 @@ gc_checkout_origin(struct req *r)
 
 /* The reference an event about payment pm moves: pm itself, unless pm was
  * made by fulfilling an instant bank payment's billing request, whose
- * attempt follows that request. Such a payment carries the attempt's key in
- * its metadata (the event's resource_metadata, else the payment's own). */
+ * attempt follows that request. Such a payment carries the key of a link's
+ * attempt in its metadata, which the event repeats (resource_metadata); an
+ * event without it leaves the attempt to the engine's fetch of the request. */
 static const char *
 payment_event_reference(struct req *r, const char *pm, const struct json_value *e)
 {
-    struct dbq *q = dbq_new(&r->db, "SELECT 1 FROM attempts WHERE provider_reference = ?"
-                                    " LIMIT 1");
-    dbq_str(q, pm);
-    enum db_rc rc = dbq_one(q);
-    db_uow_reset(&r->db);
-    if (rc != DB_NOT_FOUND || !id_ok(pm))
-        return pm;
     const struct json_value *md = json_get(e, "resource_metadata");
     const char *key = md != NULL && md->type == JSON_OBJECT ? str_of(md, "pay_api_key") : NULL;
-    if (key == NULL) {
-        struct provider_result res = {0};
-        struct gc_answer       ans;
-        if (fetch(r, "payments", pm, &ans, &res) != 0)
-            return pm;
-        md = json_get(ans.body, "metadata");
-        key = md != NULL && md->type == JSON_OBJECT ? str_of(md, "pay_api_key") : NULL;
-        if (key == NULL)
-            return pm;
-    }
-    q = dbq_new(&r->db, "SELECT provider_reference FROM attempts WHERE idempotency_key = ?"
-                        " AND provider_reference LIKE 'BRQ%' LIMIT 1");
+    if (key == NULL || strncmp(key, "pay-api-link-payment-", 21) != 0)
+        return pm;
+    struct dbq *q = dbq_new(&r->db, "SELECT provider_reference FROM attempts"
+                                    " WHERE idempotency_key = ? AND provider_reference LIKE 'BRQ%'"
+                                    " LIMIT 1");
     dbq_str(q, key);
     const char *brq = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
     db_uow_reset(&r->db);
