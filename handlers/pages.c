@@ -19,7 +19,6 @@
 #include "html.h"
 #include "money.h"
 #include "provider.h"
-#include "provider_stripe.h"
 #include "text.h"
 #include "token.h"
 
@@ -245,7 +244,7 @@ link_state_page(struct req *r, enum db_rc rc, const struct link *l)
  * none), error and how many attempts the link has had. */
 struct link_attempt {
     const char *status, *error, *reference;
-    int64_t     count;
+    int64_t     count, id;
 };
 
 static enum db_rc
@@ -253,7 +252,8 @@ link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
 {
     struct dbq *q = dbq_new(&r->db,
         "SELECT status, error_info, (SELECT COUNT(*) FROM attempts WHERE payment_link_id = ?),"
-        " provider_reference FROM attempts WHERE payment_link_id = ? ORDER BY id DESC LIMIT 1");
+        " provider_reference, id FROM attempts WHERE payment_link_id = ?"
+        " ORDER BY id DESC LIMIT 1");
     dbq_i64(q, l->id);
     dbq_i64(q, l->id);
     memset(la, 0, sizeof(*la));
@@ -263,6 +263,7 @@ link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
         la->error = dbq_col_str(q, 1);
         la->count = dbq_col_i64(q, 2);
         la->reference = dbq_col_str(q, 3);
+        la->id = dbq_col_i64(q, 4);
     }
     return rc == DB_NOT_FOUND ? DB_OK : rc;
 }
@@ -283,16 +284,38 @@ processing_page(struct req *r, const struct link *l)
     return html_end(r, &p, 200, NULL);
 }
 
+/* The adapter through whose hosted page a link's provider takes the
+ * payment (payment_checkout: Stripe Checkout, GoCardless instant bank
+ * payments), or NULL (the engine submits it); *type its PaymentMethod.
+ * active: only while the provider is ACTIVE. */
+static const struct provider_adapter *
+link_checkout(struct req *r, const struct link *l, int active, const char **type)
+{
+    struct dbq *q = dbq_new(&r->db, active ? "SELECT type FROM payment_providers WHERE id = ?"
+                                             " AND status = 'ACTIVE'"
+                                           : "SELECT type FROM payment_providers WHERE id = ?");
+    dbq_i64(q, l->provider_id);
+    const char *t = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    const struct provider_adapter *pa = t != NULL ? provider_adapter(t) : NULL;
+    if (type != NULL)
+        *type = t;
+    return pa != NULL && pa->payment_checkout != NULL ? pa : NULL;
+}
+
+static const char *
+link_page_url(struct req *r, const char *tok)
+{
+    return arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(), tok);
+}
+
 /* The origin the Pay button may lead to besides ours (its POST is
- * answered with a redirect to Stripe Checkout, which the form-action of
- * the page's CSP must allow), or NULL. */
+ * answered with a redirect to the provider's hosted page, which the
+ * form-action of the page's CSP must allow), or NULL. */
 static const char *
 pay_form_target(struct req *r, const struct link *l)
 {
-    struct dbq *q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?");
-    dbq_i64(q, l->provider_id);
-    const char *type = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
-    return provider_stripe_serves(type) ? provider_stripe_checkout_origin(r) : NULL;
+    const struct provider_adapter *pa = link_checkout(r, l, 0, NULL);
+    return pa != NULL ? pa->checkout_origin(r) : NULL;
 }
 
 static int
@@ -333,19 +356,36 @@ pages_pay_get(struct req *r)
         return st;
     if (la.status != NULL &&
         attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_PENDING) {
-        /* Paid on Stripe's Checkout page: back there while it is open. */
-        if (la.reference != NULL && strncmp(la.reference, "cs_", 3) == 0 &&
+        /* Paid on the provider's hosted page: back there while it is open.
+         * The payer who left it (exit_uri) has the attempt cancelled there
+         * by the engine; the link can then be paid again. */
+        const struct provider_adapter *pa;
+        if (la.reference != NULL &&
             attempt_rank(ATTEMPT_COLLECTION, la.status) <=
-                attempt_rank(ATTEMPT_COLLECTION, "PENDING_CUSTOMER_APPROVAL")) {
-            const char *url = provider_stripe_checkout_url(r, arena_strdup(r->arena,
-                                                                           la.reference));
+                attempt_rank(ATTEMPT_COLLECTION, "PENDING_CUSTOMER_APPROVAL") &&
+            (pa = link_checkout(r, &l, 0, NULL)) != NULL) {
+            const char *ref = arena_strdup(r->arena, la.reference);
+            if (req_query(r, "exit") != NULL) {
+                struct dbq *q = dbq_new(&r->db,
+                    "UPDATE attempts SET cancel_requested = 1, next_action_at = UTC_TIMESTAMP(6)"
+                    " WHERE id = ? AND status IN ('NEW','CREATED','PENDING_CUSTOMER_APPROVAL')");
+                dbq_i64(q, la.id);
+                enum db_rc rc = dbq_exec(q);
+                if (rc != DB_OK)
+                    return link_state_page(r, rc, &l);
+                return processing_page(r, &l);
+            }
+            const char *url = pa->checkout_url(r, ref, link_page_url(r, tok));
             if (url != NULL)
                 return redirect(r, url);
         }
         return processing_page(r, &l);
     }
     if (la.status != NULL && attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_FAILED)
-        return pay_form(r, tok, &l, la.error ? la.error : "your bank declined it");
+        return pay_form(r, tok, &l, la.error ? la.error
+                                    : strcmp(la.status, "CANCELLED") == 0
+                                        ? "the payment was cancelled"
+                                        : "your bank declined it");
     return pay_form(r, tok, &l, NULL);
 }
 
@@ -355,14 +395,15 @@ pages_pay_get(struct req *r)
  * (or the link paid) instead of paying twice; after a failure, pressing
  * again is a new attempt with a new key. The browser is sent to the page,
  * which shows "processing" until the provider's answer arrives. */
-/* A link of a provider paid through Stripe: its Checkout Session is
- * opened first, outside any transaction, with the key the attempt will
- * carry (a second press finds the same Session). 0 and *key, *res, *url
- * empty when the link is not Stripe's or not payable now (the normal path
- * then shows why); else the page status on failure, or 0 with them set. */
+/* A link of a provider that takes the payment on its hosted page
+ * (payment_checkout): that page is opened first, outside any transaction,
+ * with the key the attempt will carry (a second press finds the same one).
+ * 0 and *key, *res, *url empty when the link is not paid that way or not
+ * payable now (the normal path then shows why); else the page status on
+ * failure, or 0 with them set. */
 static int
-stripe_checkout_first(struct req *r, const char *tok, const char **key,
-                      struct provider_result *res, const char **url)
+checkout_first(struct req *r, const char *tok, const char **key, struct provider_result *res,
+               const char **url)
 {
     struct link         l = {0};
     struct link_attempt la;
@@ -372,20 +413,16 @@ stripe_checkout_first(struct req *r, const char *tok, const char **key,
         db_uow_reset(&r->db);
         return 0;
     }
-    int64_t     count = la.count;
-    struct dbq *q = dbq_new(&r->db, "SELECT type FROM payment_providers WHERE id = ?"
-                                    " AND status = 'ACTIVE'");
-    dbq_i64(q, l.provider_id);
-    const char *type = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    int64_t                        count = la.count;
+    const char                    *type;
+    const struct provider_adapter *pa = link_checkout(r, &l, 1, &type);
     db_uow_reset(&r->db);
-    if (!provider_stripe_serves(type))
+    if (pa == NULL)
         return 0;
     *key = provider_call_key(r, "link-payment",
                              count == 0 ? tok : arena_printf(r->arena, "%s\n%" PRId64, tok, count));
     struct provider_money m = {l.amount, l.currency, l.description, *key, l.provider_id, NULL, NULL};
-    if (provider_stripe_checkout(r, type, &m,
-                                 arena_printf(r->arena, "%s/pay/%s", provider_public_base_url(),
-                                              tok), res, url) != 0)
+    if (pa->payment_checkout(r, type, &m, link_page_url(r, tok), res, url) != 0)
         return message_page(r, 503, "Payments are unavailable",
                             "Payments cannot be taken at the moment. Please try"
                             " again in a few minutes.");
@@ -410,9 +447,9 @@ pages_pay_post(struct req *r)
         (st = csrf_check_or_page(r, &form)) != 0)
         return st;
     act_for_token_owner(r);
-    const char            *stripe_key = NULL, *stripe_url = NULL;
-    struct provider_result stripe_res = {0};
-    if ((st = stripe_checkout_first(r, tok, &stripe_key, &stripe_res, &stripe_url)) != 0)
+    const char            *hosted_key = NULL, *hosted_url = NULL;
+    struct provider_result hosted_res = {0};
+    if ((st = checkout_first(r, tok, &hosted_key, &hosted_res, &hosted_url)) != 0)
         return st;
     if ((rc = db_tx_begin(&r->db)) != DB_OK)
         return link_state_page(r, rc, &l);
@@ -455,9 +492,8 @@ pages_pay_post(struct req *r)
                                                     : arena_printf(r->arena, "%s\n%" PRId64,
                                                                    tok, la.count)),
     };
-    if (stripe_url != NULL && strcmp(stripe_key, a.idem_key) == 0) {
-        a.reference = stripe_res.reference; /* the collector follows the Session */
-    }
+    if (hosted_url != NULL && strcmp(hosted_key, a.idem_key) == 0)
+        a.reference = hosted_res.reference; /* the collector follows it */
     struct attempt_outcome out;
     rc = attempt_advance(&r->db, &c, &a, "NEW", NULL, &out);
     if (rc == DB_CONFLICT) {
@@ -469,8 +505,8 @@ pages_pay_post(struct req *r)
     }
     if (rc != DB_OK)
         return link_state_page(r, rc, &l);
-    if (a.reference != NULL && stripe_url != NULL)
-        return redirect(r, stripe_url);
+    if (a.reference != NULL && hosted_url != NULL)
+        return redirect(r, hosted_url);
     return redirect(r, arena_printf(r->arena, "/pay/%s", tok));
 }
 

@@ -226,7 +226,7 @@ static const struct {
     {"STRIPE_CARD", "stripe", provider_stripe_adapter},
     {"STRIPE_DD", "stripe", provider_stripe_adapter},
     {"GO_CARDLESS", "gocardless", provider_gocardless_adapter},
-    {"GC_INSTANT_BANK_PAYMENTS", "gocardless", provider_gocardless_adapter},
+    {"GC_INSTANT_BANK_PAYMENTS", "gocardless", provider_gocardless_ibp_adapter},
     {NULL, NULL, NULL},
 };
 

@@ -8,7 +8,7 @@
  * in provider_adapter() (provider.c) and its credentials are configured
  * (GoCardless: provider_gocardless.c).
  *
- * An integrated adapter must implement all five operations:
+ * An integrated adapter must implement these operations:
  *   mandate_flow_start  where to send the customer to enter bank details
  *                       (the provider's hosted page) for a flow token;
  *   mandate_complete    turn the collected (or provider-reported) details
@@ -121,6 +121,24 @@ struct provider_adapter {
      * why. NULL: the sandbox's own scheme. */
     int (*webhook_parse)(struct req *r, struct webhook_event **ev, size_t *n,
                          const char **why);
+    /* Optional (NULL: a payment link's payment is submitted by the engine
+     * like any other): a payment link paid on the provider's hosted page.
+     * The payment page opens it before its transaction (or, for the same
+     * m->idempotency_key, finds it again); the payer comes back to
+     * return_url, having paid or not, or to return_url?exit=1 after leaving
+     * the hosted page (the attempt is then cancelled at the provider). 0
+     * with out->reference (what the attempt follows through payment_fetch,
+     * payment_cancel and webhooks), out->status and *url (the hosted page),
+     * or PROVIDER_RETRY / PROVIDER_REFUSED with out->error. */
+    int (*payment_checkout)(struct req *r, const char *type, const struct provider_money *m,
+                            const char *return_url, struct provider_result *out,
+                            const char **url);
+    /* With payment_checkout: the hosted page of that reference while the
+     * payer can still pay there, else NULL (paid, ended, or the provider
+     * unreachable); and the origin of the hosted pages (the payment page's
+     * form-action). */
+    const char *(*checkout_url)(struct req *r, const char *reference, const char *return_url);
+    const char *(*checkout_origin)(struct req *r);
 };
 
 /*
@@ -151,8 +169,10 @@ int provider_credentials_load(const char *name, const char *path, char *err, siz
 const struct provider_adapter *provider_adapter(const char *type);
 /* The built-in sandbox adapter (provider_sandbox.c). */
 const struct provider_adapter *provider_sandbox_adapter(void);
-/* GoCardless (provider_gocardless.c). */
+/* GoCardless (provider_gocardless.c): Direct Debit, and instant bank
+ * payments (payment links paid on GoCardless's hosted page). */
 const struct provider_adapter *provider_gocardless_adapter(void);
+const struct provider_adapter *provider_gocardless_ibp_adapter(void);
 
 /*
  * The idempotency key of the provider call that does `what` ("refund",

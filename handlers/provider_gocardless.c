@@ -23,6 +23,19 @@
  *                       refunds one payment), total_amount_confirmation from
  *                       a fresh GET of it; same conflict rule.
  *   refund_fetch        GET /refunds/{id}.
+ *   payment_checkout    (GC_INSTANT_BANK_PAYMENTS) a payment link paid on
+ *                       GoCardless's hosted page: POST /billing_requests
+ *                       with a payment_request (amount, currency,
+ *                       description; our key in its metadata, which
+ *                       GoCardless applies to the payment it makes) and
+ *                       Idempotency-Key = the attempt's key, then POST
+ *                       /billing_request_flows (redirect_uri /pay/{token},
+ *                       exit_uri /pay/{token}?exit=1). The attempt follows
+ *                       the billing request (BRQ…): payment_fetch reads it
+ *                       and, once fulfilled, its payment
+ *                       (links.payment_request_payment); payment_cancel
+ *                       cancels it; the payment's events are mapped to it
+ *                       by the key in their resource_metadata.
  *   webhook_parse       Webhook-Signature: hex HMAC-SHA256(webhook_secret,
  *                       raw body), compared in constant time before parsing;
  *                       {"events":[…]} mapped by resource_type and action
@@ -39,6 +52,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "html.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -47,6 +61,8 @@
 #define GC_VERSION  "2015-07-06"
 #define GC_LIVE     "https://api.gocardless.com"
 #define GC_SANDBOX  "https://api-sandbox.gocardless.com"
+#define GC_PAY_LIVE    "https://pay.gocardless.com"
+#define GC_PAY_SANDBOX "https://pay-sandbox.gocardless.com"
 #define GC_TIMEOUT_MS 15000
 #define GC_MAX_EVENTS 500
 #define GC_CONFLICT 3 /* internal: idempotent_creation_conflict */
@@ -339,6 +355,10 @@ create(struct req *r, const char *plural, const char *body, const char *idem,
 
 /* ---- payments and refunds ------------------------------------------------------- */
 
+static int is_billing_request(const char *ref);
+static int billing_request_result(struct req *r, const struct json_value *br,
+                                  struct provider_result *out);
+
 static int
 payment_result(struct req *r, const struct json_value *p, struct provider_result *out)
 {
@@ -419,6 +439,10 @@ gc_payment_fetch(struct req *r, const char *reference, const struct provider_mon
 {
     (void)m;
     struct gc_answer ans;
+    if (is_billing_request(reference)) {
+        int rc = fetch(r, "billing_requests", reference, &ans, out);
+        return rc != 0 ? rc : billing_request_result(r, ans.body, out);
+    }
     int rc = fetch(r, "payments", reference, &ans, out);
     return rc != 0 ? rc : payment_result(r, ans.body, out);
 }
@@ -434,11 +458,15 @@ gc_payment_cancel(struct req *r, const char *reference, const struct provider_mo
         return PROVIDER_REFUSED;
     }
     struct gc_answer ans;
-    int rc = gc_call(r, "POST", arena_printf(r->arena, "/payments/%s/actions/cancel", reference),
-                     "{\"data\":{}}", NULL, "payments", &ans, out);
+    const char *plural = is_billing_request(reference) ? "billing_requests" : "payments";
+    int rc = gc_call(r, "POST", arena_printf(r->arena, "/%s/%s/actions/cancel", plural, reference),
+                     "{\"data\":{}}", NULL, plural, &ans, out);
     if (rc == GC_CONFLICT)
         rc = PROVIDER_RETRY;
-    return rc != 0 ? rc : payment_result(r, ans.body, out);
+    if (rc != 0)
+        return rc;
+    return is_billing_request(reference) ? billing_request_result(r, ans.body, out)
+                                         : payment_result(r, ans.body, out);
 }
 
 static int
@@ -448,10 +476,23 @@ gc_refund_submit(struct req *r, const struct provider_money *m, struct provider_
         out->error = "gocardless: no collected GoCardless payment of this customer to refund";
         return PROVIDER_REFUSED;
     }
-    /* The payment as it is now: what was refunded of it already. */
+    /* An instant bank payment's attempt holds its billing request: the
+     * payment is the one the request made. */
+    const char      *pm = m->payment_reference;
     struct gc_answer ans;
-    int              rc = fetch(r, "payments", m->payment_reference, &ans, out), ok = 1;
-    if (rc != 0)
+    int              rc, ok = 1;
+    if (is_billing_request(pm)) {
+        if ((rc = fetch(r, "billing_requests", pm, &ans, out)) != 0)
+            return rc;
+        const struct json_value *links = json_get(ans.body, "links");
+        pm = links ? str_of(links, "payment_request_payment") : NULL;
+        if (pm == NULL) {
+            out->error = "gocardless: the billing request made no payment to refund";
+            return PROVIDER_REFUSED;
+        }
+    }
+    /* The payment as it is now: what was refunded of it already. */
+    if ((rc = fetch(r, "payments", pm, &ans, out)) != 0)
         return rc;
     int64_t amount = int_of(ans.body, "amount", &ok),
             refunded = json_get(ans.body, "amount_refunded") ? int_of(ans.body,
@@ -471,12 +512,12 @@ gc_refund_submit(struct req *r, const struct provider_money *m, struct provider_
     json_key(g, "links");
     json_map_open(g);
     json_key(g, "payment");
-    json_str(g, m->payment_reference);
+    json_str(g, pm);
     json_map_close(g);
     const char *body = body_end(&b);
     if (refunded + m->amount > amount)
         log_info("gocardless", "refund of %s over what is left of it: the provider decides"
-                 " (a repeated call answers the refund its key made)", m->payment_reference);
+                 " (a repeated call answers the refund its key made)", pm);
     rc = create(r, "refunds", body, m->idempotency_key, &ans, out);
     return rc != 0 ? rc : refund_result(r, ans.body, out);
 }
@@ -523,6 +564,36 @@ flow_tag(struct req *r, const char *tok)
     return token_sha256_hex(r->arena, basis, strlen(basis));
 }
 
+/* A Billing Request Flow (GoCardless's hosted page) of billing request
+ * brq: its authorisation_url, or NULL with out->error. */
+static const char *
+flow_create(struct req *r, const char *brq, const char *redirect_uri, const char *exit_uri,
+            const char *idem, struct provider_result *out)
+{
+    struct body      b;
+    struct json_gen *g = body_begin(r, &b, "billing_request_flows");
+    json_key(g, "redirect_uri");
+    json_str(g, redirect_uri);
+    json_key(g, "exit_uri");
+    json_str(g, exit_uri);
+    json_key(g, "links");
+    json_map_open(g);
+    json_key(g, "billing_request");
+    json_str(g, brq);
+    json_map_close(g);
+    struct gc_answer ans;
+    if (create(r, "billing_request_flows", body_end(&b), idem, &ans, out) != 0)
+        return NULL;
+    const char *url = str_of(ans.body, "authorisation_url");
+    if (url == NULL || (strncmp(url, "https://", 8) != 0)) {
+        out->error = "gocardless: a billing request flow without an https authorisation_url";
+        log_warn("gocardless", "billing request flow %s without an https authorisation_url",
+                 str_of(ans.body, "id") ? str_of(ans.body, "id") : "-");
+        return NULL;
+    }
+    return url;
+}
+
 static const char *
 gc_flow_start(struct req *r, const char *tok)
 {
@@ -547,26 +618,9 @@ gc_flow_start(struct req *r, const char *tok)
     if (!id_ok(brq))
         return NULL;
     const char *page = arena_printf(r->arena, "%s/mandate/%s", provider_public_base_url(), tok);
-    g = body_begin(r, &b, "billing_request_flows");
-    json_key(g, "redirect_uri");
-    json_str(g, arena_printf(r->arena, "%s?billing_request=%s", page, brq));
-    json_key(g, "exit_uri");
-    json_str(g, arena_printf(r->arena, "%s?exit=1", page));
-    json_key(g, "links");
-    json_map_open(g);
-    json_key(g, "billing_request");
-    json_str(g, brq);
-    json_map_close(g);
-    if (create(r, "billing_request_flows", body_end(&b),
-               provider_call_key(r, "gc-billing-request-flow", tok), &ans, &out) != 0)
-        return NULL;
-    const char *url = str_of(ans.body, "authorisation_url");
-    if (url == NULL || (strncmp(url, "https://", 8) != 0)) {
-        log_warn("gocardless", "billing request flow %s without an https authorisation_url",
-                 str_of(ans.body, "id") ? str_of(ans.body, "id") : "-");
-        return NULL;
-    }
-    return url;
+    return flow_create(r, brq, arena_printf(r->arena, "%s?billing_request=%s", page, brq),
+                       arena_printf(r->arena, "%s?exit=1", page),
+                       provider_call_key(r, "gc-billing-request-flow", tok), &out);
 }
 
 static int
@@ -606,6 +660,131 @@ gc_mandate_complete(struct req *r, const struct mandate_details *d, struct provi
         out->account_number_ending = str_of(ans.body, "account_number_ending");
     }
     return 0;
+}
+
+
+/* ---- instant bank payments ------------------------------------------------------- */
+
+/* An attempt paid on the hosted page follows its billing request. */
+static int
+is_billing_request(const char *ref)
+{
+    return ref != NULL && strncmp(ref, "BRQ", 3) == 0;
+}
+
+/* The status of an instant bank payment's billing request: waiting for the
+ * payer; fulfilled (the payment's own status, fetched); or ended. */
+static int
+billing_request_result(struct req *r, const struct json_value *br, struct provider_result *out)
+{
+    const char *st = str_of(br, "status"), *id = str_of(br, "id");
+    out->more = 1;
+    if (st != NULL && (strcmp(st, "pending") == 0 || strcmp(st, "ready_to_fulfil") == 0))
+        out->status = "PENDING_CUSTOMER_APPROVAL";
+    else if (st != NULL && strcmp(st, "fulfilling") == 0)
+        out->status = "CUSTOMER_APPROVAL_GRANTED";
+    else if (st != NULL && strcmp(st, "fulfilled") == 0) {
+        const struct json_value *links = json_get(br, "links");
+        const char *pm = links ? str_of(links, "payment_request_payment") : NULL;
+        struct gc_answer ans;
+        int rc = fetch(r, "payments", pm, &ans, out);
+        if (rc == 0)
+            rc = payment_result(r, ans.body, out);
+        out->reference = id;
+        return rc == PROVIDER_REFUSED ? PROVIDER_RETRY : rc; /* it has one */
+    } else if (st != NULL && (strcmp(st, "cancelled") == 0 || strcmp(st, "failed") == 0)) {
+        out->status = strcmp(st, "failed") == 0 ? "FAILED" : "CANCELLED";
+        out->more = 0;
+    } else {
+        out->error = arena_printf(r->arena, "gocardless: billing request status %.40s unknown",
+                                  st ? st : "(none)");
+        return PROVIDER_RETRY;
+    }
+    out->reference = id;
+    return 0;
+}
+
+static int
+gc_checkout(struct req *r, const char *type, const struct provider_money *m,
+            const char *return_url, struct provider_result *out, const char **url)
+{
+    (void)type;
+    struct body      b;
+    struct json_gen *g = body_begin(r, &b, "billing_requests");
+    json_key(g, "payment_request");
+    json_map_open(g);
+    json_key(g, "amount");
+    json_i64(g, m->amount);
+    json_key(g, "currency");
+    json_str(g, m->currency_code);
+    if (m->description != NULL && *m->description) {
+        json_key(g, "description");
+        json_str(g, m->description);
+    }
+    metadata(g, m); /* applied to the payment made when it is fulfilled */
+    json_map_close(g);
+    metadata(g, m);
+    struct gc_answer ans;
+    int rc = create(r, "billing_requests", body_end(&b), m->idempotency_key, &ans, out);
+    if (rc != 0)
+        return rc;
+    const char *brq = str_of(ans.body, "id");
+    if (!id_ok(brq) || (rc = billing_request_result(r, ans.body, out)) != 0)
+        return rc != 0 ? rc : PROVIDER_RETRY;
+    if (strcmp(out->status, "PENDING_CUSTOMER_APPROVAL") != 0) {
+        out->error = arena_printf(r->arena, "gocardless: billing request %s is no longer"
+                                  " payable", brq);
+        return PROVIDER_REFUSED;
+    }
+    *url = flow_create(r, brq, return_url, arena_printf(r->arena, "%s?exit=1", return_url),
+                       arena_printf(r->arena, "%s-flow", m->idempotency_key), out);
+    out->reference = brq;
+    return *url != NULL ? 0 : PROVIDER_RETRY;
+}
+
+/* The hosted page again (a new flow) while the request waits for the payer. */
+static const char *
+gc_checkout_url(struct req *r, const char *reference, const char *return_url)
+{
+    struct provider_result out = {0};
+    struct gc_answer       ans;
+    if (!is_billing_request(reference) ||
+        fetch(r, "billing_requests", reference, &ans, &out) != 0 ||
+        billing_request_result(r, ans.body, &out) != 0 ||
+        strcmp(out.status, "PENDING_CUSTOMER_APPROVAL") != 0)
+        return NULL;
+    return flow_create(r, reference, return_url,
+                       arena_printf(r->arena, "%s?exit=1", return_url), NULL, &out);
+}
+
+static const char *
+gc_checkout_origin(struct req *r)
+{
+    const struct provider_credentials *c = creds();
+    if (c->base_url != NULL)
+        return html_origin(r->arena, c->base_url);
+    return strcmp(c->environment, "live") == 0 ? GC_PAY_LIVE : GC_PAY_SANDBOX;
+}
+
+/* The reference an event about payment pm moves: pm itself, unless pm was
+ * made by fulfilling an instant bank payment's billing request, whose
+ * attempt follows that request. Such a payment carries the key of a link's
+ * attempt in its metadata, which the event repeats (resource_metadata); an
+ * event without it leaves the attempt to the engine's fetch of the request. */
+static const char *
+payment_event_reference(struct req *r, const char *pm, const struct json_value *e)
+{
+    const struct json_value *md = json_get(e, "resource_metadata");
+    const char *key = md != NULL && md->type == JSON_OBJECT ? str_of(md, "pay_api_key") : NULL;
+    if (key == NULL || strncmp(key, "pay-api-link-payment-", 21) != 0)
+        return pm;
+    struct dbq *q = dbq_new(&r->db, "SELECT provider_reference FROM attempts"
+                                    " WHERE idempotency_key = ? AND provider_reference LIKE 'BRQ%'"
+                                    " LIMIT 1");
+    dbq_str(q, key);
+    const char *brq = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    db_uow_reset(&r->db);
+    return brq != NULL ? brq : pm;
 }
 
 /* ---- webhooks -------------------------------------------------------------------- */
@@ -654,6 +833,14 @@ gc_webhook_parse(struct req *r, struct webhook_event **out, size_t *nout, const 
             if (status != NULL && strcmp(action, "failed") == 0 && retry != NULL &&
                 retry->type == JSON_BOOL && retry->boolean)
                 status = "FAILED_RETRYING";
+            if (status != NULL && ref != NULL)
+                ref = payment_event_reference(r, ref, e);
+        } else if (strcmp(type, "billing_requests") == 0) {
+            /* An instant bank payment's request: failed or cancelled ends
+             * its attempt; once fulfilled, its payment's events follow. */
+            status = strcmp(action, "failed") == 0      ? "FAILED"
+                     : strcmp(action, "cancelled") == 0 ? "CANCELLED" : NULL;
+            ref = links ? str_of(links, "billing_request") : NULL;
         } else if (strcmp(type, "refunds") == 0) {
             status = map_of(REFUND_ACTION, action);
             ref = links ? str_of(links, "refund") : NULL;
@@ -662,7 +849,7 @@ gc_webhook_parse(struct req *r, struct webhook_event **out, size_t *nout, const 
             ref = links ? str_of(links, "mandate") : NULL;
         }
         if (status == NULL)
-            continue; /* billing requests, payouts…: nothing of ours moves */
+            continue; /* other billing request actions, payouts…: nothing of ours moves */
         if (ref == NULL || *ref == '\0' || strlen(ref) > 128)
             return *why = arena_printf(r->arena, "event %.128s has no %s link", id, type), 400;
         ev[n++] = (struct webhook_event){id, ref, status};
@@ -683,10 +870,37 @@ static const struct provider_adapter gocardless = {
     gc_refund_fetch,
     gc_payment_cancel,
     gc_webhook_parse,
+    NULL, /* payment links: a Direct Debit payment, submitted by the engine */
+    NULL,
+    NULL,
+};
+
+/* GC_INSTANT_BANK_PAYMENTS: the same, and payment links on the hosted page
+ * (invoices are still auto-collected by Direct Debit on the mandate). */
+static const struct provider_adapter gocardless_ibp = {
+    "gocardless",
+    gc_flow_start,
+    gc_mandate_complete,
+    gc_mandate_fetch,
+    gc_payment_submit,
+    gc_refund_submit,
+    gc_payment_fetch,
+    gc_refund_fetch,
+    gc_payment_cancel,
+    gc_webhook_parse,
+    gc_checkout,
+    gc_checkout_url,
+    gc_checkout_origin,
 };
 
 const struct provider_adapter *
 provider_gocardless_adapter(void)
 {
     return &gocardless;
+}
+
+const struct provider_adapter *
+provider_gocardless_ibp_adapter(void)
+{
+    return &gocardless_ibp;
 }

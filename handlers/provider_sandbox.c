@@ -464,6 +464,9 @@ static const struct provider_adapter sandbox = {
     sandbox_refund_fetch,
     sandbox_payment_cancel,
     NULL, /* webhooks: the sandbox's own scheme (webhooks.c) */
+    NULL, /* payment links: submitted by the engine */
+    NULL,
+    NULL,
 };
 
 const struct provider_adapter *

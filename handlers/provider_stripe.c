@@ -3,7 +3,7 @@
  * REST API (form-encoded requests, JSON answers, Stripe-Version pinned on
  * every call, Bearer secret key; README "Stripe"):
  *   payment links   a Checkout Session in payment mode, opened by the
- *                   payment page (provider_stripe_checkout): card or bank
+ *                   payment page (payment_checkout): card or bank
  *                   details are entered on Stripe's hosted page only;
  *   mandates        a Checkout Session in setup mode (Bacs / SEPA) for the
  *                   hosted page; the mandate's status from GET /v1/mandates;
@@ -136,15 +136,9 @@ debit_type(const char *currency)
 
 /* ---- payment links: Checkout in payment mode ------------------------------------ */
 
-int
-provider_stripe_serves(const char *type)
-{
-    return type != NULL && payment_method_stripe(type) && creds() != NULL;
-}
-
-int
-provider_stripe_checkout(struct req *r, const char *type, const struct provider_money *m,
-                         const char *return_url, struct provider_result *out, const char **url)
+static int
+stripe_checkout(struct req *r, const char *type, const struct provider_money *m,
+                const char *return_url, struct provider_result *out, const char **url)
 {
     struct abuf f;
     abuf_init(&f, r->arena);
@@ -182,17 +176,18 @@ provider_stripe_checkout(struct req *r, const char *type, const struct provider_
     return 0;
 }
 
-const char *
-provider_stripe_checkout_origin(struct req *r)
+static const char *
+stripe_checkout_origin(struct req *r)
 {
     const struct provider_credentials *c = creds();
     return c != NULL && c->base_url != NULL ? html_origin(r->arena, c->base_url)
                                             : "https://checkout.stripe.com";
 }
 
-const char *
-provider_stripe_checkout_url(struct req *r, const char *reference)
+static const char *
+stripe_checkout_url(struct req *r, const char *reference, const char *return_url)
 {
+    (void)return_url; /* the Session's own */
     struct provider_result res = {0};
     struct json_value     *cs;
     if (!id_ok(reference) ||
@@ -836,6 +831,9 @@ static const struct provider_adapter stripe = {
     stripe_refund_fetch,
     stripe_payment_cancel,
     stripe_webhook_parse,
+    stripe_checkout,
+    stripe_checkout_url,
+    stripe_checkout_origin,
 };
 
 const struct provider_adapter *

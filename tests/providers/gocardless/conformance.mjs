@@ -161,6 +161,43 @@ async function main() {
     errors.InvalidStateError, 'payment on a cancelled mandate');
   check(inactive && inactive.errors[0].reason === 'mandate_is_inactive', 'reason mandate_is_inactive');
 
+  // Instant bank payments: a Billing Request with a payment_request (the
+  // key in its metadata), paid on the hosted page; the fulfilled request
+  // names its payment, which carries the payment request's metadata.
+  const ibpKey = `ibp-${Date.now()}`;
+  const ibpParams = { payment_request: { amount: 2499, currency: 'GBP', description: 'conformance',
+    metadata: { pay_api_key: ibpKey } } };
+  const ibp = await gc.billingRequests.create(ibpParams, ibpKey);
+  check(/^BRQ/.test(ibp.id) && ibp.status === 'pending' && ibp.payment_request.amount === 2499
+    && ibp.mandate_request === null, 'billing request with a payment_request', ibp);
+  const ibpAgain = await gc.billingRequests.create(ibpParams, ibpKey);
+  check(ibpAgain.id === ibp.id, 'the same key: the same billing request', ibpAgain.id);
+  check((await ctl('state')).creates[`billing_requests ${ibpKey}`] === 2, 'two creates counted for the key');
+  const ibpFlow = await gc.billingRequestFlows.create({ links: { billing_request: ibp.id },
+    redirect_uri: 'https://shop.example/pay', exit_uri: 'https://shop.example/pay?exit=1' });
+  const iu = new URL(ibpFlow.authorisation_url);
+  const payPage = await raw('GET', iu.pathname + iu.search);
+  check(payPage.status === 200 && payPage.body.includes('Pay with your bank')
+    && payPage.body.includes('GBP 24.99'), 'hosted payment page served', payPage.status);
+  const paid = await raw('POST', iu.pathname + iu.search, 'do=confirm',
+    { 'Content-Type': 'application/x-www-form-urlencoded' });
+  check(paid.status === 303 && paid.headers.location === 'https://shop.example/pay',
+    'confirmed: the payer sent to redirect_uri', paid.status);
+  const ibpDone = await gc.billingRequests.find(ibp.id);
+  const ibpPm = ibpDone.links.payment_request_payment;
+  check(ibpDone.status === 'fulfilled' && /^PM/.test(ibpPm || ''), 'fulfilled with its payment', ibpDone);
+  const ibpPayment = await gc.payments.find(ibpPm);
+  check(ibpPayment.amount === 2499 && ibpPayment.metadata.pay_api_key === ibpKey,
+    'the payment carries the payment request\'s metadata', ibpPayment);
+  await rejects(gc.billingRequests.cancel(ibp.id), errors.InvalidStateError, 'cancel a fulfilled request');
+  await rejects(gc.billingRequestFlows.create({ links: { billing_request: ibp.id } }),
+    errors.InvalidStateError, 'a flow for a fulfilled request');
+  const left = await gc.billingRequests.create({ payment_request: { amount: 100, currency: 'GBP' } });
+  const leftCancelled = await gc.billingRequests.cancel(left.id);
+  check(leftCancelled.status === 'cancelled', 'a pending request cancelled', leftCancelled.status);
+  await rejects(gc.billingRequests.create({ payment_request: { amount: 0, currency: 'GBP' } }),
+    errors.ValidationFailedError, 'a payment_request of 0');
+
   // Webhooks: delivered to a receiver here, checked with the library.
   const got = [];
   const receiver = http.createServer((req, res) => {
@@ -170,7 +207,8 @@ async function main() {
   });
   await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
   const secret = 'conformance-secret';
-  await ctl('config', { webhook_url: `http://127.0.0.1:${receiver.address().port}/`, webhook_secret: secret });
+  const here = `http://127.0.0.1:${receiver.address().port}/`;
+  await ctl('config', { webhook_url: here, ibp_webhook_url: here, webhook_secret: secret });
   await ctl('simulate', { resource: 'refunds', id: rf.id, action: 'paid' });
   for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   check(got.length >= 1, 'a webhook arrived');
@@ -183,7 +221,15 @@ async function main() {
     try { verifySignature(got[0].body, 'another-secret', got[0].sig); } catch { threw = true; }
     check(threw, 'another secret is refused by the library');
   }
-  await ctl('config', { webhook_url: `${env.PAY_BASE_URL}/webhooks/1`, webhook_secret: env.GC_WEBHOOK_SECRET });
+  got.length = 0;
+  await ctl('simulate', { resource: 'payments', id: ibpPm, action: 'confirmed' });
+  for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  const ibpEvents = got.length ? parse(got[0].body, secret, got[0].sig) : [];
+  check(ibpEvents.some((e) => e.resource_type === 'payments' && e.action === 'confirmed'
+    && e.links.payment === ibpPm && e.resource_metadata.pay_api_key === ibpKey),
+    'the instant bank payment\'s event, with its metadata, parsed by the library', ibpEvents);
+  await ctl('config', { webhook_url: `${env.PAY_BASE_URL}/webhooks/1`,
+    ibp_webhook_url: `${env.PAY_BASE_URL}/webhooks/2`, webhook_secret: env.GC_WEBHOOK_SECRET });
   receiver.close();
   agent.destroy();
   finish();

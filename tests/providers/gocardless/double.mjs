@@ -11,7 +11,14 @@
 //
 // It serves a minimal hosted Billing Request Flow page (authorisation_url):
 // the customer enters bank details there and is sent to redirect_uri (or
-// exit_uri). Webhooks are batches {"events":[…],"meta":{"webhook_id"}} with
+// exit_uri). A Billing Request with a payment_request (an instant bank
+// payment) is paid there instead: the payer confirms (the request is
+// fulfilled: a payment, links.payment_request_payment, carrying the payment
+// request's metadata, then the usual payment lifecycle), leaves (exit_uri;
+// the request stays pending until cancelled through its cancel action) or
+// their bank declines (the request fails). Events about instant bank
+// payments go to ibp_webhook_url when one is configured (another creditor's
+// endpoint), the others to webhook_url. Webhooks are batches {"events":[…],"meta":{"webhook_id"}} with
 // Webhook-Signature = hex HMAC-SHA256(secret, body); every delivery is checked
 // with the official gocardless-nodejs parseWithMeta before it is sent.
 //
@@ -42,7 +49,9 @@ if (!dir) {
 const TOKEN = process.env.GC_DOUBLE_TOKEN || 'sandbox_double_token';
 
 let webhookUrl = null;
+let ibpWebhookUrl = null;
 let webhookSecret = null;
+const ibpIds = new Set(); // billing requests with a payment_request, their payments
 let base = null; // https://127.0.0.1:PORT
 
 const store = {
@@ -117,8 +126,11 @@ function event(resourceType, action, links, details = {}, resourceMetadata = {})
   return ev;
 }
 
-async function deliver(events) {
-  if (!webhookUrl || !webhookSecret) return 0;
+const urlOf = (ev) => (ibpWebhookUrl && Object.values(ev.links).some((id) => ibpIds.has(id))
+  ? ibpWebhookUrl : webhookUrl);
+
+async function deliver(events, url = webhookUrl) {
+  if (!url || !webhookSecret) return 0;
   const body = JSON.stringify({ events, meta: { webhook_id: newId('WB') } });
   const signature = crypto.createHmac('sha256', webhookSecret).update(body).digest('hex');
   // The official library must accept what we send.
@@ -126,7 +138,7 @@ async function deliver(events) {
   if (parsed.events.length !== events.length) throw new Error('gocardless-nodejs disagrees');
   let status = 0;
   try {
-    const r = await fetch(webhookUrl, {
+    const r = await fetch(url, {
       method: 'POST', body,
       headers: { 'Content-Type': 'application/json', 'Webhook-Signature': signature,
         'User-Agent': 'gocardless-webhook-service/1.1', Origin: 'https://api.gocardless.com' },
@@ -146,8 +158,11 @@ async function flush() {
   delivering = true;
   try {
     while (outbox.length && webhookUrl && !held) {
-      const batch = outbox.splice(0, outbox.length);
-      const status = await deliver(batch);
+      const url = urlOf(outbox[0]);
+      let n = 0;
+      while (n < outbox.length && urlOf(outbox[n]) === url) n += 1;
+      const batch = outbox.splice(0, n);
+      const status = await deliver(batch, url);
       if (status < 200 || status > 299) { // GoCardless retries later
         outbox.unshift(...batch);
         await new Promise((r) => setTimeout(r, 500));
@@ -221,6 +236,13 @@ function createBillingRequest(res, b) {
   if (!b.mandate_request && !b.payment_request) {
     return [validation(res, 'mandate_request', 'or payment_request is required')];
   }
+  const pr = b.payment_request;
+  if (pr) {
+    const amount = toInt(pr.amount);
+    if (amount === null || amount <= 0) return [validation(res, 'payment_request.amount', 'must be a positive integer')];
+    if (typeof pr.currency !== 'string' || !/^[A-Z]{3}$/.test(pr.currency)) return [validation(res, 'payment_request.currency', 'is invalid')];
+    if (pr.metadata && Object.keys(pr.metadata).length > 3) return [validation(res, 'payment_request.metadata', 'has more than 3 keys')];
+  }
   const cu = { id: newId('CU'), created_at: now(), email: null, given_name: null, family_name: null,
     company_name: null, metadata: {} };
   store.customers.set(cu.id, cu);
@@ -228,13 +250,18 @@ function createBillingRequest(res, b) {
     id: newId('BRQ'), created_at: now(), status: 'pending',
     mandate_request: b.mandate_request ? { currency: b.mandate_request.currency || 'GBP', scheme: b.mandate_request.scheme || 'bacs',
       verify: b.mandate_request.verify || 'recommended', links: {}, metadata: b.mandate_request.metadata || {} } : null,
-    payment_request: b.payment_request ? { amount: toInt(b.payment_request.amount), currency: b.payment_request.currency,
-      scheme: 'faster_payments', description: b.payment_request.description ?? null, links: {}, metadata: {} } : null,
+    payment_request: pr ? { amount: toInt(pr.amount), currency: pr.currency, scheme: 'faster_payments',
+      description: pr.description ?? null, links: {}, metadata: pr.metadata || {} } : null,
     metadata: b.metadata || {}, fallback_enabled: false, fallback_occurred: false,
     links: { customer: cu.id, creditor: 'CR0000000001' },
     actions: [{ type: 'collect_customer_details', required: true, status: 'pending', requires_actions: [], completes_actions: [] },
       { type: 'collect_bank_account', required: true, status: 'pending', requires_actions: [], completes_actions: [] }],
   };
+  if (pr && !b.mandate_request) {
+    ibpIds.add(br.id);
+    br.actions = [{ type: 'select_institution', required: true, status: 'pending', requires_actions: [], completes_actions: [] },
+      { type: 'bank_authorisation', required: true, status: 'pending', requires_actions: ['select_institution'], completes_actions: [] }];
+  }
   store.billing_requests.set(br.id, br);
   event('billing_requests', 'created', { billing_request: br.id });
   return [null, br];
@@ -243,6 +270,9 @@ function createBillingRequest(res, b) {
 function createFlow(res, f) {
   const br = store.billing_requests.get(f.links?.billing_request);
   if (!br) return [validation(res, 'links.billing_request', 'was not found')];
+  if (!['pending', 'ready_to_fulfil'].includes(br.status)) {
+    return [error(res, 422, 'invalid_state', 'billing_request_not_pending', 'The billing request is not pending')];
+  }
   const id = newId('BRF');
   const flow = {
     id, authorisation_url: `${base}/billing/static/flow?id=${id}`,
@@ -287,6 +317,28 @@ function fulfil(br, holder, accountNumber) {
   br.status = 'fulfilled';
   br.actions.forEach((a) => { a.status = 'completed'; });
   event('billing_requests', 'fulfilled', { billing_request: br.id });
+}
+
+// An instant bank payment's request authorised by the payer's bank: the
+// payment (with the payment request's metadata), then the request fulfilled.
+function fulfilPayment(br) {
+  const pm = {
+    id: newId('PM'), created_at: now(), charge_date: today(), amount: br.payment_request.amount,
+    description: br.payment_request.description, currency: br.payment_request.currency,
+    status: 'pending_submission', reference: null, metadata: { ...br.payment_request.metadata },
+    amount_refunded: 0, fx: { fx_currency: null, fx_amount: null, exchange_rate: null, estimated_exchange_rate: null },
+    retry_if_possible: false, scheme: 'faster_payments', faster_ach: false,
+    links: { creditor: 'CR0000000001' },
+  };
+  store.payments.set(pm.id, pm);
+  ibpIds.add(pm.id);
+  br.links.payment_request_payment = pm.id;
+  br.payment_request.links.payment = pm.id;
+  event('payments', 'created', { payment: pm.id }, { cause: 'payment_created' }, pm.metadata);
+  br.status = 'fulfilled';
+  br.actions.forEach((a) => { a.status = 'completed'; });
+  event('billing_requests', 'bank_authorisation_authorised', { billing_request: br.id });
+  event('billing_requests', 'fulfilled', { billing_request: br.id, payment_request_payment: pm.id });
 }
 
 // ---- scenario simulators ----------------------------------------------------------
@@ -347,6 +399,7 @@ async function hosted(req, res, url) {
   const flow = store.billing_request_flows.get(url.searchParams.get('id'));
   if (!flow) return page(res, 404, '<h1>Not found</h1>');
   const br = store.billing_requests.get(flow.links.billing_request);
+  if (br.payment_request && !br.mandate_request) return hostedPayment(req, res, flow, br);
   if (req.method === 'GET') {
     return page(res, 200, `<h1>Set up a Direct Debit with GoCardless</h1>
 <form method="post" action="/billing/static/flow?id=${esc(flow.id)}">
@@ -369,6 +422,41 @@ async function hosted(req, res, url) {
     return page(res, 422, '<h1>Check your bank details</h1>');
   }
   if (br.status !== 'fulfilled') fulfil(br, holder, acct);
+  res.writeHead(303, { Location: flow.redirect_uri || '/' });
+  return res.end();
+}
+
+// The payer pays by bank transfer (Instant Bank Pay): confirm (their bank
+// authorises: fulfilled), decline (their bank refuses: failed) or exit.
+async function hostedPayment(req, res, flow, br) {
+  const pr = br.payment_request;
+  if (req.method === 'GET') {
+    if (!['pending', 'ready_to_fulfil'].includes(br.status)) return page(res, 410, '<h1>This payment request has ended</h1>');
+    event('billing_requests', 'flow_visited', { billing_request: br.id });
+    return page(res, 200, `<h1>Pay with your bank</h1>
+<p id="amount">${esc(pr.currency)} ${esc((pr.amount / 100).toFixed(2))}</p><p id="description">${esc(pr.description ?? '')}</p>
+<form method="post" action="/billing/static/flow?id=${esc(flow.id)}">
+<button type="submit" name="do" value="confirm">Confirm payment</button>
+<button type="submit" name="do" value="decline">My bank declines</button>
+<button type="submit" name="do" value="exit">Exit</button></form>`);
+  }
+  const form = new URLSearchParams(await readBody(req));
+  const act = form.get('do');
+  if (act === 'exit') {
+    event('billing_requests', 'flow_exited', { billing_request: br.id });
+    res.writeHead(303, { Location: flow.exit_uri || '/' });
+    return res.end();
+  }
+  if (!['pending', 'ready_to_fulfil'].includes(br.status)) return page(res, 410, '<h1>This payment request has ended</h1>');
+  if (act === 'decline') {
+    br.status = 'failed';
+    event('billing_requests', 'bank_authorisation_denied', { billing_request: br.id });
+    event('billing_requests', 'failed', { billing_request: br.id });
+  } else if (act === 'confirm') {
+    fulfilPayment(br);
+  } else {
+    return page(res, 400, '<h1>Unknown action</h1>');
+  }
   res.writeHead(303, { Location: flow.redirect_uri || '/' });
   return res.end();
 }
@@ -406,6 +494,7 @@ async function control(req, res, p) {
   if (p === '/_double/release') return send(res, 200, { released: releaseAnswers() });
   if (p === '/_double/config') {
     webhookUrl = body.webhook_url ?? webhookUrl;
+    ibpWebhookUrl = body.ibp_webhook_url ?? ibpWebhookUrl;
     webhookSecret = body.webhook_secret ?? webhookSecret;
     setImmediate(flush);
     return send(res, 200, { ok: true });
@@ -510,6 +599,15 @@ async function api(req, res, url) {
       r.status = 'cancelled';
       event('payments', 'cancelled', { payment: r.id }, { origin: 'api', cause: 'payment_cancelled' }, r.metadata);
       return send(res, 200, { payments: r });
+    }
+    if (resource === 'billing_requests' && parts[3] === 'cancel') {
+      if (!['pending', 'ready_to_fulfil'].includes(r.status)) {
+        return error(res, 422, 'invalid_state', 'billing_request_not_cancellable', 'The billing request cannot be cancelled');
+      }
+      r.status = 'cancelled';
+      r.actions.forEach((a) => { if (a.status === 'pending') a.status = 'cancelled'; });
+      event('billing_requests', 'cancelled', { billing_request: r.id }, { origin: 'api', cause: 'billing_request_cancelled' });
+      return send(res, 200, { billing_requests: r });
     }
     return error(res, 404, 'invalid_api_usage', 'path_not_found', 'Path not found');
   }

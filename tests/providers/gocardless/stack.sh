@@ -7,9 +7,10 @@
 #                         pay-api's gocardless_credentials (DIR/gocardless.credentials,
 #                         0600: base_url and ca_file pointing at the double),
 #                         then tests/stack.sh start DIR/stack with fixture.json
-#                         (customers 101-105 and 109, provider 1 GO_CARDLESS; a 2 s
-#                         collector lease), and the
-#                         double told where provider 1's webhooks go.
+#                         (customers 101-106, 109 and 110-112, provider 1
+#                         GO_CARDLESS, provider 2 GC_INSTANT_BANK_PAYMENTS; a 2 s
+#                         collector lease), and the double told where the
+#                         webhooks go (instant bank payments' to provider 2's).
 #   stack.sh stop DIR     stops both (by their recorded pids); never fails.
 # Needs tests/providers/gocardless/node_modules (npm ci there).
 set -euo pipefail
@@ -85,6 +86,6 @@ PAY_STACK_CONF_EXTRA="gocardless_credentials = $DIR/gocardless.credentials" PAY_
     echo "GC_WEBHOOK_SECRET='$WEBHOOK_SECRET'"
 } >> "$DIR/stack/env"
 curl -sS --fail --cacert "$DIR/ca/ca.pem" -H 'Content-Type: application/json' \
-    -d "{\"webhook_url\":\"$PAY_BASE_URL/webhooks/1\",\"webhook_secret\":\"$WEBHOOK_SECRET\"}" \
+    -d "{\"webhook_url\":\"$PAY_BASE_URL/webhooks/1\",\"ibp_webhook_url\":\"$PAY_BASE_URL/webhooks/2\",\"webhook_secret\":\"$WEBHOOK_SECRET\"}" \
     "$URL/_double/config" > /dev/null
 echo "stack.sh: GoCardless double on $URL, pay-api on $PAY_BASE_URL"

@@ -18,12 +18,20 @@ Customers (fixture.json, one auto-collect invoice each):
   109  the engine killed (SIGKILL) while GoCardless holds the answer of its
        create: run again, the conflict names the payment made; one payment
        at the provider, paid once
+  111  (provider 2, GC_INSTANT_BANK_PAYMENTS) a payment link paid on the
+       hosted page by bank transfer: the payer leaves it first (the billing
+       request cancelled, the link payable again), then a new attempt with a
+       new key is paid: CONFIRMED, PAID_OUT, one ledger row; a refund
+       of it from the payment the request made
+  112  (provider 2) the payer's bank declines: the attempt FAILED, nothing paid
+  (110 is paid in Chromium by browser.mjs)
 """
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import ssl
@@ -250,7 +258,7 @@ def test_faults(s):
     st = ctl("state")
     s.eq(st["creates"].get("payments %s" % a[3]), 6,
          "six creates with the attempt's one Idempotency-Key")
-    mine = [p for p in st["payments"].values() if p["links"]["mandate"] == ref]
+    mine = [p for p in st["payments"].values() if p["links"].get("mandate") == ref]
     s.eq(len(mine), 1, "one payment at the provider (no double collection)")
     s.eq(mine[0]["id"] if mine else None, a[2], "the conflict resolved to the lost create's payment")
 
@@ -313,12 +321,12 @@ def test_engine_killed_while_create_in_flight(s):
         return
     a = attempt(109)
     s.eq(a[2], "", "killed before its answer was recorded")
-    mine = [x for x in ctl("state")["payments"].values() if x["links"]["mandate"] == ref]
+    mine = [x for x in ctl("state")["payments"].values() if x["links"].get("mandate") == ref]
     s.eq(len(mine), 1, "GoCardless made the payment before the kill")
     run_engine([109], until_idle=5)
     a = attempt(109)
     st = ctl("state")
-    mine = [x for x in st["payments"].values() if x["links"]["mandate"] == ref]
+    mine = [x for x in st["payments"].values() if x["links"].get("mandate") == ref]
     s.eq(len(mine), 1, "one payment at GoCardless for the key")
     s.eq(st["creates"].get("payments %s" % a[3]), 2, "two creates with the attempt's one key")
     s.eq((a[1], a[2]), ("PENDING_SUBMISSION", mine[0]["id"] if mine else None),
@@ -418,6 +426,156 @@ def test_exit(s):
     s.check(ref in (None, "NULL"), "leaving the hosted page records no mandate", ref)
 
 
+class Payer:
+    """A payer's browser on the link's page: its CSRF cookie kept, redirects
+    not followed."""
+
+    def __init__(self):
+        self.cookie = None
+
+    def req(self, method, url, form=None):
+        u = urllib.parse.urlsplit(url)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        headers, data = {}, None
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if form is not None:
+            data = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Origin"] = ENV["PAY_BASE_URL"]
+        c.request(method, u.path + ("?" + u.query if u.query else ""), body=data, headers=headers)
+        r = c.getresponse()
+        if r.getheader("Set-Cookie"):
+            self.cookie = r.getheader("Set-Cookie").split(";", 1)[0]
+        out = (r.status, r.getheader("Location"), r.read().decode())
+        c.close()
+        return out
+
+    def press_pay(self, s, url, what):
+        """The link's page, then Pay: 303 to GoCardless's hosted page."""
+        st, _, html = self.req("GET", url)
+        m = re.search(r'name="csrf" value="([^"]+)"', html)
+        if not s.check(st == 200 and m, what + ": the link's page with its Pay button", st):
+            return None
+        st, hosted, _ = self.req("POST", url, {"csrf": m.group(1)})
+        s.check(st == 303 and (hosted or "").startswith(ENV["GC_DOUBLE_URL"] + "/billing/static/flow"),
+                what + ": Pay sends the payer to GoCardless's hosted page", (st, hosted))
+        return hosted
+
+
+def ibp_link(s, cid, what):
+    """A payment link of the GC_INSTANT_BANK_PAYMENTS provider (2) for the
+    customer's invoice."""
+    iid, amount = (int(x) for x in sql("SELECT id, amount FROM invoices WHERE customer_id = %d"
+                                       % cid)[0])
+    r = post("/v1/payment-provider-payment-link", raw=json.dumps(
+        {"paymentProviderId": 2, "amountInMajorCurrency": amount / 100.0, "description": what,
+         "invoiceId": iid}), tok=TOK)
+    s.status(r, 201, what + ": link created")
+    return r.json["paymentLink"], r.json["id"], amount
+
+
+def link_attempts(link_id):
+    return sql("SELECT id, status, COALESCE(provider_reference, ''), idempotency_key"
+               " FROM attempts WHERE payment_link_id = %s ORDER BY id" % link_id)
+
+
+def hosted_press(s, hosted, action, back, what):
+    u = urllib.parse.urlsplit(hosted)
+    st, html_loc, html = double("GET", u.path + "?" + u.query)
+    s.check(st == 200 and "Pay with your bank" in html, what + ": the hosted payment page", st)
+    st, loc, _ = double("POST", u.path + "?" + u.query, form={"do": action})
+    s.eq((st, loc), (303, back), what + ": the hosted page sends the payer back")
+
+
+def test_ibp_exit_then_paid(s):
+    url, link_id, amount = ibp_link(s, 111, "Instant bank payment 111")
+    p = Payer()
+    hosted = p.press_pay(s, url, "first press")
+    if not hosted:
+        return
+    first = link_attempts(link_id)
+    s.check(len(first) == 1 and first[0][2].startswith("BRQ"),
+            "the attempt follows the billing request", first)
+    brq = ctl("state")["billing_requests"].get(first[0][2]) or {}
+    s.eq((brq.get("payment_request") or {}).get("amount"), amount,
+         "the billing request asks the link's amount in minor units")
+    s.eq(ctl("state")["creates"].get("billing_requests %s" % first[0][3]), 1,
+         "one billing request created with the attempt's key")
+    # The payer leaves GoCardless's page: the request is cancelled there by
+    # the engine, the link can be paid again.
+    hosted_press(s, hosted, "exit", url + "?exit=1", "exit")
+    st, _, html = p.req("GET", url + "?exit=1")
+    s.check(st == 200 and 'id="processing"' in html, "back from the exit: processing", st)
+    run_engine([111], until_idle=0)
+    wait_for(lambda: link_attempts(link_id)[0][1] == "CANCELLED", "the attempt CANCELLED", s)
+    s.eq(ctl("state")["billing_requests"][first[0][2]]["status"], "cancelled",
+         "the billing request cancelled at GoCardless")
+    hosted = p.press_pay(s, url, "second press")
+    if not hosted:
+        return
+    both = link_attempts(link_id)
+    s.check(len(both) == 2 and both[1][3] != both[0][3] and both[1][2].startswith("BRQ")
+            and both[1][2] != both[0][2], "a new attempt, key and billing request", both)
+    hosted_press(s, hosted, "confirm", url, "pay")
+    st, _, html = p.req("GET", url)
+    s.check(st == 200 and 'id="processing"' in html, "back from paying: processing", st)
+    brq = ctl("state")["billing_requests"][both[1][2]]
+    pm = brq["links"].get("payment_request_payment")
+    s.check(brq["status"] == "fulfilled" and pm, "fulfilled: a payment", brq)
+    s.eq(ctl("state")["payments"][pm]["metadata"].get("pay_api_key"), both[1][3],
+         "the payment carries the attempt's key")
+    run_engine([111], until_idle=0)  # the fetch: the request fulfilled, its payment pending
+    s.eq(sql_one("SELECT paid FROM invoices WHERE customer_id = 111"), "0",
+         "nothing counted before GoCardless confirms")
+    ctl("simulate", {"resource": "payments", "id": pm, "action": "confirmed"})
+    wait_for(lambda: link_attempts(link_id)[1][1] == "CONFIRMED", "CONFIRMED by webhook", s)
+    s.eq(int(sql_one("SELECT paid FROM invoices WHERE customer_id = 111")), amount,
+         "the invoice paid")
+    ctl("simulate", {"resource": "payments", "id": pm, "action": "paid_out"})
+    wait_for(lambda: link_attempts(link_id)[1][1] == "PAID_OUT", "PAID_OUT by webhook", s)
+    s.eq(sql("SELECT amount, payment_method, invoice_id FROM ledger WHERE customer_id = 111"
+             " AND txn_type = 'PAYMENT'"), [[str(amount), "GC_INSTANT_BANK_PAYMENTS", "1110"]],
+         "one ledger row: the payment of the invoice")
+    st, _, html = p.req("GET", url)
+    s.check(st == 410 and "Payment received" in html, "the link shows the receipt", st)
+    s.eq(sql_one("SELECT COUNT(*) FROM provider_events WHERE provider_id = 2 AND"
+                 " provider_reference = '%s' AND outcome = 'APPLIED' AND status IN"
+                 " ('CONFIRMED', 'PAID_OUT')" % both[1][2]), "2",
+         "the payment's confirmed and paid_out events moved the attempt")
+    creates = ctl("state")["creates"]
+    s.eq([creates.get("billing_requests %s" % a[3]) for a in both], [1, 1],
+         "one create per key")
+    # A refund is paid back from the payment the billing request made.
+    r = post("/v1/refunds", {"invoiceId": 1110, "billRunType": "NORMAL",
+                             "amountInMajorCurrency": 2.0, "description": "ibp refund",
+                             "paymentMethod": "GC_INSTANT_BANK_PAYMENTS"}, TOK)
+    if s.status(r, 201, "a refund of 2.00 accepted"):
+        run_engine([111], until_idle=0)
+        rf = attempt(111, 2)
+        grf = ctl("state")["refunds"].get(rf[2] if rf else "") or {}
+        s.eq((grf.get("amount"), (grf.get("links") or {}).get("payment")), (200, pm),
+             "refunded from the payment the billing request made")
+
+
+def test_ibp_declined(s):
+    url, link_id, amount = ibp_link(s, 112, "Instant bank payment 112")
+    p = Payer()
+    hosted = p.press_pay(s, url, "press")
+    if not hosted:
+        return
+    hosted_press(s, hosted, "decline", url, "the bank declines")
+    wait_for(lambda: link_attempts(link_id)[0][1] == "FAILED", "FAILED by webhook", s)
+    s.eq(sql_one("SELECT paid FROM invoices WHERE customer_id = 112"), "0", "nothing paid")
+    s.eq(sql_one("SELECT COUNT(*) FROM ledger WHERE customer_id = 112 AND txn_type = 'PAYMENT'"),
+         "0", "no payment in the ledger")
+    s.eq(sql_one("SELECT status FROM provider_events WHERE provider_id = 2 AND"
+                 " provider_reference = '%s'" % link_attempts(link_id)[0][2]), "FAILED",
+         "the billing request's failed event")
+    st, _, html = p.req("GET", url)
+    s.check(st == 200 and 'id="payment-failed"' in html, "the link can be paid again", st)
+
+
 def test_credentials_stay_secret(s):
     logs = ""
     for name in ("pay-api.log", "pay-api.out"):
@@ -434,4 +592,5 @@ def test_credentials_stay_secret(s):
 
 Suite().run([test_collect_and_refund, test_failure, test_chargeback, test_faults,
              test_mandate_by_fetch, test_engine_killed_while_create_in_flight,
-             test_webhook_attacks, test_exit, test_credentials_stay_secret])
+             test_webhook_attacks, test_exit, test_ibp_exit_then_paid, test_ibp_declined,
+             test_credentials_stay_secret])

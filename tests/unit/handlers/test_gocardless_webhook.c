@@ -5,7 +5,8 @@
  * raw bytes in either hex case, a changed byte, another secret or a
  * malformed header is refused (403) before parsing, and the events come out
  * in our vocabulary; malformed but authentic bodies are 400; events of
- * resources we do not follow are skipped.
+ * resources we do not follow are skipped; a billing request (an instant bank
+ * payment) that fails or is cancelled ends its attempt.
  */
 #include "test.h"
 
@@ -90,7 +91,13 @@ main(void)
     gc = provider_adapter("GO_CARDLESS");
     CHECK(gc != provider_sandbox_adapter() && gc->webhook_parse != NULL,
           "with credentials GO_CARDLESS is served by GoCardless");
-    CHECK(provider_adapter("GC_INSTANT_BANK_PAYMENTS") == gc, "and GC_INSTANT_BANK_PAYMENTS");
+    const struct provider_adapter *ibp = provider_adapter("GC_INSTANT_BANK_PAYMENTS");
+    CHECK(ibp != provider_sandbox_adapter() && ibp->webhook_parse == gc->webhook_parse &&
+              ibp->payment_submit == gc->payment_submit,
+          "and GC_INSTANT_BANK_PAYMENTS, its invoices collected by Direct Debit the same way");
+    CHECK(gc->payment_checkout == NULL && ibp->payment_checkout != NULL &&
+              ibp->checkout_url != NULL && ibp->checkout_origin != NULL,
+          "payment links: on GoCardless's hosted page for instant bank payments only");
     CHECK(provider_adapter("STRIPE") == provider_sandbox_adapter(), "STRIPE keeps the sandbox");
     if (gc == provider_sandbox_adapter() || gc->webhook_parse == NULL)
         return TEST_DONE();
@@ -160,15 +167,25 @@ main(void)
         "{\"id\":\"EV9\",\"resource_type\":\"payments\",\"action\":\"late_failure_settled\","
         "\"links\":{\"payment\":\"PM4\"}},"
         "{\"id\":\"EV10\",\"resource_type\":\"payments\",\"action\":\"chargeback_cancelled\","
-        "\"links\":{\"payment\":\"PM3\"}}"
+        "\"links\":{\"payment\":\"PM3\"}},"
+        "{\"id\":\"EV11\",\"resource_type\":\"billing_requests\",\"action\":\"failed\","
+        "\"links\":{\"billing_request\":\"BRQ2\"}},"
+        "{\"id\":\"EV12\",\"resource_type\":\"billing_requests\",\"action\":\"cancelled\","
+        "\"links\":{\"billing_request\":\"BRQ3\"}},"
+        "{\"id\":\"EV13\",\"resource_type\":\"billing_requests\",\"action\":\"flow_exited\","
+        "\"links\":{\"billing_request\":\"BRQ3\"}},"
+        "{\"id\":\"EV14\",\"resource_type\":\"payments\",\"action\":\"confirmed\","
+        "\"links\":{\"payment\":\"PM5\"},\"resource_metadata\":{\"pay_api_key\":\"pay-api-autocollect-1\"}}"
         "]}";
     CHECK(parse(mixed, sign(mixed), &ev, &n, &why) == 0, "a mixed batch (%s)", why ? why : "-");
     static const char *const want[][2] = {
         {"PM1", "FAILED_RETRYING"}, {"PM2", "FAILED"},         {"PM3", "CHARGED_BACK"},
         {"RF1", "BOUNCED"},         {"RF2", "REFUND_SETTLED"}, {"MD1", "ACTIVE"},
-        {"PM4", "LATE_FAILURE_SETTLED"}, {"PM3", "CHARGEBACK_CANCELLED"}};
-    CHECK(n == 8, "billing request and payout events skipped (%zu left)", n);
-    for (size_t i = 0; i < n && i < 8; i++) {
+        {"PM4", "LATE_FAILURE_SETTLED"}, {"PM3", "CHARGEBACK_CANCELLED"},
+        {"BRQ2", "FAILED"},         {"BRQ3", "CANCELLED"},     {"PM5", "CONFIRMED"}};
+    CHECK(n == 11, "billing requests' failed / cancelled kept, their other actions and payouts"
+          " skipped (%zu left)", n);
+    for (size_t i = 0; i < n && i < 11; i++) {
         CHECK_STR(ev[i].reference, want[i][0], "event %zu reference", i);
         CHECK_STR(ev[i].status, want[i][1], "event %zu status", i);
     }
