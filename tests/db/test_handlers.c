@@ -396,6 +396,14 @@ test_tenant_lists(void)
     CHECK(strstr(plan, "invoice_payment_owner") && strstr(plan, "Using index") &&
               !strstr(plan, "filesort"),
           "a page's first row: one block of the owner index (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT p.id FROM invoice_payments p FORCE INDEX"
+             " (invoice_payment_kind) WHERE 1=1 AND p.contract_owner_id IN (%" PRId64
+             ",%" PRId64 ",%" PRId64 ") AND p.invoice_kind = 1 AND p.id >= 32768"
+             " AND p.id < 65536 ORDER BY p.id LIMIT 1 OFFSET 500", base + 1, base + 2, base + 3);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "invoice_payment_kind") && strstr(plan, "Using index") &&
+              !strstr(plan, "filesort"),
+          "a page's first row among many owners' rows: the block in id order (%s)", plan);
     snprintf(sql, sizeof(sql), "SELECT f.id FROM refunds f WHERE 1=1 AND"
              " f.contract_owner_id IN (%" PRId64 ") ORDER BY f.id LIMIT 100", base + 1);
     explain(plan, sizeof(plan), sql);
