@@ -214,8 +214,11 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
             return -1;
     }
     if (c->workers == 0) {
+        /* Four per core: a worker waiting for its commit's fsync (or any
+         * database round trip) holds its core's turn for nothing, and only
+         * commits waiting at the same time share an fsync (group commit). */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->workers = (int)(n > 0 ? 2 * n : 2);
+        c->workers = (int)(n > 0 ? 4 * n : 4);
     }
     if (c->db_lock_wait >= c->db_timeout) {
         snprintf(err, errlen, "db_lock_wait (%d) must be below db_timeout (%d)",

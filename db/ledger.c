@@ -40,10 +40,78 @@ customer_load(struct db_uow *u, int64_t id, int lock, struct customer *c)
     return DB_OK;
 }
 
+struct count_row {
+    int64_t block, shard, normal, adhoc, refunds;
+};
+
+/* Folds the owner's shard rows of the blocks before `block` into one row
+ * per block (shard OWNER_COUNT_FOLDED, schema 015), counts unchanged: the
+ * rows are locked and read, deleted one by one by their key (a row of an
+ * old block written after the read is a row of its own, left for the next
+ * fold), and their sums added to the folded rows. */
+static enum db_rc
+owner_counts_fold(struct db_uow *u, int64_t owner, int64_t block)
+{
+    struct dbq *q = dbq_new(u, "SELECT block, shard, normal_events, adhoc_events, refund_count"
+                               " FROM owner_counts WHERE contract_owner_id = ? AND block < ?"
+                               " AND shard < ? ORDER BY block, shard FOR UPDATE");
+    dbq_i64(q, owner);
+    dbq_i64(q, block);
+    dbq_i64(q, OWNER_COUNT_FOLDED);
+    enum db_rc        rc = dbq_exec(q);
+    struct count_row *rows = NULL;
+    size_t            n = 0, cap = 0;
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK) {
+        if (n == cap) {
+            struct count_row *b = ARENA_NEW(u->arena, struct count_row, cap ? 2 * cap : 64);
+            if (n)
+                memcpy(b, rows, n * sizeof(*b));
+            rows = b;
+            cap = cap ? 2 * cap : 64;
+        }
+        rows[n++] = (struct count_row){dbq_col_i64(q, 0), dbq_col_i64(q, 1), dbq_col_i64(q, 2),
+                                       dbq_col_i64(q, 3), dbq_col_i64(q, 4)};
+    }
+    if (rc != DB_NOT_FOUND)
+        return rc;
+    struct count_row sum = {0};
+    for (size_t i = 0; i < n; i++) {
+        q = dbq_new(u, "DELETE FROM owner_counts WHERE contract_owner_id = ? AND block = ?"
+                       " AND shard = ?");
+        dbq_i64(q, owner);
+        dbq_i64(q, rows[i].block);
+        dbq_i64(q, rows[i].shard);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return rc;
+        sum.normal += rows[i].normal;
+        sum.adhoc += rows[i].adhoc;
+        sum.refunds += rows[i].refunds;
+        if (i + 1 < n && rows[i + 1].block == rows[i].block)
+            continue;
+        q = dbq_new(u, "INSERT INTO owner_counts (contract_owner_id, block, shard,"
+                       " normal_events, adhoc_events, refund_count) VALUES (?,?,?,?,?,?)"
+                       " ON DUPLICATE KEY UPDATE normal_events = normal_events +"
+                       " VALUES(normal_events), adhoc_events = adhoc_events +"
+                       " VALUES(adhoc_events), refund_count = refund_count + VALUES(refund_count)");
+        dbq_i64(q, owner);
+        dbq_i64(q, rows[i].block);
+        dbq_i64(q, OWNER_COUNT_FOLDED);
+        dbq_i64(q, sum.normal);
+        dbq_i64(q, sum.adhoc);
+        dbq_i64(q, sum.refunds);
+        if ((rc = dbq_exec(q)) != DB_OK)
+            return rc;
+        sum = (struct count_row){0};
+    }
+    return DB_OK;
+}
+
 /* One more row in the owner's counter `column` (schemas 008, 011), in the
  * customer's shard of the block of the counted row's id. The shard's row
  * usually exists: a plain UPDATE locks just it; the first row of a shard
- * in a block is inserted. */
+ * in a block is inserted, after folding the owner's older blocks (a block
+ * is left once for good when its ids are used up), so the owner keeps one
+ * row per old block and the shards of the blocks in use. */
 static enum db_rc
 owner_count(struct db_uow *u, const struct customer *c, enum owner_count which,
             int64_t row_id)
@@ -73,6 +141,8 @@ owner_count(struct db_uow *u, const struct customer *c, enum owner_count which,
     dbq_i64(q, c->id % OWNER_COUNT_SHARDS);
     enum db_rc rc = dbq_exec(q);
     if (rc != DB_OK || dbq_affected(q) > 0)
+        return rc;
+    if ((rc = owner_counts_fold(u, c->owner, row_id >> OWNER_COUNT_BLOCK_SHIFT)) != DB_OK)
         return rc;
     q = dbq_new(u, insert[which]);
     dbq_i64(q, c->owner);

@@ -98,6 +98,10 @@ DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct inv
  * the row at a position by summing the blocks (handlers/list.c). */
 #define OWNER_COUNT_SHARDS 64
 #define OWNER_COUNT_BLOCK_SHIFT 15
+/* The shard of the one row an old block's shards are folded into (schema
+ * 015; the money core folds an owner's older blocks when a shard's first
+ * row of a new block is written). */
+#define OWNER_COUNT_FOLDED OWNER_COUNT_SHARDS
 enum owner_count { COUNT_NORMAL_EVENTS, COUNT_ADHOC_EVENTS, COUNT_REFUNDS };
 
 /* A refund row on an invoice of a locked customer (the caller moves the

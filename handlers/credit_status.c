@@ -40,7 +40,7 @@ static const struct resource credit = {
     "FROM customers c", "c.contract_owner_id",
     "(SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id)", "c.id",
     credit_cols, sizeof(credit_cols) / sizeof(credit_cols[0]),
-    "SELECT COUNT(*) FROM customers WHERE credit_threshold IS NOT NULL", NULL,
+    "SELECT COUNT(*) FROM customers WHERE credit_threshold IS NOT NULL", NULL, NULL,
 };
 
 /* Plain values and in: lists compare numerically (hundredths); like:

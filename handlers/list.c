@@ -504,7 +504,7 @@ keyset_cond(struct abuf *sql, const struct list *l)
  * ids through the index the list is read from (no rows but the ids).
  * DB_NOT_FOUND when the list is shorter. */
 static enum db_rc
-nth_id(struct list *l, int from_end, int64_t skip, int64_t *id)
+nth_id(struct list *l, int from_end, int64_t skip, int64_t bound, int64_t *id)
 {
     struct req *r = l->r;
     struct abuf sql;
@@ -513,12 +513,16 @@ nth_id(struct list *l, int from_end, int64_t skip, int64_t *id)
                 l->where.len ? abuf_str(&l->where) : "");
     if (!from_end)
         keyset_cond(&sql, l);
+    if (bound > 0)
+        abuf_printf(&sql, " AND %s %s ?", l->res->id_sql, l->by_id > 0 ? "<" : ">=");
     abuf_printf(&sql, " ORDER BY %s%s LIMIT 1 OFFSET ?", l->res->id_sql,
                 (l->by_id > 0) != from_end ? "" : " DESC");
     struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
     bind_all(q, l->binds);
     if (!from_end && l->from > 0)
         dbq_i64(q, l->from);
+    if (bound > 0)
+        dbq_i64(q, bound);
     dbq_i64(q, skip);
     enum db_rc rc = dbq_one(q);
     if (rc == DB_OK)
@@ -541,10 +545,14 @@ block_nth_id(struct list *l, int64_t pos, int64_t *id)
     int64_t     n = l->blocks[i].n, lo = l->blocks[i].block << OWNER_COUNT_BLOCK_SHIFT;
     int         back = pos >= n / 2;
     struct req *r = l->r;
+    /* Several owners holding an eighth of the block or more: read the
+     * block in id order (no sort of the owners' ranges). */
+    int dense = l->res->dense_from != NULL && !r->principal.all_owners &&
+                r->principal.nowners > 1 && n * 8 >= ((int64_t)1 << OWNER_COUNT_BLOCK_SHIFT);
     struct abuf sql;
     abuf_init(&sql, r->arena);
     abuf_printf(&sql, "SELECT %s %s WHERE 1=1%s AND %s >= ? AND %s < ? ORDER BY %s%s"
-                " LIMIT 1 OFFSET ?", l->res->id_sql, l->res->from,
+                " LIMIT 1 OFFSET ?", l->res->id_sql, dense ? l->res->dense_from : l->res->from,
                 l->where.len ? abuf_str(&l->where) : "", l->res->id_sql, l->res->id_sql,
                 l->res->id_sql, back ? " DESC" : "");
     struct dbq *q = dbq_new(&r->db, abuf_str(&sql));
@@ -555,6 +563,46 @@ block_nth_id(struct list *l, int64_t pos, int64_t *id)
     enum db_rc rc = dbq_one(q);
     if (rc == DB_OK)
         *id = dbq_col_i64(q, 0);
+    return rc;
+}
+
+/* From the blocks' counts: an id bound (exclusive ascending, inclusive
+ * descending) such that the list holds at least `need` rows between the
+ * page's position l->from and the bound, counting only the whole blocks
+ * after the block of l->from in the list's order. 0 when the blocks that
+ * follow do not reach `need`: no bound. */
+static int64_t
+block_bound(const struct list *l, int64_t need)
+{
+    int64_t fb = l->from >> OWNER_COUNT_BLOCK_SHIFT, sum = 0;
+    if (l->by_id > 0) {
+        for (size_t i = 0; i < l->nblocks; i++)
+            if (l->blocks[i].block > fb && (sum += l->blocks[i].n) >= need)
+                return (l->blocks[i].block + 1) << OWNER_COUNT_BLOCK_SHIFT;
+    } else {
+        for (size_t i = l->nblocks; i-- > 0;)
+            if (l->blocks[i].block < fb && (sum += l->blocks[i].n) >= need)
+                return l->blocks[i].block << OWNER_COUNT_BLOCK_SHIFT;
+    }
+    return 0;
+}
+
+/* The page's last id (the row page_size - 1 on from its first), read
+ * within bounded ids: an unfiltered list finds it by position from the
+ * blocks' counts like the page's first row, or, continuing after a keyset
+ * id, within the blocks that hold at least a page after it (again without
+ * the bound if the rows there fall short of the counts). A filtered list
+ * skips ids from the page's first. */
+static enum db_rc
+page_last_id(struct list *l, int64_t total, int64_t *id)
+{
+    int64_t last = (l->page - 1) * l->page_size + l->page_size - 1;
+    if (l->nblocks && l->after == 0)
+        return block_nth_id(l, l->by_id > 0 ? last : total - last - 1, id);
+    int64_t    bound = l->nblocks ? block_bound(l, l->page_size) : 0;
+    enum db_rc rc = nth_id(l, 0, l->page_size - 1, bound, id);
+    if (rc == DB_NOT_FOUND && bound > 0)
+        rc = nth_id(l, 0, l->page_size - 1, 0, id);
     return rc;
 }
 
@@ -577,8 +625,8 @@ position(struct list *l, int64_t total, int64_t *next_after, int *empty)
     } else if (skip > 0) {
         rc = skip >= total ? DB_NOT_FOUND
              : l->nblocks  ? block_nth_id(l, l->by_id > 0 ? skip : total - skip - 1, &l->from)
-             : skip <= total / 2 ? nth_id(l, 0, skip, &l->from)
-                                 : nth_id(l, 1, total - skip - 1, &l->from);
+             : skip <= total / 2 ? nth_id(l, 0, skip, 0, &l->from)
+                                 : nth_id(l, 1, total - skip - 1, 0, &l->from);
         l->from_incl = 1;
     }
     if (rc == DB_NOT_FOUND) {
@@ -586,7 +634,7 @@ position(struct list *l, int64_t total, int64_t *next_after, int *empty)
         return DB_OK;
     }
     if (rc == DB_OK && l->page * l->page_size < total) {
-        rc = nth_id(l, 0, l->page_size - 1, next_after);
+        rc = page_last_id(l, total, next_after);
         if (rc == DB_NOT_FOUND) {
             *next_after = 0;
             rc = DB_OK;

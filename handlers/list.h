@@ -48,6 +48,12 @@ struct resource {
                                      the unfiltered list's exact total and
                                      to find a page's first row without
                                      reading the rows before it */
+    const char       *dense_from; /* optional: `from` naming an index that
+                                     holds the rows in id order with their
+                                     owner, for a position within a block
+                                     where a token's many owners hold many
+                                     of the block's rows (their ranges of
+                                     the owner index would be sorted) */
 };
 
 struct bind;

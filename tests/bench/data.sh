@@ -11,8 +11,10 @@
 #   - then the bulk in chunks of 20,000 customers and 200,000 invoices
 #     (≈ 920,000 ledger rows; the generator is additive and each chunk gets
 #     its own seed), the last chunk scaled to what is missing.
-# Then ANALYZE TABLE on the big tables. Prints one line per step and the
-# final sizes. The generator makes no refunds.
+# The generator makes no refunds: then tests/bench/refunds.py refunds part
+# of one paid NORMAL invoice in every 100 through the API (when the data set
+# has none yet). Then ANALYZE TABLE on the big tables. Prints one line per
+# step and the final sizes.
 set -euo pipefail
 
 die() { echo "data.sh: $*" >&2; exit 1; }
@@ -56,10 +58,15 @@ while rows=$(sql "SELECT COUNT(*) FROM ledger") && [ "$rows" -lt "$TARGET" ]; do
     fi
     n=$(( n + 1 ))
 done
+if [ "$(sql "SELECT COUNT(*) FROM refunds")" -eq 0 ]; then
+    echo "data.sh: refunds.py (a refund on one paid invoice in 100)"
+    python3 "$(dirname "$0")/refunds.py" "$STACK" 100
+fi
 echo "data.sh: ANALYZE TABLE"
 sql "ANALYZE TABLE ledger, invoices, invoice_payments, customers, refunds, owner_counts" >/dev/null
 echo "data.sh: $(sql "SELECT COUNT(*) FROM ledger") ledger rows," \
      "$(sql "SELECT COUNT(*) FROM invoice_payments") invoice payments," \
+     "$(sql "SELECT COUNT(*) FROM refunds") refunds," \
      "$(sql "SELECT COUNT(*) FROM customers") customers, largest customers (ledger rows):" \
      "$(sql "SELECT GROUP_CONCAT(n ORDER BY n DESC) FROM (SELECT COUNT(*) n FROM ledger GROUP BY customer_id ORDER BY n DESC LIMIT 3) t")," \
      "$((SECONDS - t)) s"

@@ -6,7 +6,7 @@
 # Installs what is missing (Debian, as root: the packages of .ci/packages, as
 # ./pay-stack does, plus wrk), builds Release with -O2 into build-bench/,
 # starts a private stack with tests/stack.sh in build-bench/stack (MariaDB with
-# durable commits, 2 pay-api workers per core, log level warn), adds a bench nginx config (no
+# durable commits, 4 pay-api workers per core, log level warn), adds a bench nginx config (no
 # access log, a static file for ceiling C1, a server block for the callgrind
 # worker), generates the data set with `pay-api generate`, warms up, then runs
 # every scenario with wrk at each connection count for a fixed duration:
@@ -31,7 +31,7 @@
 #   BENCH_THREADS=nproc     wrk threads
 #   BENCH_WARMUP=10         seconds of warm-up (the S6 mix at the highest count)
 #   BENCH_PAUSE=2           seconds of quiet between runs
-#   BENCH_WORKERS=2*nproc   pay-api workers
+#   BENCH_WORKERS=4*nproc   pay-api workers (pay-api's default)
 #   BENCH_NGINX_WORKERS=auto
 #   BENCH_CUSTOMERS=10000  BENCH_INVOICES=100000  BENCH_MIN_LEDGER=500000
 #   BENCH_SEED=1            seed of the generator and of the wrk scripts
@@ -62,7 +62,7 @@ CONNS=${BENCH_CONNECTIONS:-16 64}
 THREADS=${BENCH_THREADS:-$NPROC}
 WARMUP=${BENCH_WARMUP:-10}
 PAUSE=${BENCH_PAUSE:-2}
-WORKERS=${BENCH_WORKERS:-$((2 * NPROC))}
+WORKERS=${BENCH_WORKERS:-$((4 * NPROC))}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-auto}
 CUSTOMERS=${BENCH_CUSTOMERS:-10000}
 INVOICES=${BENCH_INVOICES:-100000}
@@ -492,7 +492,7 @@ describe_machine() {
         echo "fs=$(df -T "$STACK" | awk 'NR == 2 {print $2 " on " $1}')"
         echo "versions=$(dpkg-query -W -f='${Package} ${Version}, ' nginx-light mariadb-server wrk valgrind libfcgi0ldbl 2>/dev/null | sed 's/, $//')"
         echo "build=cmake -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE='-O2 -DNDEBUG' ($(cc --version | head -n 1))"
-        echo "workers=$WORKERS (2 per core), log_level warn"
+        echo "workers=$WORKERS ($((WORKERS / NPROC)) per core), log_level warn"
         echo "nginx_workers=$NGINX_WORKERS$([ "$NGINX_WORKERS" = auto ] && echo " (one per CPU)"), access log off, no upstream keepalive (as in production)"
         echo "source=$(git -C "$REPO" log -1 --format='commit %h (%cd)' --date=iso 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes in the work tree'), built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')"
         echo "mariadb=$(sql "SELECT CONCAT('innodb_flush_log_at_trx_commit=', @@innodb_flush_log_at_trx_commit, ', innodb_doublewrite=', @@innodb_doublewrite, ', log_bin=', @@log_bin, ', innodb_buffer_pool_size=', @@innodb_buffer_pool_size DIV 1048576, 'M')") (tests/stack.sh defaults)"

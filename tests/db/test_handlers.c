@@ -251,13 +251,19 @@ test_tenant_lists(void)
           "the generated owner's events span more than one block of ids");
     mysql_query(other, "ANALYZE TABLE invoice_payments, customers, refunds");
     mysql_free_result(mysql_store_result(other));
-    char *saved = token, err[256], want[16384], got[16384], hdr[1024], owners[64];
-    for (int n = 1; n <= 2; n++) {
-        int64_t o[] = {base + 1, base + 2};
+    char *saved = token, err[256], want[16384], got[16384], hdr[1024], owners[256];
+    /* One owner, two, and all ten (a token naming many owners: the page's
+     * ids are bounded by the blocks that hold it). */
+    for (int n = 1; n <= 10; n += n == 1 ? 1 : 8) {
+        int64_t o[10];
+        size_t  used = 0;
+        for (int k = 0; k < n; k++) {
+            o[k] = base + 1 + k;
+            used += (size_t)snprintf(owners + used, sizeof(owners) - used, "%s%" PRId64,
+                                     k ? "," : "", o[k]);
+        }
         token = auth_issue("lists", "payments:read", o, (size_t)n, 600, time(NULL), err,
                            sizeof(err));
-        snprintf(owners, sizeof(owners), n == 1 ? "%" PRId64 : "%" PRId64 ",%" PRId64,
-                 o[0], o[1]);
         int64_t total = sql_i64("SELECT COUNT(*) FROM invoice_payments p JOIN customers c"
                                 " ON c.id = p.customer_id WHERE p.invoice_kind = 1"
                                 " AND c.contract_owner_id IN (%s)", owners);
@@ -331,6 +337,20 @@ test_tenant_lists(void)
                     " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND c.contract_owner_id"
                     " IN (%s) ORDER BY p.id DESC LIMIT 70 OFFSET %" PRId64, owners, (pg - 1) * 70);
             CHECK_STR(got, want, "owners %s: %s", owners, path);
+            /* Descending, continued by keyset. */
+            int64_t prev = (pg - 1) * 70;
+            snprintf(path, sizeof(path), "/v1/invoice-payments?page=%" PRId64
+                     "&pageSize=70&sort=id:desc&after=%" PRId64 ".%" PRId64, pg + 1, pg + 1,
+                     sql_i64("SELECT p.id FROM invoice_payments p JOIN customers c"
+                             " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND"
+                             " c.contract_owner_id IN (%s) ORDER BY p.id DESC LIMIT 1"
+                             " OFFSET %" PRId64, owners, prev + 69));
+            r = call("GET", path, NULL, NULL);
+            ids_of(&r, got, sizeof(got));
+            ids_sql(want, sizeof(want), "SELECT p.id FROM invoice_payments p JOIN customers c"
+                    " ON c.id = p.customer_id WHERE p.invoice_kind = 1 AND c.contract_owner_id"
+                    " IN (%s) ORDER BY p.id DESC LIMIT 70 OFFSET %" PRId64, owners, pg * 70);
+            CHECK_STR(got, want, "owners %s: %s", owners, path);
         }
         r = call("GET", "/v1/invoice-payments?page=1&pageSize=10&customerPaymentType=CUSTOMER",
                  NULL, NULL);
@@ -376,6 +396,14 @@ test_tenant_lists(void)
     CHECK(strstr(plan, "invoice_payment_owner") && strstr(plan, "Using index") &&
               !strstr(plan, "filesort"),
           "a page's first row: one block of the owner index (%s)", plan);
+    snprintf(sql, sizeof(sql), "SELECT p.id FROM invoice_payments p FORCE INDEX"
+             " (invoice_payment_kind) WHERE 1=1 AND p.contract_owner_id IN (%" PRId64
+             ",%" PRId64 ",%" PRId64 ") AND p.invoice_kind = 1 AND p.id >= 32768"
+             " AND p.id < 65536 ORDER BY p.id LIMIT 1 OFFSET 500", base + 1, base + 2, base + 3);
+    explain(plan, sizeof(plan), sql);
+    CHECK(strstr(plan, "invoice_payment_kind") && strstr(plan, "Using index") &&
+              !strstr(plan, "filesort"),
+          "a page's first row among many owners' rows: the block in id order (%s)", plan);
     snprintf(sql, sizeof(sql), "SELECT f.id FROM refunds f WHERE 1=1 AND"
              " f.contract_owner_id IN (%" PRId64 ") ORDER BY f.id LIMIT 100", base + 1);
     explain(plan, sizeof(plan), sql);
@@ -427,6 +455,57 @@ test_tenant_lists(void)
                   " JOIN customers c ON c.id = s.customer_id"
                   " WHERE m.contract_owner_id <> c.contract_owner_id") == 0,
           "mandates carry their site's customer's owner");
+}
+
+/* The owner's counter rows of blocks it has left are folded into one row
+ * per block when its next event opens a shard of a new block (after the
+ * generated data, owner 1's events of the tests above are blocks behind):
+ * afterwards no shard rows before the new block, the sums per block as
+ * before, the totals = the counts. */
+static void
+test_owner_counts_fold(void)
+{
+    const char *blocks = "SELECT CONCAT(block, ':', SUM(normal_events), '/', SUM(adhoc_events),"
+                         " '/', SUM(refund_count)) FROM owner_counts WHERE"
+                         " contract_owner_id = 1 GROUP BY block ORDER BY block";
+    char before[4096], after[4096], hdr[64];
+    ids_sql(before, sizeof(before), "%s", blocks);
+    int64_t events = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1");
+    int64_t newest = sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " block < %" PRId64 " AND shard < 64", newest) > 1,
+          "owner 1 has shard rows in blocks before the newest");
+    struct res r = POST("/v1/customer-payments",
+                        "{\"customerId\":11,\"amountInMajorCurrency\":1.25,"
+                        "\"type\":\"BACS\",\"description\":\"next block\"}");
+    CHECK(r.status == 200, "customer payment 200 (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1") ==
+              events + 1, "the payment paid an open invoice: one more event");
+    int64_t block = sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments WHERE"
+                            " contract_owner_id = 1");
+    CHECK(block >= newest, "the event is in the newest block");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " block < %" PRId64 " AND shard < 64", block) == 0 &&
+              sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                      " block < %" PRId64 " AND shard = 64", block) ==
+                  sql_i64("SELECT COUNT(DISTINCT block) FROM owner_counts WHERE"
+                          " contract_owner_id = 1 AND block < %" PRId64, block),
+          "the older blocks are one folded row each");
+    ids_sql(after, sizeof(after), "%s", blocks);
+    char want[4200];
+    snprintf(want, sizeof(want), "%.4000s,%" PRId64 ":1/0/0", before, block);
+    CHECK_STR(after, want, "the blocks' sums are unchanged, plus the new event");
+    CHECK(sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1 AND"
+                  " invoice_kind = 1") == sql_i64("SELECT SUM(normal_events) FROM owner_counts"
+                                                  " WHERE contract_owner_id = 1") &&
+              sql_i64("SELECT COUNT(*) FROM refunds WHERE contract_owner_id = 1") ==
+                  sql_i64("SELECT SUM(refund_count) FROM owner_counts WHERE"
+                          " contract_owner_id = 1"),
+          "owner 1's counters = the counts of its events and refunds");
+    r = call("GET", "/v1/invoice-payments?page=1&pageSize=5", NULL, NULL);
+    CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) ==
+              sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1 AND"
+                      " invoice_kind = 1"), "X-Total-Count after the fold: %s", hdr);
 }
 
 /* ---- the money-moving operations ------------------------------------------ */
@@ -652,6 +731,7 @@ main(void)
     test_payment_link_page();
     test_rerun_after_conflict(locker);
     test_tenant_lists();
+    test_owner_counts_fold();
 
     mysql_close(locker);
     mysql_close(other);

@@ -100,7 +100,7 @@ test_defaults(void)
     CHECK(config_load(&c, NULL, err, sizeof(err)) == 0, "defaults load: %s", err);
     CHECK_STR(c.socket, "/run/pay-api/fcgi.sock", "default socket");
     CHECK(c.socket_mode == 0660, "default socket_mode 0660 (got %o)", c.socket_mode);
-    CHECK(c.workers == 2 * nprocs(), "workers = 0 means 2 x CPUs (%d, %ld CPUs)",
+    CHECK(c.workers == 4 * nprocs(), "workers = 0 means 4 x CPUs (%d, %ld CPUs)",
           c.workers, nprocs());
     CHECK(c.max_requests == 0, "default max_requests 0");
     CHECK(c.shutdown_grace == 10, "default shutdown_grace 10");
