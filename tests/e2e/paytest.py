@@ -6,6 +6,7 @@ Money in responses is parsed with Decimal (never float) so that checks are
 exact. Each test file is a script: checks are counted and the run ends with
 the line "N passed, N failed" and exit status 1 if anything failed.
 """
+import atexit
 import hashlib
 import json
 import os
@@ -185,6 +186,69 @@ def sql(query):
     out = subprocess.check_output(shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "-e", query],
                                   text=True)
     return [line.split("\t") for line in out.splitlines()]
+
+
+class _ReadSession:
+    """One long-lived client (MYSQL_CMD) in a READ ONLY session for sql_read:
+    a query costs a round trip instead of starting a client (~25 ms each).
+    Every query ends with a SELECT of a fresh marker line, so its rows are
+    the lines before that marker (-B: one row a line, tabs and newlines in
+    values escaped). The client stops at the first error (no --force): EOF
+    before the marker raises CalledProcessError as sql() does, and the next
+    query starts a new client. With autocommit each SELECT sees everything
+    committed before it, exactly as a new client would."""
+
+    def __init__(self):
+        self.proc = None
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def _start(self):
+        self.proc = subprocess.Popen(shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "-n"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.proc.stdin.write("SET SESSION TRANSACTION READ ONLY;\n")
+
+    def query(self, query):
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            self.n += 1
+            mark = "paytest-read-end-%d-%d" % (os.getpid(), self.n)
+            # the ; on a line of its own also ends a query whose last line is a comment
+            self.proc.stdin.write("%s\n;\nSELECT '%s';\n" % (query.strip().rstrip(";"), mark))
+            self.proc.stdin.flush()
+            rows = []
+            for line in self.proc.stdout:
+                line = line.rstrip("\n")
+                if line == mark:
+                    return rows
+                rows.append(line.split("\t"))
+            proc, self.proc = self.proc, None
+            rc = proc.wait()
+            raise subprocess.CalledProcessError(rc or 1, ENV["MYSQL_CMD"], "\n".join(
+                "\t".join(r) for r in rows), proc.stderr.read())
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
+_read_session = _ReadSession()
+atexit.register(_read_session.close)
+
+
+def sql_read(query):
+    """sql() for read-only queries (SELECT) that a test repeats many times,
+    e.g. a snapshot before and after each request: the same rows of strings,
+    through one kept client. A write fails (READ ONLY session); use sql()."""
+    return _read_session.query(query)
+
+
+def sql_read_one(query):
+    rows = sql_read(query)
+    return rows[0][0] if rows else None
 
 
 def sandbox_reference(kind, what, basis):
