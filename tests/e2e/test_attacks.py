@@ -358,7 +358,7 @@ SNAP_NAMES = ["ledger", "ledger sum", "invoice_payments", "refunds", "payment_pr
 
 
 def snap():
-    return tuple(int(x) for x in sql_read(SNAP_SQL)[0])
+    return tuple(int(x) for x in sql(SNAP_SQL)[0])
 
 
 def delta(a, b):
@@ -1260,7 +1260,7 @@ def check_get_attack(s, rt, spec, path, q, what, param=None, value=None):
         idf = "generatedAdhocInvoiceId" if kind == 2 else "generatedInvoiceId"
         bad = []
         for x in items:
-            br = sql_read_one("SELECT bill_run_id FROM invoices WHERE kind = %d AND id = %d"
+            br = sql_one("SELECT bill_run_id FROM invoices WHERE kind = %d AND id = %d"
                          % (kind, x.get(idf)))
             if not item_matches({"b": br}, ("b",), value):
                 bad.append("event %s (bill run %s)" % (x.get("id"), br))

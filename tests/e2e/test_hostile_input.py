@@ -62,13 +62,13 @@ def host():
 
 
 def state():
-    return tuple(sql_read("SELECT balance, (SELECT COUNT(*) FROM ledger),"
-                          " (SELECT COUNT(*) FROM invoice_payments) FROM customers WHERE id = %d"
-                          % CID)[0])
+    return tuple(sql("SELECT balance, (SELECT COUNT(*) FROM ledger),"
+                     " (SELECT COUNT(*) FROM invoice_payments) FROM customers WHERE id = %d"
+                     % CID)[0])
 
 
 def balance():
-    return Decimal(sql_read_one("SELECT balance FROM customers WHERE id = %d" % CID))
+    return Decimal(sql_one("SELECT balance FROM customers WHERE id = %d" % CID))
 
 
 def refused(s, what, send, status=400, code=None, field=None):
