@@ -6,9 +6,11 @@ Money in responses is parsed with Decimal (never float) so that checks are
 exact. Each test file is a script: checks are counted and the run ends with
 the line "N passed, N failed" and exit status 1 if anything failed.
 """
+import atexit
 import hashlib
 import json
 import os
+import re
 import shlex
 import socket
 import ssl
@@ -180,8 +182,82 @@ def post(path, body=None, tok=None, **kw):
     return request("POST", path, body=body, tok=tok, **kw)
 
 
+class _ReadSession:
+    """One long-lived client (MYSQL_CMD) in a READ ONLY session, through
+    which sql() runs plain single SELECTs: a query then costs a round trip
+    instead of starting a client (~25 ms each, which made the files that
+    snapshot the database around every request spend most of their time
+    there). Every query ends with a SELECT of a fresh marker line, so its
+    rows are the lines before that marker (-B: one row a line, tabs and
+    newlines in values escaped, exactly as sql() parses a new client's
+    output). The client stops at the first error (no --force): EOF before
+    the marker returns None and the next query starts a new client. With
+    autocommit each SELECT sees everything committed before it, as a new
+    client would."""
+
+    def __init__(self):
+        self.proc = None
+        self.pid = None
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def query(self, query):
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None or self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.proc = subprocess.Popen(
+                    shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "-n"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                self.proc.stdin.write("SET SESSION TRANSACTION READ ONLY;\n")
+            self.n += 1
+            mark = "paytest-read-end-%d-%d" % (self.pid, self.n)
+            rows = []
+            try:
+                # the ; on a line of its own also ends a query whose last line is a comment
+                self.proc.stdin.write("%s\n;\nSELECT '%s';\n" % (query, mark))
+                self.proc.stdin.flush()
+                for line in self.proc.stdout:
+                    line = line.rstrip("\n")
+                    if line == mark:
+                        return rows
+                    rows.append(line.split("\t"))
+            except OSError:
+                pass
+            self.close()
+            self.proc = None
+            return None
+
+    def close(self):
+        if self.proc is not None and self.pid == os.getpid():
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            self.proc.wait()
+
+
+# PAY_SQL_KEEP=0: every query in a new client (the cluster tests, whose
+# faults kill the very node MYSQL_CMD names, and whose few checks gain nothing).
+_KEEP_CLIENT = os.environ.get("PAY_SQL_KEEP", "1") != "0"
+_read_session = _ReadSession()
+atexit.register(_read_session.close)
+# What the kept session may run: one SELECT that neither locks nor touches
+# session state (user variables, INTO, lock functions, SLEEP, connection ids).
+_READ_ONLY = re.compile(r"(?is)\s*SELECT\b[^;@]*")
+_SESSION_BOUND = re.compile(r"(?i)\b(FOR\s+UPDATE|LOCK|INTO|SLEEP|GET_LOCK|RELEASE_LOCK"
+                            r"|CONNECTION_ID|LAST_INSERT_ID|FOUND_ROWS|ROW_COUNT)\b")
+
+
 def sql(query):
-    """Runs SQL directly against the test database; returns rows of strings."""
+    """Runs SQL directly against the test database; returns rows of strings.
+    A plain SELECT goes through the kept READ ONLY session; anything else,
+    or a SELECT that fails there (MariaDB restarted, an error), runs in a
+    new client as before, with its error raised from there."""
+    q = query.strip().rstrip(";").rstrip()
+    if _KEEP_CLIENT and _READ_ONLY.fullmatch(q) and not _SESSION_BOUND.search(q):
+        rows = _read_session.query(q)
+        if rows is not None:
+            return rows
     out = subprocess.check_output(shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "-e", query],
                                   text=True)
     return [line.split("\t") for line in out.splitlines()]

@@ -62,9 +62,9 @@ def host():
 
 
 def state():
-    return (sql_one("SELECT balance FROM customers WHERE id = %d" % CID),
-            sql_one("SELECT COUNT(*) FROM ledger"),
-            sql_one("SELECT COUNT(*) FROM invoice_payments"))
+    return tuple(sql("SELECT balance, (SELECT COUNT(*) FROM ledger),"
+                     " (SELECT COUNT(*) FROM invoice_payments) FROM customers WHERE id = %d"
+                     % CID)[0])
 
 
 def balance():

@@ -330,17 +330,21 @@ def test_parallel_customers(s):
 
 
 def test_lock_wait_gives_up_in_time(s):
-    cid, hold = 25, 12
+    cid = 25
     key = "e2e-lockwait-%d" % random.SystemRandom().randrange(1 << 62)
     body = {"customerId": cid, "amountInMajorCurrency": Decimal("0.07"),
             "description": "lock wait " + key}
     before = max_ledger(cid)
+    # The holder keeps its transaction (and the lock) until the test has its
+    # answer and writes the ROLLBACK; if the test dies, the client's stdin
+    # closes and it rolls back on exit.
     holder = subprocess.Popen(
-        shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "--unbuffered", "-e",
-            "START TRANSACTION; SELECT id FROM customers WHERE id = %d FOR UPDATE;"
-            " SELECT 'locked'; SELECT SLEEP(%d); ROLLBACK;" % (cid, hold)],
-        stdout=subprocess.PIPE, text=True)
+        shlex.split(ENV["MYSQL_CMD"]) + ["-N", "-B", "--unbuffered"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        holder.stdin.write("START TRANSACTION; SELECT id FROM customers WHERE id = %d FOR UPDATE;"
+                           " SELECT 'locked';\n" % cid)
+        holder.stdin.flush()
         s.eq(holder.stdout.readline().split(), [str(cid)], "another session holds customer %d" % cid)
         s.eq(holder.stdout.readline().strip(), "locked", "its lock is taken")
         t0 = time.monotonic()
@@ -350,8 +354,10 @@ def test_lock_wait_gives_up_in_time(s):
         s.eq((r.status, (r.json or {}).get("code")), (503, "UNAVAILABLE"),
              "a request that cannot get the customer lock gets the app's 503 (%r)" % r)
         s.check(took < 11, "it answers within db_timeout (10 s), before nginx's 15 s (%.1f s)" % took)
+        holder.stdin.write("ROLLBACK;\n")
     finally:
-        holder.wait(timeout=hold + 30)
+        holder.stdin.close()
+        s.eq(holder.wait(timeout=60), 0, "the lock holder rolled back and ended")
     s.eq(max_ledger(cid), before, "the refused adjustment left no ledger row, also after the lock ended")
     r = post("/v1/customer-balance-adjustments", raw=dumps(body).encode(), tok=TOK,
              headers={"Idempotency-Key": key})
