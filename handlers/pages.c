@@ -245,6 +245,7 @@ link_state_page(struct req *r, enum db_rc rc, const struct link *l)
 struct link_attempt {
     const char *status, *error, *reference;
     int64_t     count, id;
+    int         cancel_requested;
 };
 
 static enum db_rc
@@ -252,7 +253,7 @@ link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
 {
     struct dbq *q = dbq_new(&r->db,
         "SELECT status, error_info, (SELECT COUNT(*) FROM attempts WHERE payment_link_id = ?),"
-        " provider_reference, id FROM attempts WHERE payment_link_id = ?"
+        " provider_reference, id, cancel_requested FROM attempts WHERE payment_link_id = ?"
         " ORDER BY id DESC LIMIT 1");
     dbq_i64(q, l->id);
     dbq_i64(q, l->id);
@@ -264,6 +265,7 @@ link_attempt_load(struct req *r, const struct link *l, struct link_attempt *la)
         la->count = dbq_col_i64(q, 2);
         la->reference = dbq_col_str(q, 3);
         la->id = dbq_col_i64(q, 4);
+        la->cancel_requested = dbq_col_i64(q, 5) != 0;
     }
     return rc == DB_NOT_FOUND ? DB_OK : rc;
 }
@@ -300,6 +302,12 @@ link_checkout(struct req *r, const struct link *l, int active, const char **type
     if (type != NULL)
         *type = t;
     return pa != NULL && pa->payment_checkout != NULL ? pa : NULL;
+}
+
+static const char *
+link_page_path(struct req *r, const char *tok)
+{
+    return arena_printf(r->arena, "/pay/%s", tok);
 }
 
 static const char *
@@ -354,27 +362,41 @@ pages_pay_get(struct req *r)
         return st;
     if ((st = link_state_page(r, link_attempt_load(r, &l, &la), &l)) != 0)
         return st;
+    const char *exit_ref = req_query(r, "exit");
+    if (exit_ref != NULL) {
+        /* The payer left the provider's hosted page (its exit_uri names the
+         * attempt's reference): the attempt is cancelled there by the
+         * engine, after which the link can be paid again. Only the latest
+         * attempt, only while the payer has not approved it: an old exit
+         * URL (history, another tab) changes nothing. Then on to the page
+         * itself, which does not refresh at this URL. */
+        if (la.status != NULL && la.reference != NULL && strcmp(exit_ref, la.reference) == 0 &&
+            attempt_rank(ATTEMPT_COLLECTION, la.status) <=
+                attempt_rank(ATTEMPT_COLLECTION, "PENDING_CUSTOMER_APPROVAL") &&
+            attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_PENDING &&
+            link_checkout(r, &l, 0, NULL) != NULL) {
+            struct dbq *q = dbq_new(&r->db,
+                "UPDATE attempts SET cancel_requested = 1, next_action_at = UTC_TIMESTAMP(6)"
+                " WHERE id = ? AND provider_reference = ?"
+                " AND status IN ('NEW','CREATED','PENDING_CUSTOMER_APPROVAL')");
+            dbq_i64(q, la.id);
+            dbq_str(q, exit_ref);
+            enum db_rc rc = dbq_exec(q);
+            if (rc != DB_OK)
+                return link_state_page(r, rc, &l);
+        }
+        return redirect(r, link_page_path(r, tok));
+    }
     if (la.status != NULL &&
         attempt_group_of(ATTEMPT_COLLECTION, la.status) == AG_PENDING) {
-        /* Paid on the provider's hosted page: back there while it is open.
-         * The payer who left it (exit_uri) has the attempt cancelled there
-         * by the engine; the link can then be paid again. */
+        /* Paid on the provider's hosted page: back there while it is open
+         * (and the payer has not left it). */
         const struct provider_adapter *pa;
-        if (la.reference != NULL &&
+        if (la.reference != NULL && !la.cancel_requested &&
             attempt_rank(ATTEMPT_COLLECTION, la.status) <=
                 attempt_rank(ATTEMPT_COLLECTION, "PENDING_CUSTOMER_APPROVAL") &&
             (pa = link_checkout(r, &l, 0, NULL)) != NULL) {
             const char *ref = arena_strdup(r->arena, la.reference);
-            if (req_query(r, "exit") != NULL) {
-                struct dbq *q = dbq_new(&r->db,
-                    "UPDATE attempts SET cancel_requested = 1, next_action_at = UTC_TIMESTAMP(6)"
-                    " WHERE id = ? AND status IN ('NEW','CREATED','PENDING_CUSTOMER_APPROVAL')");
-                dbq_i64(q, la.id);
-                enum db_rc rc = dbq_exec(q);
-                if (rc != DB_OK)
-                    return link_state_page(r, rc, &l);
-                return processing_page(r, &l);
-            }
             const char *url = pa->checkout_url(r, ref, link_page_url(r, tok));
             if (url != NULL)
                 return redirect(r, url);

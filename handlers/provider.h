@@ -125,8 +125,9 @@ struct provider_adapter {
      * like any other): a payment link paid on the provider's hosted page.
      * The payment page opens it before its transaction (or, for the same
      * m->idempotency_key, finds it again); the payer comes back to
-     * return_url, having paid or not, or to return_url?exit=1 after leaving
-     * the hosted page (the attempt is then cancelled at the provider). 0
+     * return_url, having paid or not, or to return_url?exit=<out->reference>
+     * after leaving the hosted page (the attempt following that reference
+     * is then cancelled at the provider, if the payer has not approved it). 0
      * with out->reference (what the attempt follows through payment_fetch,
      * payment_cancel and webhooks), out->status and *url (the hosted page),
      * or PROVIDER_RETRY / PROVIDER_REFUSED with out->error. */

@@ -30,7 +30,7 @@
  *                       GoCardless applies to the payment it makes) and
  *                       Idempotency-Key = the attempt's key, then POST
  *                       /billing_request_flows (redirect_uri /pay/{token},
- *                       exit_uri /pay/{token}?exit=1). The attempt follows
+ *                       exit_uri /pay/{token}?exit=BRQ…). The attempt follows
  *                       the billing request (BRQ…): payment_fetch reads it
  *                       and, once fulfilled, its payment
  *                       (links.payment_request_payment); payment_cancel
@@ -440,7 +440,16 @@ gc_payment_fetch(struct req *r, const char *reference, const struct provider_mon
     (void)m;
     struct gc_answer ans;
     if (is_billing_request(reference)) {
+        /* The request exists (GoCardless named it): a refusal to read it
+         * (credentials, permissions) says nothing of the payment, which the
+         * payer may have made; failing the attempt would let the link be
+         * paid twice. Asked again later. */
         int rc = fetch(r, "billing_requests", reference, &ans, out);
+        if (rc == PROVIDER_REFUSED && id_ok(reference)) {
+            log_warn("gocardless", "billing request %s: the read refused, asked again later",
+                     reference);
+            return PROVIDER_RETRY;
+        }
         return rc != 0 ? rc : billing_request_result(r, ans.body, out);
     }
     int rc = fetch(r, "payments", reference, &ans, out);
@@ -565,10 +574,14 @@ flow_tag(struct req *r, const char *tok)
 }
 
 /* A Billing Request Flow (GoCardless's hosted page) of billing request
- * brq: its authorisation_url, or NULL with out->error. */
+ * brq: its authorisation_url, or NULL with out->error. Created without an
+ * Idempotency-Key: GoCardless has no read of a flow to answer a key's
+ * conflict with, and a flow is cheap, moves no money and another one of
+ * the same request is as good (a lost answer or a second press makes a
+ * new one). */
 static const char *
 flow_create(struct req *r, const char *brq, const char *redirect_uri, const char *exit_uri,
-            const char *idem, struct provider_result *out)
+            struct provider_result *out)
 {
     struct body      b;
     struct json_gen *g = body_begin(r, &b, "billing_request_flows");
@@ -582,7 +595,8 @@ flow_create(struct req *r, const char *brq, const char *redirect_uri, const char
     json_str(g, brq);
     json_map_close(g);
     struct gc_answer ans;
-    if (create(r, "billing_request_flows", body_end(&b), idem, &ans, out) != 0)
+    if (gc_call(r, "POST", "/billing_request_flows", body_end(&b), NULL,
+                "billing_request_flows", &ans, out) != 0)
         return NULL;
     const char *url = str_of(ans.body, "authorisation_url");
     if (url == NULL || (strncmp(url, "https://", 8) != 0)) {
@@ -619,8 +633,7 @@ gc_flow_start(struct req *r, const char *tok)
         return NULL;
     const char *page = arena_printf(r->arena, "%s/mandate/%s", provider_public_base_url(), tok);
     return flow_create(r, brq, arena_printf(r->arena, "%s?billing_request=%s", page, brq),
-                       arena_printf(r->arena, "%s?exit=1", page),
-                       provider_call_key(r, "gc-billing-request-flow", tok), &out);
+                       arena_printf(r->arena, "%s?exit=1", page), &out);
 }
 
 static int
@@ -679,10 +692,11 @@ billing_request_result(struct req *r, const struct json_value *br, struct provid
 {
     const char *st = str_of(br, "status"), *id = str_of(br, "id");
     out->more = 1;
-    if (st != NULL && (strcmp(st, "pending") == 0 || strcmp(st, "ready_to_fulfil") == 0))
+    if (st != NULL && strcmp(st, "pending") == 0)
         out->status = "PENDING_CUSTOMER_APPROVAL";
-    else if (st != NULL && strcmp(st, "fulfilling") == 0)
-        out->status = "CUSTOMER_APPROVAL_GRANTED";
+    else if (st != NULL &&
+             (strcmp(st, "ready_to_fulfil") == 0 || strcmp(st, "fulfilling") == 0))
+        out->status = "CUSTOMER_APPROVAL_GRANTED"; /* every action done, the bank's too */
     else if (st != NULL && strcmp(st, "fulfilled") == 0) {
         const struct json_value *links = json_get(br, "links");
         const char *pm = links ? str_of(links, "payment_request_payment") : NULL;
@@ -736,8 +750,8 @@ gc_checkout(struct req *r, const char *type, const struct provider_money *m,
                                   " payable", brq);
         return PROVIDER_REFUSED;
     }
-    *url = flow_create(r, brq, return_url, arena_printf(r->arena, "%s?exit=1", return_url),
-                       arena_printf(r->arena, "%s-flow", m->idempotency_key), out);
+    *url = flow_create(r, brq, return_url, arena_printf(r->arena, "%s?exit=%s", return_url, brq),
+                       out);
     out->reference = brq;
     return *url != NULL ? 0 : PROVIDER_RETRY;
 }
@@ -754,7 +768,7 @@ gc_checkout_url(struct req *r, const char *reference, const char *return_url)
         strcmp(out.status, "PENDING_CUSTOMER_APPROVAL") != 0)
         return NULL;
     return flow_create(r, reference, return_url,
-                       arena_printf(r->arena, "%s?exit=1", return_url), NULL, &out);
+                       arena_printf(r->arena, "%s?exit=%s", return_url, reference), &out);
 }
 
 static const char *
@@ -768,23 +782,29 @@ gc_checkout_origin(struct req *r)
 
 /* The reference an event about payment pm moves: pm itself, unless pm was
  * made by fulfilling an instant bank payment's billing request, whose
- * attempt follows that request. Such a payment carries the key of a link's
- * attempt in its metadata, which the event repeats (resource_metadata); an
- * event without it leaves the attempt to the engine's fetch of the request. */
+ * attempt (of this provider) follows that request. Such a payment carries
+ * the key of a link's attempt in its metadata, which the event repeats
+ * (resource_metadata); an event without it leaves the attempt to the
+ * engine's fetch of the request. NULL when the database cannot say (the
+ * webhook is answered 503 and sent again). */
 static const char *
 payment_event_reference(struct req *r, const char *pm, const struct json_value *e)
 {
     const struct json_value *md = json_get(e, "resource_metadata");
     const char *key = md != NULL && md->type == JSON_OBJECT ? str_of(md, "pay_api_key") : NULL;
-    if (key == NULL || strncmp(key, "pay-api-link-payment-", 21) != 0)
+    const char *pid = req_param(r, 0);
+    if (key == NULL || strncmp(key, "pay-api-link-payment-", 21) != 0 || pid == NULL)
         return pm;
     struct dbq *q = dbq_new(&r->db, "SELECT provider_reference FROM attempts"
-                                    " WHERE idempotency_key = ? AND provider_reference LIKE 'BRQ%'"
-                                    " LIMIT 1");
+                                    " WHERE provider_id = ? AND idempotency_key = ?"
+                                    " AND provider_reference LIKE 'BRQ%' LIMIT 1");
+    dbq_i64(q, strtoll(pid, NULL, 10)); /* /webhooks/{id}, checked by the caller */
     dbq_str(q, key);
-    const char *brq = dbq_one(q) == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0)) : NULL;
+    enum db_rc  rc = dbq_one(q);
+    const char *brq = rc == DB_OK ? arena_strdup(r->arena, dbq_col_str(q, 0))
+                      : rc == DB_NOT_FOUND ? pm : NULL;
     db_uow_reset(&r->db);
-    return brq != NULL ? brq : pm;
+    return brq;
 }
 
 /* ---- webhooks -------------------------------------------------------------------- */
@@ -833,8 +853,9 @@ gc_webhook_parse(struct req *r, struct webhook_event **out, size_t *nout, const 
             if (status != NULL && strcmp(action, "failed") == 0 && retry != NULL &&
                 retry->type == JSON_BOOL && retry->boolean)
                 status = "FAILED_RETRYING";
-            if (status != NULL && ref != NULL)
-                ref = payment_event_reference(r, ref, e);
+            if (status != NULL && ref != NULL &&
+                (ref = payment_event_reference(r, ref, e)) == NULL)
+                return *why = "the payment's attempt could not be read", 503;
         } else if (strcmp(type, "billing_requests") == 0) {
             /* An instant bank payment's request: failed or cancelled ends
              * its attempt; once fulfilled, its payment's events follow. */

@@ -16,7 +16,10 @@
 // fulfilled: a payment, links.payment_request_payment, carrying the payment
 // request's metadata, then the usual payment lifecycle), leaves (exit_uri;
 // the request stays pending until cancelled through its cancel action) or
-// their bank declines (the request fails). Events about instant bank
+// their bank declines the authorisation (bank_authorisation_denied: the
+// request stays pending, the payer may try again or leave). As in
+// GoCardless, flows can be created but not read (no GET of a flow: the
+// official client offers only create and initialise). Events about instant bank
 // payments go to ibp_webhook_url when one is configured (another creditor's
 // endpoint), the others to webhook_url. Webhooks are batches {"events":[…],"meta":{"webhook_id"}} with
 // Webhook-Signature = hex HMAC-SHA256(secret, body); every delivery is checked
@@ -25,10 +28,14 @@
 // Test controls (no auth, /_double/…): config (webhook URL and secret),
 // simulate (a scenario action on a resource, like GoCardless's sandbox
 // scenario simulators), fault (for the next N matching calls), resend
-// (deliver stored events again, in any order),
+// (deliver stored events again, in any order; billing requests:
+// ready_to_fulfil, every action done but not yet fulfilled, and
+// fulfilled_payment_failed, GoCardless's sandbox scenario of that name: the
+// request fulfilled, then the payment it made failed),
 // hold (keep events back, then release them), drop (lose the held events
 // about one resource), state (resources, creates per
-// key, deliveries, requests). Faults: 500, 429 (Retry-After and RateLimit-*),
+// key, deliveries, requests). Faults: 500, 403 (insufficient_permissions),
+// 429 (Retry-After and RateLimit-*),
 // hang (no answer), close (connection closed before acting), lost (the create
 // is made, then the connection closed before the answer), hold (the create is
 // made, its answer held for `seconds` or until POST /_double/release: a client
@@ -364,6 +371,22 @@ const LINK = { mandates: 'mandate', payments: 'payment', refunds: 'refund' };
 
 function simulate(resource, id, action, details = {}) {
   const r = store[resource]?.get(id);
+  if (resource === 'billing_requests' && r?.payment_request && ['pending', 'ready_to_fulfil'].includes(r.status)) {
+    if (action === 'ready_to_fulfil') {
+      r.status = 'ready_to_fulfil';
+      r.actions.forEach((a) => { a.status = 'completed'; });
+      event('billing_requests', 'bank_authorisation_authorised', { billing_request: r.id });
+      return true;
+    }
+    if (action === 'fulfilled_payment_failed') {
+      fulfilPayment(r);
+      const pm = store.payments.get(r.links.payment_request_payment);
+      pm.status = 'failed';
+      event('payments', 'failed', { payment: pm.id }, { origin: 'bank', cause: 'payment_failed',
+        will_attempt_retry: false }, pm.metadata);
+      return true;
+    }
+  }
   const rule = SIM[resource]?.[action];
   if (!r || !rule) return false;
   r.status = rule[1];
@@ -448,10 +471,12 @@ async function hostedPayment(req, res, flow, br) {
     return res.end();
   }
   if (!['pending', 'ready_to_fulfil'].includes(br.status)) return page(res, 410, '<h1>This payment request has ended</h1>');
-  if (act === 'decline') {
-    br.status = 'failed';
+  if (act === 'decline') { // the request stays pending: try again or leave
     event('billing_requests', 'bank_authorisation_denied', { billing_request: br.id });
-    event('billing_requests', 'failed', { billing_request: br.id });
+    return page(res, 200, `<h1 id="declined">Your bank declined the payment</h1>
+<form method="post" action="/billing/static/flow?id=${esc(flow.id)}">
+<button type="submit" name="do" value="confirm">Try again</button>
+<button type="submit" name="do" value="exit">Exit</button></form>`);
   } else if (act === 'confirm') {
     fulfilPayment(br);
   } else {
@@ -545,6 +570,10 @@ async function api(req, res, url) {
   if (fault && fault.kind !== 'lost' && fault.kind !== 'hold') {
     if (fault.kind === 'close') return req.socket.destroy();
     if (fault.kind === 'hang') return setTimeout(() => req.socket.destroy(), fault.seconds * 1000);
+    if (fault.kind === 403) {
+      return error(res, 403, 'invalid_api_usage', 'insufficient_permissions',
+        'The access token does not have permission to do this');
+    }
     if (fault.kind === 429) {
       return error(res, 429, 'invalid_api_usage', 'rate_limit_exceeded', 'Rate limit exceeded', {}, {
         'RateLimit-Limit': '1000', 'RateLimit-Remaining': '0',
@@ -561,7 +590,8 @@ async function api(req, res, url) {
       return error(res, 400, 'invalid_api_usage', 'invalid_document_structure', 'Invalid document structure');
     }
   }
-  if (!store[resource] || resource === 'events' && req.method === 'POST') {
+  if (!store[resource] || resource === 'events' && req.method === 'POST' ||
+      resource === 'billing_request_flows' && req.method === 'GET') { // flows are not read
     return error(res, 404, 'invalid_api_usage', 'path_not_found', 'Path not found');
   }
   if (req.method === 'POST' && parts.length === 1) {
