@@ -453,9 +453,11 @@ router_dispatch(struct req *r)
     set_request_id(r);
     log_set_request_id(r->request_id);
 
-    /* A read sees what the caller wrote before through any host of a
-     * cluster (db_causal_reads); writes lock the rows they read anyway. */
-    db_uow_causal(&r->db, r->method == PAY_M_GET);
+    /* A request sees what the caller wrote before through any host of a
+     * cluster (db_causal_reads). Writes too: certification rejects a write
+     * of a stale row, but not a refusal or a 404 decided on one (a refund
+     * of a payment this node has not applied yet). */
+    db_uow_causal(&r->db, 1);
     status = prepare(r);
     if (status == 0) {
         if (hooks.before != NULL && (r->route->flags & R_IDEMPOTENT))

@@ -11,7 +11,10 @@ serialises the hosts but the cluster's certification:
     those attempts: each attempt claimed and submitted once (one provider
     call per key), one payment (ledger row) per link;
   mandate flow: one /mandate/{token} submitted at once on the three hosts,
-    each with other bank details: one mandate recorded, the flow's."""
+    each with other bank details: one mandate recorded, the flow's;
+  read your writes: a write that reads what the caller wrote a moment
+    before through another host (a refund of the payment just made) sees
+    it (wsrep_sync_wait for writes too)."""
 import json
 import re
 import threading
@@ -28,6 +31,8 @@ LINKS = int(os.environ.get("PAY_CLUSTER_RACE_LINKS") or 6)
 CUSTOMER = 62     # no other cluster test touches it
 LINK_CUSTOMER = 67  # owner 1; paid by payment links here only
 SITE = 91         # customer 69, owner 1; its mandate flows here only
+RYW_INVOICE = 185  # customer 62's; paid and refunded here only, before the races
+RYW_ROUNDS = int(os.environ.get("PAY_CLUSTER_RYW_ROUNDS") or 120)
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -74,6 +79,37 @@ def on_all_hosts(path, fields_of, cookie):
     for t in ts:
         t.join()
     return got
+
+
+def test_read_your_writes(s):
+    """Pays 0.01 of one invoice through host A and at once refunds 0.01 of it
+    through host B: the refund is allowed only if B's transaction sees the
+    payment A committed (refunded never exceeds paid), so a node that has
+    not applied A's write set yet would refuse it."""
+    q = "SELECT paid, refunded FROM invoices WHERE id = %d" % RYW_INVOICE
+    paid0, refunded0 = (int(v) for v in node_sql(1, q)[0])
+    s.eq(paid0 - refunded0, 0, "invoice %d starts with nothing to refund" % RYW_INVOICE)
+    wrong, paid_ok, refunded_ok = [], 0, 0
+    for k in range(RYW_ROUNDS):
+        a, b = HOSTS[k % len(HOSTS)], HOSTS[(k + 1) % len(HOSTS)]
+        r = post(a + "/v1/invoice-payments", tok=TOK, raw=json.dumps({
+            "generatedInvoiceId": RYW_INVOICE, "amountInMajorCurrency": 0.01,
+            "paymentMethod": "CHEQUE", "description": "ryw-%d" % k}))
+        if r.status != 201:
+            wrong.append(("pay", k, r.status, r.raw[:200]))
+            continue
+        paid_ok += 1
+        r = post(b + "/v1/refunds", tok=TOK, raw=json.dumps({
+            "invoiceId": RYW_INVOICE, "billRunType": "NORMAL", "amountInMajorCurrency": 0.01,
+            "paymentMethod": "CHEQUE", "description": "ryw-%d" % k}))
+        if r.status != 201:
+            wrong.append(("refund", k, r.status, r.raw[:200]))
+        else:
+            refunded_ok += 1
+    s.eq(wrong[:3], [], "every refund through the next host sees the payment just made")
+    paid, refunded = (int(v) for v in node_sql(1, q)[0])
+    s.eq((paid - paid0, refunded - refunded0), (paid_ok, refunded_ok),
+         "one cent per payment and per refund answered 201")
 
 
 def test_idempotency_race(s):
@@ -204,4 +240,4 @@ def test_mandate_flow_race(s):
     checksums_equal(s, "after the races")
 
 
-Suite().run([test_idempotency_race, test_payment_link_and_collector_race, test_mandate_flow_race])
+Suite().run([test_read_your_writes, test_idempotency_race, test_payment_link_and_collector_race, test_mandate_flow_race])
