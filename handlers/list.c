@@ -20,6 +20,8 @@ struct id_block {
     int64_t n;     /* the list's rows among them */
 };
 
+void (*list_between_reads)(void);
+
 struct bind {
     struct bind *next;
     int          is_str;
@@ -587,19 +589,37 @@ block_bound(const struct list *l, int64_t need)
     return 0;
 }
 
-/* The page's last id (the row page_size - 1 on from its first), read
- * within bounded ids: an unfiltered list finds it by position from the
- * blocks' counts like the page's first row, or, continuing after a keyset
- * id, within the blocks that hold at least a page after it (again without
- * the bound if the rows there fall short of the counts). A filtered list
+/* From the blocks' counts: an id bound (exclusive ascending, inclusive
+ * descending) at the end of the block that holds position pos (from 0, in
+ * ascending id order) in the list's order. 0 when the counts do not reach
+ * pos: no bound. */
+static int64_t
+pos_bound(const struct list *l, int64_t pos)
+{
+    size_t i = 0;
+    while (i < l->nblocks && pos >= l->blocks[i].n)
+        pos -= l->blocks[i++].n;
+    if (i == l->nblocks)
+        return 0;
+    return l->by_id > 0 ? (l->blocks[i].block + 1) << OWNER_COUNT_BLOCK_SHIFT
+                        : l->blocks[i].block << OWNER_COUNT_BLOCK_SHIFT;
+}
+
+/* The page's last id: the row page_size - 1 on from the page's first
+ * (l->from), so the page and its Link next come from one anchor and rows
+ * that commit meanwhile only ever come after it. Read within bounded ids:
+ * an unfiltered list up to the end of the block that holds the page's
+ * last position by the blocks' counts, or, continuing after a keyset id,
+ * within the blocks that hold at least a page after it (again without the
+ * bound if the rows there fall short of the counts). A filtered list
  * skips ids from the page's first. */
 static enum db_rc
 page_last_id(struct list *l, int64_t total, int64_t *id)
 {
-    int64_t last = (l->page - 1) * l->page_size + l->page_size - 1;
-    if (l->nblocks && l->after == 0)
-        return block_nth_id(l, l->by_id > 0 ? last : total - last - 1, id);
-    int64_t    bound = l->nblocks ? block_bound(l, l->page_size) : 0;
+    int64_t last = l->page * l->page_size - 1, bound = 0;
+    if (l->nblocks)
+        bound = l->after == 0 ? pos_bound(l, l->by_id > 0 ? last : total - last - 1)
+                              : block_bound(l, l->page_size);
     enum db_rc rc = nth_id(l, 0, l->page_size - 1, bound, id);
     if (rc == DB_NOT_FOUND && bound > 0)
         rc = nth_id(l, 0, l->page_size - 1, 0, id);
@@ -634,7 +654,17 @@ position(struct list *l, int64_t total, int64_t *next_after, int *empty)
         return DB_OK;
     }
     if (rc == DB_OK && l->page * l->page_size < total) {
-        rc = page_last_id(l, total, next_after);
+        /* A descending first page starts at the newest row: anchored on
+         * it, a row that commits before the page is read is left for the
+         * next request instead of pushing the page's last row out. */
+        if (l->from == 0 && l->by_id < 0) {
+            rc = nth_id(l, 0, 0, l->nblocks ? pos_bound(l, total - 1) : 0, &l->from);
+            if (rc == DB_NOT_FOUND && l->nblocks)
+                rc = nth_id(l, 0, 0, 0, &l->from);
+            l->from_incl = 1;
+        }
+        if (rc == DB_OK)
+            rc = page_last_id(l, total, next_after);
         if (rc == DB_NOT_FOUND) {
             *next_after = 0;
             rc = DB_OK;
@@ -656,6 +686,8 @@ list_run(struct list *l)
     int64_t total, next_after = 0;
     if (list_total(l, &total) != DB_OK)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    if (list_between_reads != NULL)
+        list_between_reads();
     if (l->by_id != 0 && position(l, total, &next_after, &empty) != DB_OK)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
 
@@ -681,6 +713,8 @@ list_run(struct list *l)
     sql.len -= 2;
     abuf_adds(&sql, l->by_id != 0 ? " LIMIT ?" : " LIMIT ? OFFSET ?");
     struct dbq *q = NULL;
+    if (list_between_reads != NULL)
+        list_between_reads();
     if (!empty) {
         q = dbq_new(&r->db, abuf_str(&sql));
         bind_all(q, l->binds);

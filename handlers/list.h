@@ -115,4 +115,9 @@ int resource_get(struct req *r, const struct resource *res, int64_t id);
  * whole handler of a GET /v1/<things>/{param} route. */
 int resource_get_param(struct req *r, const struct resource *res, const char *param);
 
+/* For tests: when set, called between a list's reads (after the counts
+ * and again before the page's rows are read), so that a row can commit in
+ * between. NULL in the server. */
+extern void (*list_between_reads)(void);
+
 #endif

@@ -22,6 +22,7 @@
 #include "db_load.h"
 #include "handlers.h"
 #include "json.h"
+#include "list.h"
 #include "log.h"
 #include "pipeline.h"
 #include "router.h"
@@ -457,6 +458,120 @@ test_tenant_lists(void)
           "mandates carry their site's customer's owner");
 }
 
+/* A row that commits between a list's reads (after the counts, and again
+ * before the page's rows are read: the hook of handlers/list.c): the page
+ * still ends at the id its Link next continues after, so no row is
+ * skipped. Ascending, a page whose first row is counted from its block's
+ * start and whose last row lies in the upper half of the newest block;
+ * descending, the first page. The rows are copies of the owner's newest
+ * event, removed again afterwards (the counters are not touched). */
+static int64_t anchor_rows[8];
+static size_t  nanchor_rows;
+
+static void
+anchor_insert(void)
+{
+    int64_t id = sql_i64("SELECT MAX(id) + 1 FROM invoice_payments");
+    char    stmt[512];
+    if (nanchor_rows == sizeof(anchor_rows) / sizeof(anchor_rows[0]))
+        return;
+    sql_do("CREATE TEMPORARY TABLE anchor AS SELECT * FROM invoice_payments"
+           " WHERE id = (SELECT MAX(id) FROM invoice_payments)");
+    snprintf(stmt, sizeof(stmt), "UPDATE anchor SET id = %" PRId64 ", ledger_id = NULL,"
+             " customer_payment_id = NULL, attempt_id = NULL", id);
+    sql_do(stmt);
+    sql_do("INSERT INTO invoice_payments SELECT * FROM anchor");
+    sql_do("DROP TEMPORARY TABLE anchor");
+    anchor_rows[nanchor_rows++] = id;
+}
+
+/* The request with rows committing between its reads (anchor_remove
+ * removes them). got: the page's ids; *after: the id of its Link next. */
+static void
+anchored_call(const char *path, char *got, size_t size, int64_t *after)
+{
+    char hdr[1024];
+    list_between_reads = anchor_insert;
+    struct res r = call("GET", path, NULL, NULL);
+    list_between_reads = NULL;
+    CHECK(r.status == 200 && nanchor_rows == 2, "%s: 200 (%d), two rows committed meanwhile"
+          " (%zu)", path, r.status, nanchor_rows);
+    ids_of(&r, got, size);
+    const char *next = strstr(header(&r, "Link", hdr, sizeof(hdr)), ">; rel=\"next\"");
+    const char *at = next;
+    while (at != NULL && at > hdr && *at != '<' && strncmp(at, "after=", 6) != 0)
+        at--;
+    *after = at != NULL && strncmp(at, "after=", 6) == 0 && strchr(at, '.')
+                 ? atoll(strchr(at, '.') + 1) : 0;
+}
+
+static void
+anchor_remove(void)
+{
+    char stmt[128];
+    for (size_t i = 0; i < nanchor_rows; i++) {
+        snprintf(stmt, sizeof(stmt), "DELETE FROM invoice_payments WHERE id = %" PRId64,
+                 anchor_rows[i]);
+        sql_do(stmt);
+    }
+    nanchor_rows = 0;
+}
+
+static void
+test_list_anchor(void)
+{
+    int64_t owner = sql_i64("SELECT contract_owner_id FROM invoice_payments"
+                            " WHERE id = (SELECT MAX(id) FROM invoice_payments)");
+    int64_t top = sql_i64("SELECT MAX(id) FROM invoice_payments");
+    int64_t kind = sql_i64("SELECT invoice_kind FROM invoice_payments WHERE id = %" PRId64, top);
+    int64_t n = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = %"
+                        PRId64 " AND invoice_kind = 1 AND id >> 15 = %" PRId64, owner, top >> 15);
+    int64_t total = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = %"
+                            PRId64 " AND invoice_kind = 1", owner);
+    CHECK(kind == 1 && n >= 200 && ((top + 2) >> 15) == (top >> 15),
+          "the newest event is a normal one of owner %" PRId64 " with %" PRId64
+          " events in its block, room for two more", owner, n);
+    if (kind != 1 || n < 200)
+        return;
+    char   *saved = token, err[256], path[256], got[8192], want[8192];
+    int64_t after, prior = total - n, size = 50, page = 1;
+    token = auth_issue("anchor", "payments:read", &owner, 1, 600, time(NULL), err, sizeof(err));
+    /* The first page whose last row is in the newest block's upper half. */
+    while (page * size - 1 < prior + n / 2)
+        page++;
+    CHECK((page - 1) * size < prior + n / 2 && page * size < total,
+          "page %" PRId64 " starts in the block's lower half and has a next", page);
+    snprintf(path, sizeof(path), "/v1/invoice-payments?page=%" PRId64 "&pageSize=%" PRId64,
+             page, size);
+    anchored_call(path, got, sizeof(got), &after);
+    ids_sql(want, sizeof(want), "SELECT id FROM invoice_payments WHERE contract_owner_id = %"
+            PRId64 " AND invoice_kind = 1 ORDER BY id LIMIT %" PRId64 " OFFSET %" PRId64,
+            owner, size, (page - 1) * size);
+    CHECK_STR(got, want, "%s: the page's rows", path);
+    const char *comma = strrchr(got, ',');
+    CHECK(comma != NULL && after == atoll(comma + 1),
+          "%s: Link next continues after the page's last row (%" PRId64 ", page %s)", path,
+          after, got);
+    anchor_remove();
+
+    snprintf(path, sizeof(path), "/v1/invoice-payments?page=1&pageSize=%" PRId64
+             "&sort=id:desc", size);
+    anchored_call(path, got, sizeof(got), &after);
+    comma = strrchr(got, ',');
+    int64_t first = atoll(got);
+    ids_sql(want, sizeof(want), "SELECT id FROM invoice_payments WHERE contract_owner_id = %"
+            PRId64 " AND invoice_kind = 1 AND id <= %" PRId64 " ORDER BY id DESC LIMIT %"
+            PRId64, owner, first, size);
+    CHECK(first >= top, "%s: the page starts at the newest row (%" PRId64 ")", path, first);
+    CHECK_STR(got, want, "%s: the page's rows are the list's from its first", path);
+    CHECK(comma != NULL && after == atoll(comma + 1),
+          "%s: Link next continues after the page's last row (%" PRId64 ", page %s)", path,
+          after, got);
+    anchor_remove();
+    free(token);
+    token = saved;
+}
+
 /* The owner's counter rows of blocks it has left are folded into one row
  * per block when its next event opens a shard of a new block (after the
  * generated data, owner 1's events of the tests above are blocks behind):
@@ -731,6 +846,7 @@ main(void)
     test_payment_link_page();
     test_rerun_after_conflict(locker);
     test_tenant_lists();
+    test_list_anchor();
     test_owner_counts_fold();
 
     mysql_close(locker);
