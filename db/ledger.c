@@ -140,19 +140,29 @@ enum db_rc
 owner_counts_fold_candidates(struct db_uow *u, int64_t after, int64_t *owners, int max,
                              int *n)
 {
-    /* A cheap superset: owners with shard rows below the bound the tables'
-     * newest blocks give (an owner's own bound is never higher). */
-    struct dbq *q = dbq_new(u,
-        "SELECT DISTINCT contract_owner_id FROM owner_counts WHERE contract_owner_id > ?"
-        " AND shard < ? AND block < CAST(LEAST((SELECT COALESCE(MAX(id), 0) FROM"
-        " invoice_payments), (SELECT COALESCE(MAX(id), 0) FROM refunds)) >> ? AS SIGNED) - 1"
-        " ORDER BY contract_owner_id LIMIT ?");
+    /* A superset: owners with shard rows below the bound the tables'
+     * newest blocks give (an owner's own bound is never higher); that bound
+     * first, read from the two primary keys' ends, so nothing is scanned
+     * while no block can fold. */
+    *n = 0;
+    struct dbq *q = dbq_new(u, "SELECT CAST(LEAST((SELECT COALESCE(MAX(id), 0) FROM"
+                               " invoice_payments), (SELECT COALESCE(MAX(id), 0) FROM refunds))"
+                               " >> ? AS SIGNED) - 1");
+    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    int64_t below = dbq_col_i64(q, 0);
+    if (below <= 0)
+        return DB_OK;
+    q = dbq_new(u, "SELECT DISTINCT contract_owner_id FROM owner_counts WHERE"
+                   " contract_owner_id > ? AND shard < ? AND block < ?"
+                   " ORDER BY contract_owner_id LIMIT ?");
     dbq_i64(q, after);
     dbq_i64(q, OWNER_COUNT_FOLDED);
-    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
+    dbq_i64(q, below);
     dbq_i64(q, max);
-    enum db_rc rc = dbq_exec(q);
-    *n = 0;
+    rc = dbq_exec(q);
     while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK)
         if (*n < max)
             owners[(*n)++] = dbq_col_i64(q, 0);

@@ -592,8 +592,39 @@ test_payment_counts_own_row(MYSQL *locker)
         " contract_owner_id = 1) = (SELECT SUM(refund_count) FROM owner_counts WHERE"
         " contract_owner_id = 1)";
     CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts");
+    /* Refund ids are numbered apart, far lower: while owner 1's newest
+     * refund is in block 0 nothing of it folds. A refund whose id is in
+     * the block after the newest event's lets the engine fold owner 1's
+     * blocks below the newest event block - 1. */
+    char before[4096], after[4096];
+    owner_blocks(before, sizeof(before), 1);
     CHECK(collector_fold_counts(A) >= 0, "the engine's fold step runs");
     arena_reset(A);
+    owner_blocks(after, sizeof(after), 1);
+    CHECK_STR(after, before, "nothing of owner 1 folds while its refunds are blocks behind");
+    char sql[256];
+    snprintf(sql, sizeof(sql), "ALTER TABLE refunds AUTO_INCREMENT = %" PRId64,
+             (block + 1) << 15);
+    sql_do(sql);
+    r = POST("/v1/refunds", "{\"invoiceId\":34,\"billRunType\":\"NORMAL\","
+                            "\"amountInMajorCurrency\":1,\"paymentMethod\":\"CHEQUE\"}");
+    CHECK(r.status == 201, "refund 201 (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT MAX(id) >> 15 FROM refunds") == block + 1, "the refund's block");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " shard < 64 AND block < %" PRId64, block - 1) > 0,
+          "owner 1 has shard rows to fold");
+    int64_t margin = sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1"
+                             " AND shard < 64 AND block >= %" PRId64, block - 1);
+    owner_blocks(before, sizeof(before), 1);
+    CHECK(collector_fold_counts(A) > 0, "the engine's fold step folds owner 1's old blocks");
+    arena_reset(A);
+    owner_blocks(after, sizeof(after), 1);
+    CHECK_STR(after, before, "every block's sums unchanged by the engine's fold");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " shard < 64 AND block < %" PRId64, block - 1) == 0 &&
+              sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                      " shard < 64 AND block >= %" PRId64, block - 1) == margin,
+          "the blocks below the newest event block - 1 are folded, the others not");
     CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts after it");
     char hdr[64];
     r = call("GET", "/v1/invoice-payments?page=1&pageSize=5", NULL, NULL);
