@@ -318,6 +318,8 @@ cmd_attempts(int argc, char **argv)
         /* Pending mandates first: one that became ACTIVE is collected on. */
         (void)collector_mandates(a, 64);
         (void)collector_autocollect(a);
+        if (collector_fold_counts(a) < 0)
+            fprintf(stderr, "attempts run: folding the owner counters failed\n");
         do {
             do {
                 while ((n = collector_pass(a, 64)) > 0)

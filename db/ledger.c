@@ -44,19 +44,20 @@ struct count_row {
     int64_t block, shard, normal, adhoc, refunds;
 };
 
-/* Folds the owner's shard rows of the blocks before `block` into one row
+/* Folds one owner's shard rows of the blocks before `below` into one row
  * per block (shard OWNER_COUNT_FOLDED, schema 015), counts unchanged: the
- * rows are locked and read, deleted one by one by their key (a row of an
- * old block written after the read is a row of its own, left for the next
- * fold), and their sums added to the folded rows. */
+ * rows are locked in key order and read, deleted one by one by their key
+ * (a late writer's row of an old block inserted after the read is a row
+ * of its own, left for the next fold), and their sums added to the folded
+ * rows. */
 static enum db_rc
-owner_counts_fold(struct db_uow *u, int64_t owner, int64_t block)
+fold_rows(struct db_uow *u, int64_t owner, int64_t below, int64_t *folded)
 {
     struct dbq *q = dbq_new(u, "SELECT block, shard, normal_events, adhoc_events, refund_count"
                                " FROM owner_counts WHERE contract_owner_id = ? AND block < ?"
                                " AND shard < ? ORDER BY block, shard FOR UPDATE");
     dbq_i64(q, owner);
-    dbq_i64(q, block);
+    dbq_i64(q, below);
     dbq_i64(q, OWNER_COUNT_FOLDED);
     enum db_rc        rc = dbq_exec(q);
     struct count_row *rows = NULL;
@@ -103,15 +104,78 @@ owner_counts_fold(struct db_uow *u, int64_t owner, int64_t block)
             return rc;
         sum = (struct count_row){0};
     }
+    *folded = (int64_t)n;
     return DB_OK;
+}
+
+/* Where an owner's folding stops: one block below the lower of its newest
+ * event block and its newest refund block (the other table's ids are
+ * numbered apart; an owner without rows of a table counts that table's
+ * newest block), so the blocks writers are in, and the one before (a late
+ * writer that took an id there), keep their shard rows. */
+#define FOLD_BELOW_SQL                                                                 \
+    "SELECT LEAST(COALESCE((SELECT MAX(block) FROM owner_counts WHERE"                 \
+    " contract_owner_id = ? AND (normal_events > 0 OR adhoc_events > 0)),"             \
+    " CAST((SELECT COALESCE(MAX(id), 0) FROM invoice_payments) >> ? AS SIGNED)),"      \
+    " COALESCE((SELECT MAX(block) FROM owner_counts WHERE contract_owner_id = ?"        \
+    " AND refund_count > 0), CAST((SELECT COALESCE(MAX(id), 0) FROM refunds) >> ?"     \
+    " AS SIGNED))) - 1"
+
+enum db_rc
+owner_counts_fold(struct db_uow *u, int64_t owner, int64_t *folded)
+{
+    *folded = 0;
+    struct dbq *q = dbq_new(u, FOLD_BELOW_SQL);
+    dbq_i64(q, owner);
+    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
+    dbq_i64(q, owner);
+    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    return fold_rows(u, owner, dbq_col_i64(q, 0), folded);
+}
+
+enum db_rc
+owner_counts_fold_candidates(struct db_uow *u, int64_t after, int64_t *owners, int max,
+                             int *n)
+{
+    /* A superset: owners with shard rows below the bound the tables'
+     * newest blocks give (an owner's own bound is never higher); that bound
+     * first, read from the two primary keys' ends, so nothing is scanned
+     * while no block can fold. */
+    *n = 0;
+    struct dbq *q = dbq_new(u, "SELECT CAST(LEAST((SELECT COALESCE(MAX(id), 0) FROM"
+                               " invoice_payments), (SELECT COALESCE(MAX(id), 0) FROM refunds))"
+                               " >> ? AS SIGNED) - 1");
+    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
+    enum db_rc rc = dbq_one(q);
+    if (rc != DB_OK)
+        return rc;
+    int64_t below = dbq_col_i64(q, 0);
+    if (below <= 0)
+        return DB_OK;
+    q = dbq_new(u, "SELECT DISTINCT contract_owner_id FROM owner_counts WHERE"
+                   " contract_owner_id > ? AND shard < ? AND block < ?"
+                   " ORDER BY contract_owner_id LIMIT ?");
+    dbq_i64(q, after);
+    dbq_i64(q, OWNER_COUNT_FOLDED);
+    dbq_i64(q, below);
+    dbq_i64(q, max);
+    rc = dbq_exec(q);
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK)
+        if (*n < max)
+            owners[(*n)++] = dbq_col_i64(q, 0);
+    return rc == DB_NOT_FOUND ? DB_OK : rc;
 }
 
 /* One more row in the owner's counter `column` (schemas 008, 011), in the
  * customer's shard of the block of the counted row's id. The shard's row
  * usually exists: a plain UPDATE locks just it; the first row of a shard
- * in a block is inserted, after folding the owner's older blocks (a block
- * is left once for good when its ids are used up), so the owner keeps one
- * row per old block and the shards of the blocks in use. */
+ * in a block is inserted. No other row is touched: folding old blocks is
+ * the collection engine's step (owner_counts_fold), outside money
+ * writes; a late write to a folded block inserts a shard row there again,
+ * which a later fold folds. */
 static enum db_rc
 owner_count(struct db_uow *u, const struct customer *c, enum owner_count which,
             int64_t row_id)
@@ -141,8 +205,6 @@ owner_count(struct db_uow *u, const struct customer *c, enum owner_count which,
     dbq_i64(q, c->id % OWNER_COUNT_SHARDS);
     enum db_rc rc = dbq_exec(q);
     if (rc != DB_OK || dbq_affected(q) > 0)
-        return rc;
-    if ((rc = owner_counts_fold(u, c->owner, row_id >> OWNER_COUNT_BLOCK_SHIFT)) != DB_OK)
         return rc;
     q = dbq_new(u, insert[which]);
     dbq_i64(q, c->owner);

@@ -99,10 +99,19 @@ DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct inv
 #define OWNER_COUNT_SHARDS 64
 #define OWNER_COUNT_BLOCK_SHIFT 15
 /* The shard of the one row an old block's shards are folded into (schema
- * 015; the money core folds an owner's older blocks when a shard's first
- * row of a new block is written). */
+ * 015). Money writes never fold; the collection engine does, each owner
+ * in a short transaction of its own (handlers/collector.c). */
 #define OWNER_COUNT_FOLDED OWNER_COUNT_SHARDS
 enum owner_count { COUNT_NORMAL_EVENTS, COUNT_ADHOC_EVENTS, COUNT_REFUNDS };
+/* Folds the owner's shard rows of the blocks strictly below LEAST(its
+ * newest event block, its newest refund block) - 1 into one row per block,
+ * in the caller's transaction (its only work: the counts read the same
+ * before and after). *folded gets the number of shard rows folded. */
+DB_MUST_CHECK enum db_rc owner_counts_fold(struct db_uow *u, int64_t owner, int64_t *folded);
+/* Up to `max` owners above `after`, in id order, that may have blocks to
+ * fold (a superset; none when nothing is below the tables' newest blocks). */
+DB_MUST_CHECK enum db_rc owner_counts_fold_candidates(struct db_uow *u, int64_t after,
+                                                      int64_t *owners, int max, int *n);
 
 /* A refund row on an invoice of a locked customer (the caller moves the
  * invoice's totals), counted in owner_counts. */

@@ -667,6 +667,40 @@ collector_autocollect(struct arena *ar)
     return made;
 }
 
+int
+collector_fold_counts(struct arena *ar)
+{
+    int64_t after = 0, total = 0;
+    for (;;) {
+        struct db_uow u;
+        db_uow_init(&u, ar);
+        int64_t    owners[64];
+        int        n = 0;
+        enum db_rc rc = owner_counts_fold_candidates(&u, after, owners, 64, &n);
+        db_uow_reset(&u);
+        if (rc != DB_OK) {
+            arena_reset(ar);
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            int64_t folded = 0;
+            db_uow_init(&u, ar);
+            rc = db_tx_begin(&u);
+            if (rc == DB_OK)
+                rc = owner_counts_fold(&u, owners[i], &folded);
+            if (claim_end(&u, ar, rc) < 0)
+                return -1;
+            if (rc == DB_OK)
+                total += folded;
+            arena_reset(ar);
+        }
+        if (n < 64)
+            break;
+        after = owners[n - 1];
+    }
+    return total > INT32_MAX ? INT32_MAX : (int)total;
+}
+
 static long
 now_ms(void)
 {
@@ -688,6 +722,7 @@ collector_run(volatile sig_atomic_t *stop)
             int made = collector_autocollect(ar);
             if (made > 0)
                 log_info("collector", "auto-collect: %d attempts", made);
+            (void)collector_fold_counts(ar);
             next_auto = now_ms() + cs.autocollect_every_ms;
         }
         n = (n > 0 ? n : 0) + collector_pass(ar, 16);

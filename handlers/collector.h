@@ -52,6 +52,13 @@ int collector_mandates(struct arena *a, int batch);
  * a database error. */
 int collector_autocollect(struct arena *a);
 
+/* Folds the owner counters' old blocks (owner_counts_fold, db/ledger.h):
+ * each owner that may have some in a short transaction of its own, never
+ * inside a money write; a conflict with a writer leaves the owner for the
+ * next run. Cheap when nothing is below the tables' newest blocks. Returns
+ * the shard rows folded, -1 on a database error. */
+int collector_fold_counts(struct arena *a);
+
 /* The collector process, after fork: connects (the caller opened the
  * database settings), then passes until *stop is set. */
 void collector_run(volatile sig_atomic_t *stop);

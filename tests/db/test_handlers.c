@@ -18,11 +18,13 @@
 
 #include "arena.h"
 #include "auth.h"
+#include "collector.h"
 #include "db.h"
 #include "db_load.h"
 #include "handlers.h"
 #include "json.h"
 #include "list.h"
+#include "ledger.h"
 #include "log.h"
 #include "pipeline.h"
 #include "router.h"
@@ -577,50 +579,178 @@ test_list_anchor(void)
  * generated data, owner 1's events of the tests above are blocks behind):
  * afterwards no shard rows before the new block, the sums per block as
  * before, the totals = the counts. */
+/* One owner's counter rows per block, "block:normal/adhoc/refunds,…". */
+static void
+owner_blocks(char *buf, size_t size, int64_t owner)
+{
+    ids_sql(buf, size, "SELECT CONCAT(block, ':', SUM(normal_events), '/', SUM(adhoc_events),"
+            " '/', SUM(refund_count)) FROM owner_counts WHERE contract_owner_id = %" PRId64
+            " GROUP BY block ORDER BY block", owner);
+}
+
+/* Folds the owner's old blocks in a transaction of its own (as the
+ * collection engine does); the number of shard rows folded, -1 on error. */
+static int64_t
+fold(int64_t owner)
+{
+    struct db_uow u;
+    int64_t       folded = -1;
+    db_uow_init(&u, A);
+    enum db_rc rc = db_tx_begin(&u);
+    if (rc == DB_OK)
+        rc = owner_counts_fold(&u, owner, &folded);
+    if (rc == DB_OK)
+        rc = db_tx_commit(&u);
+    db_uow_reset(&u);
+    arena_reset(A);
+    return rc == DB_OK ? folded : -1;
+}
+
+/* Folding: an owner's shard rows of the blocks below LEAST(newest event
+ * block, newest refund block) - 1 become one row per block with the same
+ * sums, the newer blocks keep theirs, a late write to a folded block is
+ * folded again by the next fold, and a fold with nothing to do changes
+ * nothing (no count lost or doubled). */
 static void
 test_owner_counts_fold(void)
 {
-    const char *blocks = "SELECT CONCAT(block, ':', SUM(normal_events), '/', SUM(adhoc_events),"
-                         " '/', SUM(refund_count)) FROM owner_counts WHERE"
-                         " contract_owner_id = 1 GROUP BY block ORDER BY block";
-    char before[4096], after[4096], hdr[64];
-    ids_sql(before, sizeof(before), "%s", blocks);
-    int64_t events = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1");
+    const int64_t o = 990001; /* counter rows only: no customer of this owner */
+    char          before[1024], after[1024];
+    sql_do("DELETE FROM owner_counts WHERE contract_owner_id = 990001");
+    sql_do("INSERT INTO owner_counts (contract_owner_id, block, shard, normal_events,"
+           " adhoc_events, refund_count) VALUES (990001,0,1,3,1,0), (990001,0,2,2,0,1),"
+           " (990001,0,5,7,0,0), (990001,0,64,10,2,3), (990001,1,1,4,0,0), (990001,1,3,0,0,2),"
+           " (990001,2,1,0,0,5), (990001,3,4,6,1,0)");
+    owner_blocks(before, sizeof(before), o);
+    CHECK_STR(before, "0:22/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "the owner's blocks");
+    /* Newest events in block 3, refunds in block 2: block 0 alone folds. */
+    CHECK(fold(o) == 3, "block 0's three shard rows are folded");
+    owner_blocks(after, sizeof(after), o);
+    CHECK_STR(after, before, "every block's sums unchanged by the fold");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 990001 AND"
+                  " block = 0") == 1 &&
+              sql_i64("SELECT normal_events * 10000 + adhoc_events * 100 + refund_count FROM"
+                      " owner_counts WHERE contract_owner_id = 990001 AND block = 0 AND"
+                      " shard = 64") == 220304,
+          "block 0 is its folded row alone, with the sums");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 990001 AND"
+                  " block >= 1 AND shard < 64") == 4,
+          "blocks 1 (the margin), 2 and 3 keep their shard rows");
+    /* A late writer of block 0 (an id taken there, committed after the
+     * fold): its counter lands in a shard row again, the next fold adds it. */
+    sql_do("INSERT INTO owner_counts (contract_owner_id, block, shard, normal_events)"
+           " VALUES (990001, 0, 5, 1) ON DUPLICATE KEY UPDATE normal_events = normal_events + 1");
+    owner_blocks(after, sizeof(after), o);
+    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "the late write counts at once");
+    CHECK(fold(o) == 1, "the late write's shard row is folded");
+    owner_blocks(after, sizeof(after), o);
+    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "counted once after its fold");
+    CHECK(fold(o) == 0, "nothing more to fold");
+    owner_blocks(after, sizeof(after), o);
+    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "a fold with nothing to do: the same");
+    /* A refund in block 3: the blocks below 2 fold. */
+    sql_do("INSERT INTO owner_counts (contract_owner_id, block, shard, refund_count)"
+           " VALUES (990001, 3, 2, 1)");
+    CHECK(fold(o) == 2, "block 1's two shard rows are folded");
+    owner_blocks(after, sizeof(after), o);
+    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/1", "every block's sums unchanged");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 990001 AND"
+                  " shard < 64") == 3, "blocks 2 and 3 keep their shard rows");
+    sql_do("DELETE FROM owner_counts WHERE contract_owner_id = 990001");
+}
+
+/* A payment counts its event in its own shard row only: with every other
+ * counter row of the owner held by another transaction (refunds in
+ * flight), a payment whose event opens its shard's row in a new block
+ * commits at once, and folds nothing. Then the engine's fold step leaves
+ * owner 1's counters equal to its counts. */
+static void
+test_payment_counts_own_row(MYSQL *locker)
+{
     int64_t newest = sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                  " block < %" PRId64 " AND shard < 64", newest) > 1,
-          "owner 1 has shard rows in blocks before the newest");
+                  " shard = 11 AND block >= %" PRId64, newest) == 0,
+          "customer 11's event will open its shard's row of a new block");
+    int64_t shard_rows = sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1"
+                                 " AND shard < 64");
+    CHECK(shard_rows > 1, "owner 1 has shard rows");
+    /* Read committed, as the API's transactions: record locks only. */
+    int held = mysql_query(locker, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                   == 0 && mysql_query(locker, "START TRANSACTION") == 0 &&
+               mysql_query(locker, "SELECT block FROM owner_counts WHERE contract_owner_id = 1"
+                                   " FOR UPDATE") == 0;
+    MYSQL_RES *res = mysql_store_result(locker);
+    CHECK(held && res != NULL && mysql_num_rows(res) == (uint64_t)sql_i64(
+              "SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1"),
+          "another transaction holds every counter row of owner 1");
+    if (res != NULL)
+        mysql_free_result(res);
+    int64_t    events = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE"
+                                " contract_owner_id = 1");
     struct res r = POST("/v1/customer-payments",
                         "{\"customerId\":11,\"amountInMajorCurrency\":1.25,"
                         "\"type\":\"BACS\",\"description\":\"next block\"}");
-    CHECK(r.status == 200, "customer payment 200 (got %d: %.200s)", r.status, r.raw);
+    CHECK(r.status == 200, "the payment commits while they are held: 200 (got %d: %.200s)",
+          r.status, r.raw);
+    CHECK(mysql_query(locker, "ROLLBACK") == 0, "the holder lets go");
     CHECK(sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1") ==
               events + 1, "the payment paid an open invoice: one more event");
     int64_t block = sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments WHERE"
                             " contract_owner_id = 1");
-    CHECK(block >= newest, "the event is in the newest block");
+    CHECK(block >= newest && sql_i64("SELECT normal_events FROM owner_counts WHERE"
+                                     " contract_owner_id = 1 AND block = %" PRId64
+                                     " AND shard = 11", block) == 1,
+          "the event is counted in its shard's new row");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                  " block < %" PRId64 " AND shard < 64", block) == 0 &&
+                  " shard < 64") == shard_rows + 1, "no other row was folded");
+    const char *counts_ok =
+        "SELECT (SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1 AND"
+        " invoice_kind = 1) = (SELECT SUM(normal_events) FROM owner_counts WHERE"
+        " contract_owner_id = 1) AND (SELECT COUNT(*) FROM invoice_payments WHERE"
+        " contract_owner_id = 1 AND invoice_kind = 2) = (SELECT SUM(adhoc_events) FROM"
+        " owner_counts WHERE contract_owner_id = 1) AND (SELECT COUNT(*) FROM refunds WHERE"
+        " contract_owner_id = 1) = (SELECT SUM(refund_count) FROM owner_counts WHERE"
+        " contract_owner_id = 1)";
+    CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts");
+    /* Refund ids are numbered apart, far lower: while owner 1's newest
+     * refund is in block 0 nothing of it folds. A refund whose id is in
+     * the block after the newest event's lets the engine fold owner 1's
+     * blocks below the newest event block - 1. */
+    char before[4096], after[4096];
+    owner_blocks(before, sizeof(before), 1);
+    CHECK(collector_fold_counts(A) >= 0, "the engine's fold step runs");
+    arena_reset(A);
+    owner_blocks(after, sizeof(after), 1);
+    CHECK_STR(after, before, "nothing of owner 1 folds while its refunds are blocks behind");
+    char sql[256];
+    snprintf(sql, sizeof(sql), "ALTER TABLE refunds AUTO_INCREMENT = %" PRId64,
+             (block + 1) << 15);
+    sql_do(sql);
+    r = POST("/v1/refunds", "{\"invoiceId\":34,\"billRunType\":\"NORMAL\","
+                            "\"amountInMajorCurrency\":1,\"paymentMethod\":\"CHEQUE\"}");
+    CHECK(r.status == 201, "refund 201 (got %d: %.200s)", r.status, r.raw);
+    CHECK(sql_i64("SELECT MAX(id) >> 15 FROM refunds") == block + 1, "the refund's block");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " shard < 64 AND block < %" PRId64, block - 1) > 0,
+          "owner 1 has shard rows to fold");
+    int64_t margin = sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1"
+                             " AND shard < 64 AND block >= %" PRId64, block - 1);
+    owner_blocks(before, sizeof(before), 1);
+    CHECK(collector_fold_counts(A) > 0, "the engine's fold step folds owner 1's old blocks");
+    arena_reset(A);
+    owner_blocks(after, sizeof(after), 1);
+    CHECK_STR(after, before, "every block's sums unchanged by the engine's fold");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " shard < 64 AND block < %" PRId64, block - 1) == 0 &&
               sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                      " block < %" PRId64 " AND shard = 64", block) ==
-                  sql_i64("SELECT COUNT(DISTINCT block) FROM owner_counts WHERE"
-                          " contract_owner_id = 1 AND block < %" PRId64, block),
-          "the older blocks are one folded row each");
-    ids_sql(after, sizeof(after), "%s", blocks);
-    char want[4200];
-    snprintf(want, sizeof(want), "%.4000s,%" PRId64 ":1/0/0", before, block);
-    CHECK_STR(after, want, "the blocks' sums are unchanged, plus the new event");
-    CHECK(sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1 AND"
-                  " invoice_kind = 1") == sql_i64("SELECT SUM(normal_events) FROM owner_counts"
-                                                  " WHERE contract_owner_id = 1") &&
-              sql_i64("SELECT COUNT(*) FROM refunds WHERE contract_owner_id = 1") ==
-                  sql_i64("SELECT SUM(refund_count) FROM owner_counts WHERE"
-                          " contract_owner_id = 1"),
-          "owner 1's counters = the counts of its events and refunds");
+                      " shard < 64 AND block >= %" PRId64, block - 1) == margin,
+          "the blocks below the newest event block - 1 are folded, the others not");
+    CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts after it");
+    char hdr[64];
     r = call("GET", "/v1/invoice-payments?page=1&pageSize=5", NULL, NULL);
     CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) ==
               sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1 AND"
-                      " invoice_kind = 1"), "X-Total-Count after the fold: %s", hdr);
+                      " invoice_kind = 1"), "X-Total-Count: %s", hdr);
 }
 
 /* ---- the money-moving operations ------------------------------------------ */
@@ -848,6 +978,7 @@ main(void)
     test_tenant_lists();
     test_list_anchor();
     test_owner_counts_fold();
+    test_payment_counts_own_row(locker);
 
     mysql_close(locker);
     mysql_close(other);
