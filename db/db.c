@@ -51,9 +51,14 @@ cache_clear(void)
     }
 }
 
+/* Counts dropped connections: a query's statement belongs to the
+ * connection of its generation and is freed with it. */
+static unsigned conn_gen;
+
 static void
 drop_connection(void)
 {
+    conn_gen++;
     cache_clear();
     if (conn != NULL)
         mysql_close(conn);
@@ -410,6 +415,7 @@ struct dbq {
     my_bool      *errs;
     int64_t      *ints;
     int           executed, has_result;
+    unsigned      gen;           /* conn_gen when st was taken */
 };
 
 struct dbq *
@@ -487,10 +493,10 @@ static void
 release(void *arg)
 {
     struct dbq *q = arg;
-    if (q->st != NULL && q->has_result) {
+    /* A statement of a dropped connection is already freed. */
+    if (q->st != NULL && q->has_result && q->gen == conn_gen)
         mysql_stmt_free_result(q->st);
-        q->has_result = 0;
-    }
+    q->has_result = 0;
 }
 
 static int
@@ -534,6 +540,7 @@ enum db_rc
 dbq_exec(struct dbq *q)
 {
     q->st = stmt_get(q->u, q->sql);
+    q->gen = conn_gen;
     if (q->st == NULL)
         return q->u->failed != DB_OK ? q->u->failed : DB_ERROR;
     if (mysql_stmt_param_count(q->st) != q->np) {
@@ -567,6 +574,8 @@ dbq_fetch(struct dbq *q)
         return q->u->failed;
     if (!q->has_result)
         return DB_NOT_FOUND;
+    if (q->gen != conn_gen) /* its connection was dropped meanwhile */
+        return DB_ERROR;
     int rc = mysql_stmt_fetch(q->st);
     if (rc == MYSQL_NO_DATA) {
         release(q);
