@@ -754,25 +754,35 @@ read_mark(struct db_uow *u, long long *n)
 }
 
 enum db_rc
-db_tx_commit(struct db_uow *u)
+db_tx_intact(struct db_uow *u)
 {
     if (u->failed != DB_OK)
         return u->failed;
-    if (!u->in_tx)
+    if (!u->in_tx || !conn_wsrep)
         return DB_OK;
-    enum db_rc rc;
-    if (conn_wsrep) {
-        /* A transaction the cluster aborted may be reported to no statement
-         * (see db_tx_begin), and a COMMIT then commits whatever ran after
-         * the abort: make sure the work ran in this transaction. */
-        long long n;
-        if ((rc = read_mark(u, &n)) != DB_OK) {
-            rollback_now(u);
-            return rc;
-        }
-        if (n != tx_mark || !(conn->server_status & SERVER_STATUS_IN_TRANS))
-            return vanished(u, n != tx_mark ? "COMMIT (mark lost)" : "COMMIT");
+    /* A transaction the cluster aborted may be reported to no statement
+     * (see db_tx_begin): what ran after the abort ran outside it. */
+    long long  n;
+    enum db_rc rc = read_mark(u, &n);
+    if (rc != DB_OK) {
+        rollback_now(u);
+        return rc;
     }
+    if (n != tx_mark || !(conn->server_status & SERVER_STATUS_IN_TRANS))
+        return vanished(u, n != tx_mark ? "mark lost" : "transaction gone");
+    return DB_OK;
+}
+
+enum db_rc
+db_tx_commit(struct db_uow *u)
+{
+    if (!u->in_tx && u->failed == DB_OK)
+        return DB_OK;
+    /* A COMMIT after an unreported abort would commit whatever ran after
+     * it: make sure the work ran in this transaction. */
+    enum db_rc rc = db_tx_intact(u);
+    if (rc != DB_OK)
+        return rc;
     rc = db_exec_fixed(u, "COMMIT");
     if (rc != DB_OK)
         rollback_now(u);

@@ -112,6 +112,10 @@ void dbq_done(struct dbq *q);
  * transaction its unit left open (neither committed nor rolled back) is
  * rolled back before the next unit's first statement. */
 DB_MUST_CHECK enum db_rc db_tx_begin(struct db_uow *u);
+/* DB_OK when the open transaction is still the one begun (always off a
+ * Galera cluster); else the unit fails with DB_RETRY (the cluster aborted
+ * it and later statements ran outside it), or the error reading that. */
+DB_MUST_CHECK enum db_rc db_tx_intact(struct db_uow *u);
 DB_MUST_CHECK enum db_rc db_tx_commit(struct db_uow *u);
 void db_tx_rollback(struct db_uow *u);
 

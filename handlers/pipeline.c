@@ -152,6 +152,11 @@ static int
 again(struct req *r, int status)
 {
     int ok = r->db.failed == DB_OK && !r->failed && status >= 200 && status < 400;
+    /* A refusal or a 404 decided in a transaction the cluster aborted
+     * midway (its later reads ran outside it) is not an answer: the
+     * handler runs again. */
+    if (!ok && r->db.in_tx && r->db.failed == DB_OK && db_tx_intact(&r->db) != DB_OK)
+        log_warn("pipeline", "a refusal decided in a transaction the cluster aborted");
     if (ok && r->db.in_tx) {
         if (r->idem != NULL && store(r, r->idem, status) != DB_OK) {
             if (r->db.failed == DB_OK)
