@@ -838,7 +838,8 @@ flush_owner_block(struct gen *g, int64_t block, int64_t n[GEN_OWNERS])
         if (n[o] == 0)
             continue;
         struct dbq *q = dbq_new(&g->u, "INSERT INTO owner_counts (contract_owner_id,"
-                                       " block, shard, normal_events) VALUES (?,?,?,?)");
+                                       " counted, block, shard, normal_events)"
+                                       " VALUES (?,0,?,?,?)");
         dbq_i64(q, g->base.owner + 1 + o);
         dbq_i64(q, block);
         dbq_i64(q, OWNER_COUNT_FOLDED);

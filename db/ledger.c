@@ -44,19 +44,22 @@ struct count_row {
     int64_t block, shard, normal, adhoc, refunds;
 };
 
-/* Folds one owner's shard rows of the blocks before `below` into one row
- * per block (shard OWNER_COUNT_FOLDED, schema 015), counts unchanged: the
+/* Folds one owner's shard rows of one table (`counted`) of the blocks
+ * before `below` into one row per block (shard OWNER_COUNT_FOLDED, schema
+ * 015), counts unchanged: the
  * rows are locked in key order and read, deleted one by one by their key
  * (a late writer's row of an old block inserted after the read is a row
  * of its own, left for the next fold), and their sums added to the folded
  * rows. */
 static enum db_rc
-fold_rows(struct db_uow *u, int64_t owner, int64_t below, int64_t *folded)
+fold_rows(struct db_uow *u, int64_t owner, enum owner_counted counted, int64_t below,
+          int64_t *folded)
 {
     struct dbq *q = dbq_new(u, "SELECT block, shard, normal_events, adhoc_events, refund_count"
-                               " FROM owner_counts WHERE contract_owner_id = ? AND block < ?"
-                               " AND shard < ? ORDER BY block, shard FOR UPDATE");
+                               " FROM owner_counts WHERE contract_owner_id = ? AND counted = ?"
+                               " AND block < ? AND shard < ? ORDER BY block, shard FOR UPDATE");
     dbq_i64(q, owner);
+    dbq_i64(q, counted);
     dbq_i64(q, below);
     dbq_i64(q, OWNER_COUNT_FOLDED);
     enum db_rc        rc = dbq_exec(q);
@@ -77,9 +80,10 @@ fold_rows(struct db_uow *u, int64_t owner, int64_t below, int64_t *folded)
         return rc;
     struct count_row sum = {0};
     for (size_t i = 0; i < n; i++) {
-        q = dbq_new(u, "DELETE FROM owner_counts WHERE contract_owner_id = ? AND block = ?"
-                       " AND shard = ?");
+        q = dbq_new(u, "DELETE FROM owner_counts WHERE contract_owner_id = ? AND counted = ?"
+                       " AND block = ? AND shard = ?");
         dbq_i64(q, owner);
+        dbq_i64(q, counted);
         dbq_i64(q, rows[i].block);
         dbq_i64(q, rows[i].shard);
         if ((rc = dbq_exec(q)) != DB_OK)
@@ -89,12 +93,13 @@ fold_rows(struct db_uow *u, int64_t owner, int64_t below, int64_t *folded)
         sum.refunds += rows[i].refunds;
         if (i + 1 < n && rows[i + 1].block == rows[i].block)
             continue;
-        q = dbq_new(u, "INSERT INTO owner_counts (contract_owner_id, block, shard,"
-                       " normal_events, adhoc_events, refund_count) VALUES (?,?,?,?,?,?)"
+        q = dbq_new(u, "INSERT INTO owner_counts (contract_owner_id, counted, block, shard,"
+                       " normal_events, adhoc_events, refund_count) VALUES (?,?,?,?,?,?,?)"
                        " ON DUPLICATE KEY UPDATE normal_events = normal_events +"
                        " VALUES(normal_events), adhoc_events = adhoc_events +"
                        " VALUES(adhoc_events), refund_count = refund_count + VALUES(refund_count)");
         dbq_i64(q, owner);
+        dbq_i64(q, counted);
         dbq_i64(q, rows[i].block);
         dbq_i64(q, OWNER_COUNT_FOLDED);
         dbq_i64(q, sum.normal);
@@ -104,63 +109,64 @@ fold_rows(struct db_uow *u, int64_t owner, int64_t below, int64_t *folded)
             return rc;
         sum = (struct count_row){0};
     }
-    *folded = (int64_t)n;
+    *folded += (int64_t)n;
     return DB_OK;
 }
 
-/* Where an owner's folding stops: one block below the lower of its newest
- * event block and its newest refund block (the other table's ids are
- * numbered apart; an owner without rows of a table counts that table's
- * newest block), so the blocks writers are in, and the one before (a late
- * writer that took an id there), keep their shard rows. */
-#define FOLD_BELOW_SQL                                                                 \
-    "SELECT LEAST(COALESCE((SELECT MAX(block) FROM owner_counts WHERE"                 \
-    " contract_owner_id = ? AND (normal_events > 0 OR adhoc_events > 0)),"             \
-    " CAST((SELECT COALESCE(MAX(id), 0) FROM invoice_payments) >> ? AS SIGNED)),"      \
-    " COALESCE((SELECT MAX(block) FROM owner_counts WHERE contract_owner_id = ?"        \
-    " AND refund_count > 0), CAST((SELECT COALESCE(MAX(id), 0) FROM refunds) >> ?"     \
-    " AS SIGNED))) - 1"
-
+/* Where an owner's folding of one table's rows stops: one block below its
+ * newest block of that table (or, with no rows of it, the table's newest
+ * block), so the block writers are in, and the one before (a late writer
+ * that took an id there), keep their shard rows. */
 enum db_rc
 owner_counts_fold(struct db_uow *u, int64_t owner, int64_t *folded)
 {
+    static const char *const below_sql[] = {
+        [COUNTED_EVENTS] = "SELECT COALESCE((SELECT MAX(block) FROM owner_counts WHERE"
+                           " contract_owner_id = ? AND counted = 0), CAST((SELECT"
+                           " COALESCE(MAX(id), 0) FROM invoice_payments) >> ? AS SIGNED)) - 1",
+        [COUNTED_REFUNDS] = "SELECT COALESCE((SELECT MAX(block) FROM owner_counts WHERE"
+                            " contract_owner_id = ? AND counted = 1), CAST((SELECT"
+                            " COALESCE(MAX(id), 0) FROM refunds) >> ? AS SIGNED)) - 1",
+    };
+    enum db_rc rc = DB_OK;
     *folded = 0;
-    struct dbq *q = dbq_new(u, FOLD_BELOW_SQL);
-    dbq_i64(q, owner);
-    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
-    dbq_i64(q, owner);
-    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
-    enum db_rc rc = dbq_one(q);
-    if (rc != DB_OK)
-        return rc;
-    return fold_rows(u, owner, dbq_col_i64(q, 0), folded);
+    for (int t = COUNTED_EVENTS; rc == DB_OK && t <= COUNTED_REFUNDS; t++) {
+        struct dbq *q = dbq_new(u, below_sql[t]);
+        dbq_i64(q, owner);
+        dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
+        if ((rc = dbq_one(q)) == DB_OK)
+            rc = fold_rows(u, owner, (enum owner_counted)t, dbq_col_i64(q, 0), folded);
+    }
+    return rc;
 }
 
 enum db_rc
 owner_counts_fold_candidates(struct db_uow *u, int64_t after, int64_t *owners, int max,
                              int *n)
 {
-    /* A superset: owners with shard rows below the bound the tables'
-     * newest blocks give (an owner's own bound is never higher); that bound
-     * first, read from the two primary keys' ends, so nothing is scanned
-     * while no block can fold. */
+    /* A superset: owners with shard rows of a table below the bound that
+     * table's newest block gives (an owner's own bound is never higher);
+     * the bounds first, read from the two primary keys' ends, so nothing
+     * is scanned while no block can fold. */
     *n = 0;
-    struct dbq *q = dbq_new(u, "SELECT CAST(LEAST((SELECT COALESCE(MAX(id), 0) FROM"
-                               " invoice_payments), (SELECT COALESCE(MAX(id), 0) FROM refunds))"
-                               " >> ? AS SIGNED) - 1");
+    struct dbq *q = dbq_new(u, "SELECT CAST((SELECT COALESCE(MAX(id), 0) FROM invoice_payments)"
+                               " >> ? AS SIGNED) - 1, CAST((SELECT COALESCE(MAX(id), 0) FROM"
+                               " refunds) >> ? AS SIGNED) - 1");
+    dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
     dbq_i64(q, OWNER_COUNT_BLOCK_SHIFT);
     enum db_rc rc = dbq_one(q);
     if (rc != DB_OK)
         return rc;
-    int64_t below = dbq_col_i64(q, 0);
-    if (below <= 0)
+    int64_t events_below = dbq_col_i64(q, 0), refunds_below = dbq_col_i64(q, 1);
+    if (events_below <= 0 && refunds_below <= 0)
         return DB_OK;
     q = dbq_new(u, "SELECT DISTINCT contract_owner_id FROM owner_counts WHERE"
-                   " contract_owner_id > ? AND shard < ? AND block < ?"
-                   " ORDER BY contract_owner_id LIMIT ?");
+                   " contract_owner_id > ? AND shard < ? AND (counted = 0 AND block < ?"
+                   " OR counted = 1 AND block < ?) ORDER BY contract_owner_id LIMIT ?");
     dbq_i64(q, after);
     dbq_i64(q, OWNER_COUNT_FOLDED);
-    dbq_i64(q, below);
+    dbq_i64(q, events_below);
+    dbq_i64(q, refunds_below);
     dbq_i64(q, max);
     rc = dbq_exec(q);
     while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK)
@@ -169,7 +175,7 @@ owner_counts_fold_candidates(struct db_uow *u, int64_t after, int64_t *owners, i
     return rc == DB_NOT_FOUND ? DB_OK : rc;
 }
 
-/* One more row in the owner's counter `column` (schemas 008, 011), in the
+/* One more in the owner's counter `column` (schemas 008, 011, 016), in the
  * customer's shard of the block of the counted row's id. The shard's row
  * usually exists: a plain UPDATE locks just it; the first row of a shard
  * in a block is inserted. No other row is touched: folding old blocks is
@@ -182,22 +188,25 @@ owner_count(struct db_uow *u, const struct customer *c, enum owner_count which,
 {
     static const char *const update[] = {
         [COUNT_NORMAL_EVENTS] = "UPDATE owner_counts SET normal_events = normal_events + 1"
-                                " WHERE contract_owner_id = ? AND block = ? AND shard = ?",
+                                " WHERE contract_owner_id = ? AND counted = 0 AND block = ?"
+                                " AND shard = ?",
         [COUNT_ADHOC_EVENTS]  = "UPDATE owner_counts SET adhoc_events = adhoc_events + 1"
-                                " WHERE contract_owner_id = ? AND block = ? AND shard = ?",
+                                " WHERE contract_owner_id = ? AND counted = 0 AND block = ?"
+                                " AND shard = ?",
         [COUNT_REFUNDS]       = "UPDATE owner_counts SET refund_count = refund_count + 1"
-                                " WHERE contract_owner_id = ? AND block = ? AND shard = ?",
+                                " WHERE contract_owner_id = ? AND counted = 1 AND block = ?"
+                                " AND shard = ?",
     };
     static const char *const insert[] = {
-        [COUNT_NORMAL_EVENTS] = "INSERT INTO owner_counts (contract_owner_id, block,"
-                                " shard, normal_events) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE"
-                                " normal_events = normal_events + 1",
-        [COUNT_ADHOC_EVENTS]  = "INSERT INTO owner_counts (contract_owner_id, block,"
-                                " shard, adhoc_events) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE"
-                                " adhoc_events = adhoc_events + 1",
-        [COUNT_REFUNDS]       = "INSERT INTO owner_counts (contract_owner_id, block,"
-                                " shard, refund_count) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE"
-                                " refund_count = refund_count + 1",
+        [COUNT_NORMAL_EVENTS] = "INSERT INTO owner_counts (contract_owner_id, counted, block,"
+                                " shard, normal_events) VALUES (?, 0, ?, ?, 1) ON DUPLICATE KEY"
+                                " UPDATE normal_events = normal_events + 1",
+        [COUNT_ADHOC_EVENTS]  = "INSERT INTO owner_counts (contract_owner_id, counted, block,"
+                                " shard, adhoc_events) VALUES (?, 0, ?, ?, 1) ON DUPLICATE KEY"
+                                " UPDATE adhoc_events = adhoc_events + 1",
+        [COUNT_REFUNDS]       = "INSERT INTO owner_counts (contract_owner_id, counted, block,"
+                                " shard, refund_count) VALUES (?, 1, ?, ?, 1) ON DUPLICATE KEY"
+                                " UPDATE refund_count = refund_count + 1",
     };
     struct dbq *q = dbq_new(u, update[which]);
     dbq_i64(q, c->owner);

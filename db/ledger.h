@@ -92,10 +92,12 @@ DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct inv
                                               const struct customer *c,
                                               const struct invoice_event *e, int64_t *id);
 /* Each contract owner's events and refunds are counted in owner_counts
- * (schemas 008, 011), one row per block of ids = row id >>
- * OWNER_COUNT_BLOCK_SHIFT and shard = customer_id % OWNER_COUNT_SHARDS;
- * invoice_event_insert and refund_insert count their row. A list finds
- * the row at a position by summing the blocks (handlers/list.c). */
+ * (schemas 008, 011, 016), one row per table counted (COUNTED_*), block of
+ * that table's ids = row id >> OWNER_COUNT_BLOCK_SHIFT and shard =
+ * customer_id % OWNER_COUNT_SHARDS; invoice_event_insert and refund_insert
+ * count their row. A list finds the row at a position by summing the
+ * blocks (handlers/list.c). */
+enum owner_counted { COUNTED_EVENTS = 0, COUNTED_REFUNDS = 1 };
 #define OWNER_COUNT_SHARDS 64
 #define OWNER_COUNT_BLOCK_SHIFT 15
 /* The shard of the one row an old block's shards are folded into (schema
@@ -103,10 +105,10 @@ DB_MUST_CHECK enum db_rc invoice_event_insert(struct db_uow *u, const struct inv
  * in a short transaction of its own (handlers/collector.c). */
 #define OWNER_COUNT_FOLDED OWNER_COUNT_SHARDS
 enum owner_count { COUNT_NORMAL_EVENTS, COUNT_ADHOC_EVENTS, COUNT_REFUNDS };
-/* Folds the owner's shard rows of the blocks strictly below LEAST(its
- * newest event block, its newest refund block) - 1 into one row per block,
- * in the caller's transaction (its only work: the counts read the same
- * before and after). *folded gets the number of shard rows folded. */
+/* Folds the owner's shard rows of each table's blocks strictly below its
+ * newest block of that table - 1 into one row per block, in the caller's
+ * transaction (its only work: the counts read the same before and after).
+ * *folded gets the number of shard rows folded. */
 DB_MUST_CHECK enum db_rc owner_counts_fold(struct db_uow *u, int64_t owner, int64_t *folded);
 /* Up to `max` owners above `after`, in id order, that may have blocks to
  * fold (a superset; none when nothing is below the tables' newest blocks). */

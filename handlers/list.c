@@ -435,7 +435,9 @@ list_blocks(struct list *l, int64_t *total)
     struct req *r = l->r;
     struct abuf sql;
     abuf_init(&sql, r->arena);
-    abuf_printf(&sql, "SELECT block, SUM(%s) FROM owner_counts WHERE 1=1", l->res->counter);
+    abuf_printf(&sql, "SELECT block, SUM(%s) FROM owner_counts WHERE counted = %d",
+                l->res->counter,
+                strcmp(l->res->counter, "refund_count") == 0 ? COUNTED_REFUNDS : COUNTED_EVENTS);
     owner_cond(&sql, &r->principal);
     abuf_adds(&sql, " GROUP BY block ORDER BY block");
     struct dbq *q = dbq_new(&r->db, abuf_str(&sql));

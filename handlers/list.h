@@ -44,7 +44,9 @@ struct resource {
                                      that column */
     const char       *counter;    /* optional: the money core's
                                      owner_counts column counting the
-                                     rows (by owner and block of ids), for
+                                     rows (by owner and block of ids;
+                                     "refund_count" in the refunds' rows,
+                                     the others in the events'), for
                                      the unfiltered list's exact total and
                                      to find a page's first row without
                                      reading the rows before it */

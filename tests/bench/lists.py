@@ -131,7 +131,7 @@ def main():
         ("page 1, one owner", "SELECT p.id, p.amount FROM invoice_payments p WHERE 1=1 AND"
          " p.contract_owner_id IN (%s) AND p.invoice_kind = 1 ORDER BY p.id LIMIT 100" % one),
         ("a page's first id (page=N): its block's rows", "SELECT block, SUM(normal_events)"
-         " FROM owner_counts WHERE 1=1 AND contract_owner_id IN (%s) GROUP BY block"
+         " FROM owner_counts WHERE counted = 0 AND contract_owner_id IN (%s) GROUP BY block"
          " ORDER BY block" % owners),
         ("a page's first id (page=N): within its block", "SELECT p.id FROM invoice_payments p"
          " WHERE 1=1 AND %s AND p.invoice_kind = 1 AND p.id >= 327680 AND p.id < 360448"

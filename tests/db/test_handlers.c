@@ -386,7 +386,7 @@ test_tenant_lists(void)
             " AND p.invoice_kind = 1 ORDER BY p.id LIMIT 100");
     CHECK(!strstr(plan, "filesort"), "every tenant's events: id order, no sort (%s)", plan);
     snprintf(sql, sizeof(sql), "SELECT block, SUM(normal_events) FROM owner_counts"
-             " WHERE 1=1 AND contract_owner_id IN (%" PRId64 ",%" PRId64 ")"
+             " WHERE counted = 0 AND contract_owner_id IN (%" PRId64 ",%" PRId64 ")"
              " GROUP BY block ORDER BY block", base + 1, base + 2);
     explain(plan, sizeof(plan), sql);
     CHECK(strncmp(plan, "PRIMARY |", 9) == 0,
@@ -574,18 +574,16 @@ test_list_anchor(void)
     token = saved;
 }
 
-/* The owner's counter rows of blocks it has left are folded into one row
- * per block when its next event opens a shard of a new block (after the
- * generated data, owner 1's events of the tests above are blocks behind):
- * afterwards no shard rows before the new block, the sums per block as
- * before, the totals = the counts. */
-/* One owner's counter rows per block, "block:normal/adhoc/refunds,…". */
+/* One owner's counter rows per table and block,
+ * "e<block>:normal/adhoc/refunds,…" for the events' rows, "r<block>:…" for
+ * the refunds'. */
 static void
 owner_blocks(char *buf, size_t size, int64_t owner)
 {
-    ids_sql(buf, size, "SELECT CONCAT(block, ':', SUM(normal_events), '/', SUM(adhoc_events),"
-            " '/', SUM(refund_count)) FROM owner_counts WHERE contract_owner_id = %" PRId64
-            " GROUP BY block ORDER BY block", owner);
+    ids_sql(buf, size, "SELECT CONCAT(IF(counted = 1, 'r', 'e'), block, ':', SUM(normal_events),"
+            " '/', SUM(adhoc_events), '/', SUM(refund_count)) FROM owner_counts WHERE"
+            " contract_owner_id = %" PRId64 " GROUP BY counted, block ORDER BY counted, block",
+            owner);
 }
 
 /* Folds the owner's old blocks in a transaction of its own (as the
@@ -606,70 +604,80 @@ fold(int64_t owner)
     return rc == DB_OK ? folded : -1;
 }
 
-/* Folding: an owner's shard rows of the blocks below LEAST(newest event
- * block, newest refund block) - 1 become one row per block with the same
- * sums, the newer blocks keep theirs, a late write to a folded block is
- * folded again by the next fold, and a fold with nothing to do changes
- * nothing (no count lost or doubled). */
+/* Folding: an owner's shard rows of each table's blocks below its newest
+ * block of that table - 1 become one row per block with the same sums;
+ * the newer blocks keep theirs; refunds in low blocks hold nothing of the
+ * events back (the tables number their ids apart); a late write to a
+ * folded block is folded again by the next fold; a fold with nothing to
+ * do changes nothing (no count lost or doubled). */
 static void
 test_owner_counts_fold(void)
 {
     const int64_t o = 990001; /* counter rows only: no customer of this owner */
     char          before[1024], after[1024];
     sql_do("DELETE FROM owner_counts WHERE contract_owner_id = 990001");
-    sql_do("INSERT INTO owner_counts (contract_owner_id, block, shard, normal_events,"
-           " adhoc_events, refund_count) VALUES (990001,0,1,3,1,0), (990001,0,2,2,0,1),"
-           " (990001,0,5,7,0,0), (990001,0,64,10,2,3), (990001,1,1,4,0,0), (990001,1,3,0,0,2),"
-           " (990001,2,1,0,0,5), (990001,3,4,6,1,0)");
+    sql_do("INSERT INTO owner_counts (contract_owner_id, counted, block, shard, normal_events,"
+           " adhoc_events, refund_count) VALUES (990001,0,0,1,3,1,0), (990001,0,0,2,2,0,0),"
+           " (990001,0,0,5,7,0,0), (990001,0,0,64,10,2,0), (990001,0,1,1,4,0,0),"
+           " (990001,0,2,3,1,0,0), (990001,0,3,4,6,1,0), (990001,1,0,2,0,0,1),"
+           " (990001,1,0,64,0,0,3), (990001,1,1,3,0,0,2)");
     owner_blocks(before, sizeof(before), o);
-    CHECK_STR(before, "0:22/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "the owner's blocks");
-    /* Newest events in block 3, refunds in block 2: block 0 alone folds. */
-    CHECK(fold(o) == 3, "block 0's three shard rows are folded");
+    CHECK_STR(before, "e0:22/3/0,e1:4/0/0,e2:1/0/0,e3:6/1/0,r0:0/0/4,r1:0/0/2",
+              "the owner's blocks");
+    /* Newest events in block 3: blocks 0 and 1 fold; newest refunds in
+     * block 1: none of them. */
+    CHECK(fold(o) == 4, "event blocks 0 and 1: four shard rows folded");
     owner_blocks(after, sizeof(after), o);
     CHECK_STR(after, before, "every block's sums unchanged by the fold");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 990001 AND"
-                  " block = 0") == 1 &&
+                  " counted = 0 AND block <= 1") == 2 &&
               sql_i64("SELECT normal_events * 10000 + adhoc_events * 100 + refund_count FROM"
-                      " owner_counts WHERE contract_owner_id = 990001 AND block = 0 AND"
-                      " shard = 64") == 220304,
-          "block 0 is its folded row alone, with the sums");
+                      " owner_counts WHERE contract_owner_id = 990001 AND counted = 0 AND"
+                      " block = 0 AND shard = 64") == 220300,
+          "event blocks 0 and 1 are one folded row each, with the sums");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 990001 AND"
-                  " block >= 1 AND shard < 64") == 4,
-          "blocks 1 (the margin), 2 and 3 keep their shard rows");
-    /* A late writer of block 0 (an id taken there, committed after the
-     * fold): its counter lands in a shard row again, the next fold adds it. */
-    sql_do("INSERT INTO owner_counts (contract_owner_id, block, shard, normal_events)"
-           " VALUES (990001, 0, 5, 1) ON DUPLICATE KEY UPDATE normal_events = normal_events + 1");
+                  " shard < 64 AND (counted = 0 AND block >= 2 OR counted = 1)") == 4,
+          "event blocks 2 (the margin) and 3 and every refund block keep their shard rows");
+    /* A late writer of event block 0 (an id taken there, committed after
+     * the fold): its counter lands in a shard row again, the next fold
+     * adds it. */
+    sql_do("INSERT INTO owner_counts (contract_owner_id, counted, block, shard, normal_events)"
+           " VALUES (990001, 0, 0, 5, 1)"
+           " ON DUPLICATE KEY UPDATE normal_events = normal_events + 1");
+    const char *late = "e0:23/3/0,e1:4/0/0,e2:1/0/0,e3:6/1/0,r0:0/0/4,r1:0/0/2";
     owner_blocks(after, sizeof(after), o);
-    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "the late write counts at once");
+    CHECK_STR(after, late, "the late write counts at once");
     CHECK(fold(o) == 1, "the late write's shard row is folded");
     owner_blocks(after, sizeof(after), o);
-    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "counted once after its fold");
+    CHECK_STR(after, late, "counted once after its fold");
     CHECK(fold(o) == 0, "nothing more to fold");
     owner_blocks(after, sizeof(after), o);
-    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/0", "a fold with nothing to do: the same");
-    /* A refund in block 3: the blocks below 2 fold. */
-    sql_do("INSERT INTO owner_counts (contract_owner_id, block, shard, refund_count)"
-           " VALUES (990001, 3, 2, 1)");
-    CHECK(fold(o) == 2, "block 1's two shard rows are folded");
+    CHECK_STR(after, late, "a fold with nothing to do: the same");
+    /* A refund in refund block 3: the refund blocks below 2 fold. */
+    sql_do("INSERT INTO owner_counts (contract_owner_id, counted, block, shard, refund_count)"
+           " VALUES (990001, 1, 3, 2, 1)");
+    CHECK(fold(o) == 2, "refund blocks 0 and 1: two shard rows folded");
     owner_blocks(after, sizeof(after), o);
-    CHECK_STR(after, "0:23/3/4,1:4/0/2,2:0/0/5,3:6/1/1", "every block's sums unchanged");
+    CHECK_STR(after, "e0:23/3/0,e1:4/0/0,e2:1/0/0,e3:6/1/0,r0:0/0/4,r1:0/0/2,r3:0/0/1",
+              "every block's sums unchanged");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 990001 AND"
-                  " shard < 64") == 3, "blocks 2 and 3 keep their shard rows");
+                  " shard < 64") == 3, "event blocks 2 and 3 and refund block 3 keep theirs");
     sql_do("DELETE FROM owner_counts WHERE contract_owner_id = 990001");
 }
 
 /* A payment counts its event in its own shard row only: with every other
  * counter row of the owner held by another transaction (refunds in
  * flight), a payment whose event opens its shard's row in a new block
- * commits at once, and folds nothing. Then the engine's fold step leaves
- * owner 1's counters equal to its counts. */
+ * commits at once, and folds nothing. Then the engine's fold step folds
+ * owner 1's old event blocks while its refunds are all in the refund ids'
+ * block 0, then its old refund blocks once a refund is blocks on, each
+ * time leaving its counters equal to its counts. */
 static void
 test_payment_counts_own_row(MYSQL *locker)
 {
     int64_t newest = sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                  " shard = 11 AND block >= %" PRId64, newest) == 0,
+                  " counted = 0 AND shard = 11 AND block >= %" PRId64, newest) == 0,
           "customer 11's event will open its shard's row of a new block");
     int64_t shard_rows = sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1"
                                  " AND shard < 64");
@@ -698,8 +706,8 @@ test_payment_counts_own_row(MYSQL *locker)
     int64_t block = sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments WHERE"
                             " contract_owner_id = 1");
     CHECK(block >= newest && sql_i64("SELECT normal_events FROM owner_counts WHERE"
-                                     " contract_owner_id = 1 AND block = %" PRId64
-                                     " AND shard = 11", block) == 1,
+                                     " contract_owner_id = 1 AND counted = 0 AND block = %"
+                                     PRId64 " AND shard = 11", block) == 1,
           "the event is counted in its shard's new row");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
                   " shard < 64") == shard_rows + 1, "no other row was folded");
@@ -710,47 +718,71 @@ test_payment_counts_own_row(MYSQL *locker)
         " contract_owner_id = 1 AND invoice_kind = 2) = (SELECT SUM(adhoc_events) FROM"
         " owner_counts WHERE contract_owner_id = 1) AND (SELECT COUNT(*) FROM refunds WHERE"
         " contract_owner_id = 1) = (SELECT SUM(refund_count) FROM owner_counts WHERE"
-        " contract_owner_id = 1)";
+        " contract_owner_id = 1 AND counted = 1)";
     CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts");
-    /* Refund ids are numbered apart, far lower: while owner 1's newest
-     * refund is in block 0 nothing of it folds. A refund whose id is in
-     * the block after the newest event's lets the engine fold owner 1's
-     * blocks below the newest event block - 1. */
-    char before[4096], after[4096];
-    owner_blocks(before, sizeof(before), 1);
-    CHECK(collector_fold_counts(A) >= 0, "the engine's fold step runs");
-    arena_reset(A);
-    owner_blocks(after, sizeof(after), 1);
-    CHECK_STR(after, before, "nothing of owner 1 folds while its refunds are blocks behind");
-    char sql[256];
-    snprintf(sql, sizeof(sql), "ALTER TABLE refunds AUTO_INCREMENT = %" PRId64,
-             (block + 1) << 15);
+    /* Event ids two blocks on: a payment there lets the engine fold owner
+     * 1's event rows below that block - 1 (the one just written included),
+     * though its refunds are all in the refund ids' block 0. */
+    char sql[256], before[4096], after[4096], refund_rows[4096], refund_rows_after[4096];
+    snprintf(sql, sizeof(sql), "ALTER TABLE invoice_payments AUTO_INCREMENT = %" PRId64,
+             (block + 2) << 15);
     sql_do(sql);
-    r = POST("/v1/refunds", "{\"invoiceId\":34,\"billRunType\":\"NORMAL\","
-                            "\"amountInMajorCurrency\":1,\"paymentMethod\":\"CHEQUE\"}");
-    CHECK(r.status == 201, "refund 201 (got %d: %.200s)", r.status, r.raw);
-    CHECK(sql_i64("SELECT MAX(id) >> 15 FROM refunds") == block + 1, "the refund's block");
+    r = POST("/v1/customer-payments", "{\"customerId\":11,\"amountInMajorCurrency\":1.25,"
+                                      "\"type\":\"BACS\",\"description\":\"two blocks on\"}");
+    CHECK(r.status == 200 && sql_i64("SELECT MAX(id) >> 15 FROM invoice_payments WHERE"
+                                     " contract_owner_id = 1") == block + 2,
+          "a payment two event blocks on (got %d: %.200s)", r.status, r.raw);
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                  " shard < 64 AND block < %" PRId64, block - 1) > 0,
-          "owner 1 has shard rows to fold");
-    int64_t margin = sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1"
-                             " AND shard < 64 AND block >= %" PRId64, block - 1);
+                  " counted = 0 AND shard < 64 AND block <= %" PRId64, block) > 0 &&
+              sql_i64("SELECT MAX(id) >> 15 FROM refunds WHERE contract_owner_id = 1") == 0,
+          "owner 1 has event shard rows to fold, and its refunds are in refund block 0");
+    ids_sql(refund_rows, sizeof(refund_rows), "SELECT CONCAT(block, ':', shard, ':',"
+            " refund_count) FROM owner_counts WHERE contract_owner_id = 1 AND counted = 1"
+            " ORDER BY block, shard");
     owner_blocks(before, sizeof(before), 1);
-    CHECK(collector_fold_counts(A) > 0, "the engine's fold step folds owner 1's old blocks");
+    CHECK(collector_fold_counts(A) > 0, "the engine's fold step folds owner 1's old events");
     arena_reset(A);
     owner_blocks(after, sizeof(after), 1);
     CHECK_STR(after, before, "every block's sums unchanged by the engine's fold");
     CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                  " shard < 64 AND block < %" PRId64, block - 1) == 0 &&
+                  " counted = 0 AND shard < 64 AND block <= %" PRId64, block) == 0 &&
               sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
-                      " shard < 64 AND block >= %" PRId64, block - 1) == margin,
-          "the blocks below the newest event block - 1 are folded, the others not");
+                      " counted = 0 AND shard < 64 AND block > %" PRId64, block) == 1,
+          "the event blocks below the newest - 1 are folded, the newest not");
+    ids_sql(refund_rows_after, sizeof(refund_rows_after), "SELECT CONCAT(block, ':', shard,"
+            " ':', refund_count) FROM owner_counts WHERE contract_owner_id = 1 AND"
+            " counted = 1 ORDER BY block, shard");
+    CHECK_STR(refund_rows_after, refund_rows, "the refund rows (their newest block) untouched");
     CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts after it");
+    /* A refund two refund blocks on: owner 1's refund rows of block 0 fold. */
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " counted = 1 AND shard < 64 AND block = 0") > 0,
+          "owner 1 has refund shard rows in refund block 0");
+    sql_do("ALTER TABLE refunds AUTO_INCREMENT = 65536");
+    r = POST("/v1/refunds", "{\"invoiceId\":34,\"billRunType\":\"NORMAL\","
+                            "\"amountInMajorCurrency\":1,\"paymentMethod\":\"CHEQUE\"}");
+    CHECK(r.status == 201 && sql_i64("SELECT MAX(id) >> 15 FROM refunds") == 2,
+          "a refund in refund block 2 (got %d: %.200s)", r.status, r.raw);
+    owner_blocks(before, sizeof(before), 1);
+    CHECK(collector_fold_counts(A) > 0, "the engine's fold step folds owner 1's old refunds");
+    arena_reset(A);
+    owner_blocks(after, sizeof(after), 1);
+    CHECK_STR(after, before, "every block's sums unchanged by the refunds' fold");
+    CHECK(sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                  " counted = 1 AND shard < 64 AND block < 1") == 0 &&
+              sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
+                      " counted = 1 AND shard < 64 AND block = 2") == 1,
+          "refund block 0 is folded, the newest refund block not");
+    CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts after both folds");
     char hdr[64];
     r = call("GET", "/v1/invoice-payments?page=1&pageSize=5", NULL, NULL);
     CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) ==
               sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE contract_owner_id = 1 AND"
                       " invoice_kind = 1"), "X-Total-Count: %s", hdr);
+    r = call("GET", "/v1/refunds?page=1&pageSize=5", NULL, NULL);
+    CHECK(atoll(header(&r, "X-Total-Count", hdr, sizeof(hdr))) ==
+              sql_i64("SELECT COUNT(*) FROM refunds WHERE contract_owner_id = 1"),
+          "refunds X-Total-Count: %s", hdr);
 }
 
 /* ---- the money-moving operations ------------------------------------------ */
