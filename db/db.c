@@ -361,13 +361,33 @@ hash_sql(const char *s)
     return h;
 }
 
-/* The cached statement for sql, prepared on first use; NULL (the unit
- * failed, or the prepare error is logged) when it cannot be had. */
+/* sql prepared on the connection; NULL (the unit failed, or the prepare
+ * error is logged) when it cannot be. */
 static MYSQL_STMT *
-stmt_get(struct db_uow *u, const char *sql)
+stmt_prepare(struct db_uow *u, const char *sql)
+{
+    MYSQL_STMT *st = mysql_stmt_init(conn);
+    if (st == NULL)
+        return NULL;
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+        unsigned err = mysql_stmt_errno(st);
+        log_error("db", "prepare failed (%u): %s", err, mysql_stmt_error(st));
+        mysql_stmt_close(st);
+        (void)unit_error(u, err, "prepare", "");
+        return NULL;
+    }
+    return st;
+}
+
+/* The cached statement for sql, prepared on first use; NULL when it
+ * cannot be had. A fresh one (dbq_new_fresh) is prepared for one use. */
+static MYSQL_STMT *
+stmt_get(struct db_uow *u, const char *sql, int fresh)
 {
     if (unit_conn(u) == NULL)
         return NULL;
+    if (fresh)
+        return stmt_prepare(u, sql);
     uint64_t h = hash_sql(sql);
     size_t   i = h % CACHE_SIZE;
     for (size_t k = 0; k < CACHE_SIZE; k++, i = (i + 1) % CACHE_SIZE) {
@@ -380,16 +400,9 @@ stmt_get(struct db_uow *u, const char *sql)
         cache_clear();
         i = h % CACHE_SIZE;
     }
-    MYSQL_STMT *st = mysql_stmt_init(conn);
+    MYSQL_STMT *st = stmt_prepare(u, sql);
     if (st == NULL)
         return NULL;
-    if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
-        unsigned err = mysql_stmt_errno(st);
-        log_error("db", "prepare failed (%u): %s", err, mysql_stmt_error(st));
-        mysql_stmt_close(st);
-        (void)unit_error(u, err, "prepare", "");
-        return NULL;
-    }
     cache[i].sql = strdup(sql);
     cache[i].hash = h;
     cache[i].st = st;
@@ -415,6 +428,7 @@ struct dbq {
     my_bool      *errs;
     int64_t      *ints;
     int           executed, has_result;
+    int           fresh;         /* st is this query's own (closed on release) */
     unsigned      gen;           /* conn_gen when st was taken */
 };
 
@@ -424,6 +438,14 @@ dbq_new(struct db_uow *u, const char *sql)
     struct dbq *q = arena_zalloc(u->arena, sizeof(*q));
     q->u = u;
     q->sql = sql;
+    return q;
+}
+
+struct dbq *
+dbq_new_fresh(struct db_uow *u, const char *sql)
+{
+    struct dbq *q = dbq_new(u, sql);
+    q->fresh = 1;
     return q;
 }
 
@@ -497,6 +519,10 @@ release(void *arg)
     if (q->st != NULL && q->has_result && q->gen == conn_gen)
         mysql_stmt_free_result(q->st);
     q->has_result = 0;
+    if (q->fresh && q->st != NULL) { /* (mysql_close detached it, if dropped) */
+        mysql_stmt_close(q->st);
+        q->st = NULL;
+    }
 }
 
 static int
@@ -539,10 +565,12 @@ bind_results(struct dbq *q, MYSQL_RES *meta)
 enum db_rc
 dbq_exec(struct dbq *q)
 {
-    q->st = stmt_get(q->u, q->sql);
+    q->st = stmt_get(q->u, q->sql, q->fresh);
     q->gen = conn_gen;
     if (q->st == NULL)
         return q->u->failed != DB_OK ? q->u->failed : DB_ERROR;
+    if (q->fresh)
+        arena_defer(q->u->arena, release, q);
     if (mysql_stmt_param_count(q->st) != q->np) {
         log_error("db", "parameter count mismatch (%lu vs %zu) for: %.200s",
                   mysql_stmt_param_count(q->st), q->np, q->sql);
@@ -562,7 +590,8 @@ dbq_exec(struct dbq *q)
         bind_results(q, meta);
         mysql_free_result(meta);
         q->has_result = 1;
-        arena_defer(q->u->arena, release, q);
+        if (!q->fresh)
+            arena_defer(q->u->arena, release, q);
     }
     return DB_OK;
 }

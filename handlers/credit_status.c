@@ -41,6 +41,7 @@ static const struct resource credit = {
     "(SELECT cur.minor_digits FROM currencies cur WHERE cur.id = c.currency_id)", "c.id",
     credit_cols, sizeof(credit_cols) / sizeof(credit_cols[0]),
     "SELECT COUNT(*) FROM customers WHERE credit_threshold IS NOT NULL", NULL, NULL,
+    "customers", "contract_owner_id", /* customer_owner */
 };
 
 /* Plain values and in: lists compare numerically (hundredths); like:

@@ -36,7 +36,7 @@ static const struct resource ledger = {
     " JOIN currencies cur ON cur.id = c.currency_id",
     "c.contract_owner_id", "cur.minor_digits", "l.id",
     ledger_cols, sizeof(ledger_cols) / sizeof(ledger_cols[0]),
-    NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL,
 };
 
 int

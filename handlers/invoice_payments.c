@@ -42,16 +42,18 @@ static const struct col adhoc_cols[] = {EVENT_COLS("generatedAdhocInvoiceId")};
 
 /* invoice_payment_kind: (invoice_kind, id, contract_owner_id). */
 #define EVENT_DENSE_FROM "FROM invoice_payments p FORCE INDEX (invoice_payment_kind)"
+/* invoice_payment_owner: (contract_owner_id, invoice_kind, id). */
+#define EVENT_SPAN_GROUP "contract_owner_id, invoice_kind"
 
 static const struct resource normal_events = {
     EVENT_FROM, "p.contract_owner_id", EVENT_DIGITS, "p.id",
     normal_cols, sizeof(normal_cols) / sizeof(normal_cols[0]),
-    NULL, "normal_events", EVENT_DENSE_FROM,
+    NULL, "normal_events", EVENT_DENSE_FROM, "invoice_payments", EVENT_SPAN_GROUP,
 };
 static const struct resource adhoc_events = {
     EVENT_FROM, "p.contract_owner_id", EVENT_DIGITS, "p.id",
     adhoc_cols, sizeof(adhoc_cols) / sizeof(adhoc_cols[0]),
-    NULL, "adhoc_events", EVENT_DENSE_FROM,
+    NULL, "adhoc_events", EVENT_DENSE_FROM, "invoice_payments", EVENT_SPAN_GROUP,
 };
 
 struct kind {

@@ -427,6 +427,42 @@ owner_bind(struct dbq *q, const struct principal *p)
             dbq_i64(q, p->owners[i]);
 }
 
+/* A token naming several (not all) owners: the list's ids bounded to the
+ * span of the owners' rows, so a statement read in id order starts at the
+ * owners' first (or newest) row instead of walking other owners' rows
+ * from the table's end (the optimizer, counting on a match among the
+ * first rows it reads, would take the primary key). */
+static enum db_rc
+owner_span(struct list *l)
+{
+    struct req *r = l->r;
+    if (l->res->span_table == NULL || r->principal.all_owners || r->principal.nowners < 2)
+        return DB_OK; /* every row, or one owner's range of the owner index */
+    struct abuf cond, sql;
+    abuf_init(&cond, r->arena);
+    abuf_init(&sql, r->arena);
+    owner_cond(&cond, &r->principal);
+    abuf_printf(&sql, "SELECT MIN(id), MAX(id) FROM %s WHERE 1=1%s GROUP BY %s",
+                l->res->span_table, abuf_str(&cond), l->res->span_group);
+    struct dbq *q = dbq_new_fresh(&r->db, abuf_str(&sql)); /* see dbq_new_fresh */
+    owner_bind(q, &r->principal);
+    enum db_rc rc = dbq_exec(q);
+    int64_t    lo = INT64_MAX, hi = 0;
+    while (rc == DB_OK && (rc = dbq_fetch(q)) == DB_OK) {
+        int64_t a = dbq_col_i64(q, 0), b = dbq_col_i64(q, 1);
+        lo = a < lo ? a : lo;
+        hi = b > hi ? b : hi;
+    }
+    if (rc != DB_NOT_FOUND || hi == 0)
+        return rc == DB_NOT_FOUND ? DB_OK : rc; /* no rows: the list is empty anyway */
+    abuf_init(&cond, r->arena);
+    abuf_printf(&cond, "%s BETWEEN ? AND ?", l->res->id_sql);
+    list_where(l, abuf_str(&cond));
+    list_bind_i64(l, lo);
+    list_bind_i64(l, hi);
+    return DB_OK;
+}
+
 /* The unfiltered list's rows by block of ids, in id order, from the
  * owners' counters; *total their sum. */
 static enum db_rc
@@ -658,9 +694,11 @@ position(struct list *l, int64_t total, int64_t *next_after, int *empty)
     if (rc == DB_OK && l->page * l->page_size < total) {
         /* A descending first page starts at the newest row: anchored on
          * it, a row that commits before the page is read is left for the
-         * next request instead of pushing the page's last row out. */
+         * next request instead of pushing the page's last row out. Found
+         * within its block (both ends bound: the owners' newest rows may
+         * lie far below the table's). */
         if (l->from == 0 && l->by_id < 0) {
-            rc = nth_id(l, 0, 0, l->nblocks ? pos_bound(l, total - 1) : 0, &l->from);
+            rc = l->nblocks ? block_nth_id(l, total - 1, &l->from) : nth_id(l, 0, 0, 0, &l->from);
             if (rc == DB_NOT_FOUND && l->nblocks)
                 rc = nth_id(l, 0, 0, 0, &l->from);
             l->from_incl = 1;
@@ -687,6 +725,8 @@ list_run(struct list *l)
 
     int64_t total, next_after = 0;
     if (list_total(l, &total) != DB_OK)
+        return req_fail(r, PAY_E_UNAVAILABLE, NULL);
+    if (owner_span(l) != DB_OK)
         return req_fail(r, PAY_E_UNAVAILABLE, NULL);
     if (list_between_reads != NULL)
         list_between_reads();

@@ -56,6 +56,14 @@ struct resource {
                                      where a token's many owners hold many
                                      of the block's rows (their ranges of
                                      the owner index would be sorted) */
+    const char       *span_table; /* optional: the table of the rows (with
+                                     columns id, contract_owner_id) and */
+    const char       *span_group; /* the GROUP BY of an index starting with
+                                     contract_owner_id whose MIN(id) and
+                                     MAX(id) per group are two dives: a
+                                     token naming several owners has its
+                                     statements bounded to the span of its
+                                     owners' ids */
 };
 
 struct bind;

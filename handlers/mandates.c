@@ -36,7 +36,7 @@ static const struct resource mandates = {
     "FROM site_payment_mandates m",
     "m.contract_owner_id", NULL, "m.id",
     mandate_cols, sizeof(mandate_cols) / sizeof(mandate_cols[0]),
-    NULL, NULL, NULL,
+    NULL, NULL, NULL, "site_payment_mandates", "contract_owner_id", /* mandate_owner */
 };
 
 int

@@ -44,7 +44,7 @@ static const struct resource providers = {
     "SELECT o.contract_owner_id FROM payment_provider_owners o WHERE o.provider_id = p.id",
     NULL, "p.id",
     provider_cols, sizeof(provider_cols) / sizeof(provider_cols[0]),
-    NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL,
 };
 
 

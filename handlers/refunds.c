@@ -34,7 +34,7 @@ static const struct resource refunds = {
     "FROM refunds f", "f.contract_owner_id",
     "(SELECT cur.minor_digits FROM currencies cur WHERE cur.id = f.currency_id)", "f.id",
     refund_cols, sizeof(refund_cols) / sizeof(refund_cols[0]),
-    NULL, "refund_count", NULL,
+    NULL, "refund_count", NULL, "refunds", "contract_owner_id", /* refund_owner */
 };
 
 int

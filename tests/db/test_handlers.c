@@ -161,17 +161,24 @@ header(const struct res *res, const char *name, char *buf, size_t size)
     return buf;
 }
 
-/* The ids of a list response, comma-separated. */
+/* The values of field `key` in a list response, comma-separated. */
 static void
-ids_of(const struct res *res, char *buf, size_t size)
+field_of(const struct res *res, const char *key, char *buf, size_t size)
 {
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; res->json && res->json->type == JSON_ARRAY && i < res->json->n; i++) {
-        struct json_value *id = json_get(res->json->items[i], "id");
+        struct json_value *id = json_get(res->json->items[i], key);
         n += (size_t)snprintf(buf + n, n < size ? size - n : 0, "%s%s", i ? "," : "",
                               id && id->type == JSON_NUMBER ? id->str : "?");
     }
+}
+
+/* The ids of a list response, comma-separated. */
+static void
+ids_of(const struct res *res, char *buf, size_t size)
+{
+    field_of(res, "id", buf, size);
 }
 
 /* The same rows read directly: GROUP_CONCAT of the ids. */
@@ -570,6 +577,97 @@ test_list_anchor(void)
           "%s: Link next continues after the page's last row (%" PRId64 ", page %s)", path,
           after, got);
     anchor_remove();
+    free(token);
+    token = saved;
+}
+
+/* Index entries and rows the server has read in id or key order
+ * (Handler_read_next + Handler_read_prev): a request's reads, as nothing
+ * else runs against the database meanwhile. */
+static int64_t
+rows_read(void)
+{
+    return sql_i64("SELECT SUM(VARIABLE_VALUE) FROM information_schema.GLOBAL_STATUS WHERE"
+                   " VARIABLE_NAME IN ('HANDLER_READ_NEXT', 'HANDLER_READ_PREV')");
+}
+
+/* GET path, 12 times (every worker serves it more than once: a cached
+ * statement is executed again); *reads the most rows the database read
+ * for one of them. */
+static struct res
+measured_call(const char *path, int64_t *reads)
+{
+    struct res r = {0};
+    *reads = 0;
+    for (int i = 0; i < 12; i++) {
+        int64_t before = rows_read();
+        r = call("GET", path, NULL, NULL);
+        int64_t n = rows_read() - before;
+        *reads = n > *reads ? n : *reads;
+    }
+    return r;
+}
+
+/* A token naming a few owners whose rows all lie far below the tables'
+ * newest (two owners of test_tenant_lists' data, under a second generated
+ * data set's events and customers): the newest-first page and the credit
+ * status's first and last pages read about the owners' rows, not the
+ * other owners' rows above them (the optimizer, counting on a match among
+ * the first rows it reads, walks the primary key down from the table's
+ * end unless the statement bounds the ids on both sides). */
+static void
+test_owner_subset_reads(void)
+{
+    int64_t base = sql_i64("SELECT MAX(id) FROM contract_owners") - 10;
+    if (db_generate(1200, 12000, 8) != 0) {
+        CHECK(0, "generate the data above");
+        return;
+    }
+    mysql_query(other, "ANALYZE TABLE invoice_payments, customers");
+    mysql_free_result(mysql_store_result(other));
+    int64_t o[2] = {base + 1, base + 2};
+    char    owners[64], *saved = token, err[256], got[16384], want[16384];
+    snprintf(owners, sizeof(owners), "%" PRId64 ",%" PRId64, o[0], o[1]);
+    token = auth_issue("subset", "payments:read", o, 2, 600, time(NULL), err, sizeof(err));
+    int64_t events_above = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE id > (SELECT"
+                                   " MAX(id) FROM invoice_payments WHERE contract_owner_id"
+                                   " IN (%s))", owners);
+    int64_t customers_above = sql_i64("SELECT COUNT(*) FROM customers WHERE id > (SELECT"
+                                      " MAX(id) FROM customers WHERE contract_owner_id IN (%s))", owners);
+    int64_t owned = sql_i64("SELECT COUNT(*) FROM customers WHERE contract_owner_id IN (%s)",
+                            owners);
+    int64_t owned_events = sql_i64("SELECT COUNT(*) FROM invoice_payments WHERE"
+                                   " contract_owner_id IN (%s)", owners);
+    CHECK(events_above > 10000 && customers_above > 1000,
+          "other owners' rows above owners %s: %" PRId64 " events, %" PRId64 " customers",
+          owners, events_above, customers_above);
+    int64_t    reads;
+    struct res r = measured_call("/v1/invoice-payments?page=1&pageSize=20&sort=id:desc", &reads);
+    ids_of(&r, got, sizeof(got));
+    ids_sql(want, sizeof(want), "SELECT id FROM invoice_payments WHERE contract_owner_id IN"
+            " (%s) AND invoice_kind = 1 ORDER BY id DESC LIMIT 20", owners);
+    CHECK(r.status == 200, "newest first: 200 (%d)", r.status);
+    CHECK_STR(got, want, "newest first: the owners' newest events");
+    CHECK(reads < owned_events / 4, "newest first: %" PRId64 " rows read (the owners have %"
+          PRId64 " events, others %" PRId64 " above them)", reads, owned_events, events_above);
+    int64_t with_threshold = sql_i64("SELECT COUNT(*) FROM customers WHERE contract_owner_id"
+                                     " IN (%s) AND credit_threshold IS NOT NULL", owners);
+    char    path[128];
+    snprintf(path, sizeof(path), "/v1/customer-credit-status?pageSize=5&page=%" PRId64,
+             (with_threshold + 4) / 5);
+    const char *paths[] = {"/v1/customer-credit-status?pageSize=5&page=1", path};
+    for (size_t i = 0; i < 2; i++) {
+        r = measured_call(paths[i], &reads);
+        field_of(&r, "customerId", got, sizeof(got));
+        ids_sql(want, sizeof(want), "SELECT id FROM customers WHERE contract_owner_id IN (%s)"
+                " AND credit_threshold IS NOT NULL ORDER BY id LIMIT 5 OFFSET %" PRId64,
+                owners, i ? (with_threshold - 1) / 5 * 5 : 0);
+        CHECK(r.status == 200, "%s: 200 (%d)", paths[i], r.status);
+        CHECK_STR(got, want, "%s: the owners' customers", paths[i]);
+        CHECK(reads < owned * 4 + 200, "%s: %" PRId64 " rows read (the owners have %" PRId64
+              " customers, others %" PRId64 " above them)", paths[i], reads, owned,
+              customers_above);
+    }
     free(token);
     token = saved;
 }
@@ -1009,6 +1107,7 @@ main(void)
     test_rerun_after_conflict(locker);
     test_tenant_lists();
     test_list_anchor();
+    test_owner_subset_reads();
     test_owner_counts_fold();
     test_payment_counts_own_row(locker);
 
