@@ -84,11 +84,10 @@ struct dbq;
 
 struct dbq *dbq_new(struct db_uow *u, const char *sql);
 /* A read prepared for this use only and closed when its rows are read
- * (or at the arena's reset), never cached: for a statement whose plan a
- * re-execution of its cached form loses (MariaDB 10.11 re-optimizes a
- * re-executed GROUP BY with MIN/MAX over an IN list of parameters into a
- * range scan of every row, not the two index dives per group of its first
- * execution). dbq_insert_id and dbq_affected are not for it. */
+ * (or at the arena's reset), never cached: for statements MariaDB runs
+ * worse when a cached statement is executed again (handlers/list.c's
+ * statements with an IN list of several owners). dbq_insert_id and
+ * dbq_affected are not for it. */
 struct dbq *dbq_new_fresh(struct db_uow *u, const char *sql);
 void dbq_i64(struct dbq *q, int64_t v);
 void dbq_str(struct dbq *q, const char *s);      /* NULL binds NULL */
