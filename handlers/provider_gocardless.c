@@ -880,17 +880,14 @@ gc_webhook_parse(struct req *r, struct webhook_event **out, size_t *nout, const 
     return 0;
 }
 
+/* The operations both GoCardless adapters share. */
+#define GC_OPS                                                                 \
+    "gocardless", gc_flow_start, gc_mandate_complete, gc_mandate_fetch,        \
+        gc_payment_submit, gc_refund_submit, gc_payment_fetch, gc_refund_fetch, \
+        gc_payment_cancel, gc_webhook_parse
+
 static const struct provider_adapter gocardless = {
-    "gocardless",
-    gc_flow_start,
-    gc_mandate_complete,
-    gc_mandate_fetch,
-    gc_payment_submit,
-    gc_refund_submit,
-    gc_payment_fetch,
-    gc_refund_fetch,
-    gc_payment_cancel,
-    gc_webhook_parse,
+    GC_OPS,
     NULL, /* payment links: a Direct Debit payment, submitted by the engine */
     NULL,
     NULL,
@@ -899,16 +896,7 @@ static const struct provider_adapter gocardless = {
 /* GC_INSTANT_BANK_PAYMENTS: the same, and payment links on the hosted page
  * (invoices are still auto-collected by Direct Debit on the mandate). */
 static const struct provider_adapter gocardless_ibp = {
-    "gocardless",
-    gc_flow_start,
-    gc_mandate_complete,
-    gc_mandate_fetch,
-    gc_payment_submit,
-    gc_refund_submit,
-    gc_payment_fetch,
-    gc_refund_fetch,
-    gc_payment_cancel,
-    gc_webhook_parse,
+    GC_OPS,
     gc_checkout,
     gc_checkout_url,
     gc_checkout_origin,
