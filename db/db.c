@@ -565,6 +565,8 @@ bind_results(struct dbq *q, MYSQL_RES *meta)
 enum db_rc
 dbq_exec(struct dbq *q)
 {
+    if (q->fresh)
+        release(q); /* a fresh query run again: its first statement closed */
     q->st = stmt_get(q->u, q->sql, q->fresh);
     q->gen = conn_gen;
     if (q->st == NULL)

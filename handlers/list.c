@@ -553,6 +553,22 @@ keyset_cond(struct abuf *sql, const struct list *l)
                     l->from_incl ? "=" : "");
 }
 
+/* The token names several owners whose rows fill an eighth of the block
+ * of `id` or more (by the counts): that block is read in id order through
+ * the resource's dense_from, not through the owners' ranges of the owner
+ * index and a sort of them. */
+static int
+dense_at(const struct list *l, int64_t id)
+{
+    const struct principal *p = &l->r->principal;
+    if (l->res->dense_from == NULL || p->all_owners || p->nowners < 2)
+        return 0;
+    for (size_t i = 0; i < l->nblocks; i++)
+        if (l->blocks[i].block == id >> OWNER_COUNT_BLOCK_SHIFT)
+            return l->blocks[i].n * 8 >= ((int64_t)1 << OWNER_COUNT_BLOCK_SHIFT);
+    return 0;
+}
+
 /* The id `skip` rows on from the page's position in the list's order, or,
  * with from_end, `skip` rows back from the list's end: one read of the
  * ids through the index the list is read from (no rows but the ids).
@@ -563,7 +579,11 @@ nth_id(struct list *l, int from_end, int64_t skip, int64_t bound, int64_t *id)
     struct req *r = l->r;
     struct abuf sql;
     abuf_init(&sql, r->arena);
-    abuf_printf(&sql, "SELECT %s %s WHERE 1=1%s", l->res->id_sql, l->res->from,
+    /* Bounded from the page's position (a page's last id): in id order
+     * where the owners' rows are dense there. */
+    int dense = !from_end && l->from > 0 && bound > 0 && dense_at(l, l->from);
+    abuf_printf(&sql, "SELECT %s %s WHERE 1=1%s", l->res->id_sql,
+                dense ? l->res->dense_from : l->res->from,
                 l->where.len ? abuf_str(&l->where) : "");
     if (!from_end)
         keyset_cond(&sql, l);
@@ -599,10 +619,7 @@ block_nth_id(struct list *l, int64_t pos, int64_t *id)
     int64_t     n = l->blocks[i].n, lo = l->blocks[i].block << OWNER_COUNT_BLOCK_SHIFT;
     int         back = pos >= n / 2;
     struct req *r = l->r;
-    /* Several owners holding an eighth of the block or more: read the
-     * block in id order (no sort of the owners' ranges). */
-    int dense = l->res->dense_from != NULL && !r->principal.all_owners &&
-                r->principal.nowners > 1 && n * 8 >= ((int64_t)1 << OWNER_COUNT_BLOCK_SHIFT);
+    int         dense = dense_at(l, lo);
     struct abuf sql;
     abuf_init(&sql, r->arena);
     abuf_printf(&sql, "SELECT %s %s WHERE 1=1%s AND %s >= ? AND %s < ? ORDER BY %s%s"

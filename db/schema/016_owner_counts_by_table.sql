@@ -10,22 +10,27 @@
 -- shard rows per owner and block again. Now each table's rows fold by
 -- that table's own newest block.
 --
--- The statements can run again, so a migration cut short is re-run whole:
--- the refund counts are copied into rows of their own (the copy replaces,
--- never adds), then cleared from the event rows, then event rows left with
--- nothing are deleted.
+-- Run with every pay-api process of every host stopped (serve, collectors,
+-- `attempts run`), as every migration: a binary built before this schema
+-- counts into the wrong rows. The ALTERs can run again; the moves run in
+-- one transaction (a migration cut short there changes nothing, and a run
+-- after it finds no refund count left in the event rows), and add into
+-- the refunds' rows (a refund a new binary counted first is kept).
 
 ALTER TABLE owner_counts
   ADD COLUMN IF NOT EXISTS counted TINYINT NOT NULL DEFAULT 0 AFTER contract_owner_id,
   DROP PRIMARY KEY,
   ADD PRIMARY KEY (contract_owner_id, counted, block, shard);
 
+START TRANSACTION;
 INSERT INTO owner_counts (contract_owner_id, counted, block, shard, refund_count)
-  SELECT contract_owner_id, 1, block, shard, refund_count
-    FROM owner_counts WHERE counted = 0 AND refund_count <> 0
-  ON DUPLICATE KEY UPDATE refund_count = VALUES(refund_count);
+  SELECT e.contract_owner_id, 1, e.block, e.shard, e.refund_count
+    FROM owner_counts AS e WHERE e.counted = 0 AND e.refund_count <> 0
+  ON DUPLICATE KEY UPDATE
+    refund_count = owner_counts.refund_count + VALUES(refund_count);
 UPDATE owner_counts SET refund_count = 0 WHERE counted = 0 AND refund_count <> 0;
 DELETE FROM owner_counts WHERE counted = 0 AND normal_events = 0 AND adhoc_events = 0;
+COMMIT;
 
 -- From now on every writer names the table it counts.
 ALTER TABLE owner_counts ALTER COLUMN counted DROP DEFAULT;
