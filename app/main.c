@@ -126,6 +126,17 @@ cmd_serve(void)
     provider_set_public_base_url(cfg.public_base_url);
     metrics_init(routes_count);
     mysql_library_init(0, NULL, NULL);
+    /* Only against the schema this binary was built for (a binary and a
+     * schema of different versions count into rows the other does not
+     * read). Not checked when the database cannot be reached now:
+     * /readyz says so, and the workers retry. */
+    if (open_db(cfg.db_timeout) == 0) {
+        char why[256];
+        int  schema = db_schema_check(PAY_SCHEMA_LATEST, why, sizeof(why));
+        db_close();
+        if (schema > 0)
+            fatal("database schema: %s", why);
+    }
     fcgi_init();
     /* The socket comes from systemd (LISTEN_FDS), else from a web server
      * that spawned us with it on fd 0 (mod_fcgid, spawn-fcgi), else we

@@ -880,6 +880,34 @@ slurp(const char *path)
 }
 
 int
+db_schema_check(const char *latest, char *why, size_t n)
+{
+    struct db_uow u; /* a fixed statement only: no arena needed */
+    db_uow_init(&u, NULL);
+    if (unit_conn(&u) == NULL)
+        return -1;
+    if (mysql_query(conn, "SELECT COALESCE(MAX(version), '') FROM schema_migrations") != 0) {
+        if (mysql_errno(conn) != ER_NO_SUCH_TABLE)
+            return -1;
+        snprintf(why, n, "no migration is applied (the binary's newest is %s)", latest);
+        return 1;
+    }
+    MYSQL_RES *res = mysql_store_result(conn);
+    MYSQL_ROW  row = res != NULL ? mysql_fetch_row(res) : NULL;
+    int        rc = row == NULL || row[0] == NULL ? -1 : 0;
+    int        order = rc == 0 ? strcmp(row[0], latest) : 0;
+    if (order != 0) {
+        snprintf(why, n, "the database's newest migration is %s, the binary's %s (%s)", row[0],
+                 latest, order < 0 ? "run pay-api migrate" : "this binary is older than the"
+                                                             " schema");
+        rc = 1;
+    }
+    if (res != NULL)
+        mysql_free_result(res);
+    return rc;
+}
+
+int
 db_migrate(const char *dir)
 {
     struct db_uow u; /* fixed statements only: no arena needed */

@@ -137,5 +137,10 @@ void db_uow_reset(struct db_uow *u);
 /* Applies db/schema/NNN_*.sql files not yet recorded in
  * schema_migrations. Prints what it does. 0 or -1. */
 int db_migrate(const char *dir);
+/* Whether the schema is the one this binary was built for: 0 when the
+ * newest migration recorded is `latest`; 1 when it is older (or none) or
+ * newer, with the reason in why; -1 when it cannot be read now (no
+ * connection, a cluster node not ready). */
+int db_schema_check(const char *latest, char *why, size_t n);
 
 #endif

@@ -229,6 +229,45 @@ def test_bad_config(t):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_schema_version(t):
+    """serve starts only against the schema it was built for: one migration
+    behind (not applied) or one ahead (a newer binary's) is refused at once,
+    naming both versions (the stack, and test_second_master below, serve the
+    schema as migrated)."""
+    tmp = tempfile.mkdtemp(prefix="pay-proc-schema-")
+    newest = paytest.sql_one("SELECT MAX(version) FROM schema_migrations")
+    applied = paytest.sql_one("SELECT applied_at FROM schema_migrations WHERE version = '%s'"
+                              % newest)
+    try:
+        conf = private_config(tmp)
+        for what, change, needles in [
+            ("ahead", "INSERT INTO schema_migrations (version) VALUES ('999_future.sql')",
+             ["999_future.sql", newest, "older than the schema"]),
+            ("behind", "DELETE FROM schema_migrations WHERE version = '%s'" % newest,
+             [newest, "run pay-api migrate"]),
+        ]:
+            paytest.sql(change)
+            try:
+                rc, out, err = run_bin(["--config", conf, "serve"], timeout=10)
+            except subprocess.TimeoutExpired:
+                rc, err = None, "still serving after 10 s"
+            t.eq(rc, 2, "schema %s: pay-api serve exits with status 2" % what)
+            for n in needles:
+                t.check(n in err, "schema %s: stderr names %r" % (what, n), err.strip())
+            t.check(not os.path.exists(os.path.join(tmp, "s.sock")),
+                    "schema %s: no socket was created" % what)
+            paytest.sql("DELETE FROM schema_migrations WHERE version = '999_future.sql'")
+            paytest.sql("INSERT IGNORE INTO schema_migrations (version, applied_at)"
+                        " VALUES ('%s', '%s')" % (newest, applied))
+        t.eq(paytest.sql_one("SELECT MAX(version) FROM schema_migrations"), newest,
+             "the schema's record is as before")
+    finally:
+        paytest.sql("DELETE FROM schema_migrations WHERE version = '999_future.sql'")
+        paytest.sql("INSERT IGNORE INTO schema_migrations (version, applied_at)"
+                    " VALUES ('%s', '%s')" % (newest, applied))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---- 4: memory stays flat --------------------------------------------------------
 
 def ensure_rows(tok, n):
@@ -488,5 +527,5 @@ def test_stack_intact(t):
 
 
 if __name__ == "__main__":
-    Suite().run([test_worker_respawn, test_bad_config, test_memory_flat, test_second_master,
-                 test_stack_intact])
+    Suite().run([test_worker_respawn, test_bad_config, test_schema_version, test_memory_flat,
+                 test_second_master, test_stack_intact])
