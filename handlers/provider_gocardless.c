@@ -405,15 +405,11 @@ metadata(struct json_gen *g, const struct provider_money *m)
     json_map_close(g);
 }
 
-static int
-gc_payment_submit(struct req *r, const struct provider_money *m, struct provider_result *out)
+/* What a payment (or a billing request's payment_request) is: amount,
+ * currency, description, our key in metadata. */
+static void
+payment_fields(struct json_gen *g, const struct provider_money *m)
 {
-    if (m->mandate_reference == NULL || !id_ok(m->mandate_reference)) {
-        out->error = "gocardless: a payment needs the customer's GoCardless mandate";
-        return PROVIDER_REFUSED;
-    }
-    struct body      b;
-    struct json_gen *g = body_begin(r, &b, "payments");
     json_key(g, "amount");
     json_i64(g, m->amount);
     json_key(g, "currency");
@@ -423,6 +419,18 @@ gc_payment_submit(struct req *r, const struct provider_money *m, struct provider
         json_str(g, m->description);
     }
     metadata(g, m);
+}
+
+static int
+gc_payment_submit(struct req *r, const struct provider_money *m, struct provider_result *out)
+{
+    if (m->mandate_reference == NULL || !id_ok(m->mandate_reference)) {
+        out->error = "gocardless: a payment needs the customer's GoCardless mandate";
+        return PROVIDER_REFUSED;
+    }
+    struct body      b;
+    struct json_gen *g = body_begin(r, &b, "payments");
+    payment_fields(g, m);
     json_key(g, "links");
     json_map_open(g);
     json_key(g, "mandate");
@@ -727,15 +735,7 @@ gc_checkout(struct req *r, const char *type, const struct provider_money *m,
     struct json_gen *g = body_begin(r, &b, "billing_requests");
     json_key(g, "payment_request");
     json_map_open(g);
-    json_key(g, "amount");
-    json_i64(g, m->amount);
-    json_key(g, "currency");
-    json_str(g, m->currency_code);
-    if (m->description != NULL && *m->description) {
-        json_key(g, "description");
-        json_str(g, m->description);
-    }
-    metadata(g, m); /* applied to the payment made when it is fulfilled */
+    payment_fields(g, m); /* the metadata: applied to the payment made when fulfilled */
     json_map_close(g);
     metadata(g, m);
     struct gc_answer ans;
