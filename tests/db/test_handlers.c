@@ -822,6 +822,9 @@ test_payment_counts_own_row(MYSQL *locker)
      * 1's event rows below that block - 1 (the one just written included),
      * though its refunds are all in the refund ids' block 0. */
     char sql[256], before[4096], after[4096], refund_rows[4096], refund_rows_after[4096];
+    const char *refund_rows_sql = "SELECT CONCAT(block, ':', shard, ':', refund_count) FROM"
+                                  " owner_counts WHERE contract_owner_id = 1 AND counted = 1"
+                                  " ORDER BY block, shard";
     snprintf(sql, sizeof(sql), "ALTER TABLE invoice_payments AUTO_INCREMENT = %" PRId64,
              (block + 2) << 15);
     sql_do(sql);
@@ -834,9 +837,7 @@ test_payment_counts_own_row(MYSQL *locker)
                   " counted = 0 AND shard < 64 AND block <= %" PRId64, block) > 0 &&
               sql_i64("SELECT MAX(id) >> 15 FROM refunds WHERE contract_owner_id = 1") == 0,
           "owner 1 has event shard rows to fold, and its refunds are in refund block 0");
-    ids_sql(refund_rows, sizeof(refund_rows), "SELECT CONCAT(block, ':', shard, ':',"
-            " refund_count) FROM owner_counts WHERE contract_owner_id = 1 AND counted = 1"
-            " ORDER BY block, shard");
+    ids_sql(refund_rows, sizeof(refund_rows), "%s", refund_rows_sql);
     owner_blocks(before, sizeof(before), 1);
     CHECK(collector_fold_counts(A) > 0, "the engine's fold step folds owner 1's old events");
     arena_reset(A);
@@ -847,9 +848,7 @@ test_payment_counts_own_row(MYSQL *locker)
               sql_i64("SELECT COUNT(*) FROM owner_counts WHERE contract_owner_id = 1 AND"
                       " counted = 0 AND shard < 64 AND block > %" PRId64, block) == 1,
           "the event blocks below the newest - 1 are folded, the newest not");
-    ids_sql(refund_rows_after, sizeof(refund_rows_after), "SELECT CONCAT(block, ':', shard,"
-            " ':', refund_count) FROM owner_counts WHERE contract_owner_id = 1 AND"
-            " counted = 1 ORDER BY block, shard");
+    ids_sql(refund_rows_after, sizeof(refund_rows_after), "%s", refund_rows_sql);
     CHECK_STR(refund_rows_after, refund_rows, "the refund rows (their newest block) untouched");
     CHECK(sql_i64("%s", counts_ok) == 1, "owner 1's counters = its counts after it");
     /* A refund two refund blocks on: owner 1's refund rows of block 0 fold. */
